@@ -1,0 +1,7 @@
+module github.com/orderservice/orders/producer
+
+go 1.26.8
+
+require github.com/orderservice/orders/shared v0.0.0
+
+replace github.com/orderservice/orders/shared => ../shared

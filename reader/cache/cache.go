@@ -1,0 +1,319 @@
+// Package cache is the reader's tiered order lookup: an in-process cache of
+// encoded orders bounded by bytes (otter), then Redis, then PostgreSQL.
+//
+// Concurrent misses for one order_uid share one load (singleflight); the
+// load runs detached from the request that started it, so a caller that
+// gives up does not fail the others. Unknown order_uids are remembered for a
+// short time (the negative cache) so that a flood of them does not reach the
+// database every time; an order ingested meanwhile is found once that time
+// has passed. Orders are immutable, so entries are never invalidated: the
+// local tier evicts by size only.
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/reader/postgres"
+	"github.com/orderservice/orders/reader/redis"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+)
+
+var (
+	// ErrNotFound means no tier holds the order.
+	ErrNotFound = errors.New("order not found")
+	// ErrUnavailable means the order is not cached and the database failed.
+	ErrUnavailable = errors.New("order store unavailable")
+)
+
+// Source names the tier an answer came from.
+type Source string
+
+// The tiers, as reported in the X-Cache header and the metrics.
+const (
+	Local Source = "local"
+	Redis Source = "redis"
+	DB    Source = "db"
+)
+
+// Order is an order's canonical JSON and its strong ETag (quoted, the hex
+// SHA-256 of the bytes: the same as orders.content_sha256).
+type Order struct {
+	Body []byte
+	ETag string
+}
+
+// NewOrder computes the ETag of body.
+func NewOrder(body []byte) *Order {
+	sum := sha256.Sum256(body)
+	return &Order{Body: body, ETag: `"` + hex.EncodeToString(sum[:]) + `"`}
+}
+
+// Store is the database tier.
+type Store interface {
+	// Get returns an order's JSON or an error wrapping postgres.ErrNotFound.
+	Get(ctx context.Context, uid string) ([]byte, error)
+	// Recent calls fn with pages of the n most recent orders.
+	Recent(ctx context.Context, n, batch int, fn func([]postgres.Entry) error) error
+}
+
+// Remote is the shared cache tier (Redis). Its errors are never fatal.
+type Remote interface {
+	Get(ctx context.Context, uid string) ([]byte, error) // redis.ErrMiss when absent
+	Set(ctx context.Context, uid string, body []byte) error
+	SetMany(ctx context.Context, entries []redis.Entry) error
+}
+
+// Options configure a Tiered cache.
+type Options struct {
+	Store  Store
+	Remote Remote // may be nil: no shared tier
+	// LocalBytes bounds the in-process tier; 0 disables it.
+	LocalBytes int64
+	// NegativeTTL is how long an unknown uid stays unknown; 0 disables.
+	NegativeTTL time.Duration
+	// LoadTimeout limits one shared load (Redis then PostgreSQL).
+	LoadTimeout time.Duration
+	Metrics     *metrics.Metrics // may be nil
+	Logger      *slog.Logger
+}
+
+// Tiered looks orders up tier by tier. It is safe for concurrent use.
+type Tiered struct {
+	store       Store
+	remote      Remote
+	local       *otter.Cache[string, *Order]
+	negative    *otter.Cache[string, struct{}]
+	loadTimeout time.Duration
+	log         *slog.Logger
+	flight      singleflight.Group
+	fills       chan struct{} // bounds background Redis writes
+	c           counters
+}
+
+// counters are resolved once: a label lookup per request would cost more
+// than the local cache hit it counts.
+type counters struct {
+	localHit, localMiss, negHit, redisHit, redisMiss, redisErr, dbHit, dbMiss, dbErr prometheus.Counter
+	shared                                                                           prometheus.Counter
+}
+
+type nopCounter struct{ prometheus.Counter }
+
+func (nopCounter) Inc() {}
+
+// New builds the tiers.
+func New(o Options) (*Tiered, error) {
+	if o.Store == nil {
+		return nil, errors.New("cache: a Store is required")
+	}
+	if o.LoadTimeout <= 0 {
+		o.LoadTimeout = 3 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, log: o.Logger,
+		fills: make(chan struct{}, 64)}
+	if o.LocalBytes > 0 {
+		local, err := otter.New(&otter.Options[string, *Order]{
+			MaximumWeight: uint64(o.LocalBytes),
+			// The bytes of the order plus the key, the ETag and overhead.
+			Weigher: func(uid string, v *Order) uint32 {
+				return uint32(min(len(v.Body)+len(v.ETag)+len(uid)+96, 1<<31))
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("local cache: %w", err)
+		}
+		t.local = local
+	}
+	if o.NegativeTTL > 0 {
+		neg, err := otter.New(&otter.Options[string, struct{}]{
+			MaximumSize:      100_000,
+			ExpiryCalculator: otter.ExpiryWriting[string, struct{}](o.NegativeTTL),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("negative cache: %w", err)
+		}
+		t.negative = neg
+	}
+	if m := o.Metrics; m != nil {
+		l := m.CacheLookups
+		t.c = counters{
+			localHit: l.WithLabelValues("local", "hit"), localMiss: l.WithLabelValues("local", "miss"),
+			negHit:   l.WithLabelValues("negative", "hit"),
+			redisHit: l.WithLabelValues("redis", "hit"), redisMiss: l.WithLabelValues("redis", "miss"),
+			redisErr: l.WithLabelValues("redis", "error"),
+			dbHit:    l.WithLabelValues("db", "hit"), dbMiss: l.WithLabelValues("db", "miss"),
+			dbErr:  l.WithLabelValues("db", "error"),
+			shared: m.SingleflightShared,
+		}
+	} else {
+		n := nopCounter{}
+		t.c = counters{n, n, n, n, n, n, n, n, n, n}
+	}
+	return t, nil
+}
+
+// LocalBytes is the weighted size of the in-process tier.
+func (t *Tiered) LocalBytes() uint64 {
+	if t.local == nil {
+		return 0
+	}
+	return t.local.WeightedSize()
+}
+
+// Close stops the caches' background goroutines.
+func (t *Tiered) Close() {
+	if t.local != nil {
+		t.local.StopAllGoroutines()
+	}
+	if t.negative != nil {
+		t.negative.StopAllGoroutines()
+	}
+}
+
+type loaded struct {
+	order  *Order
+	source Source
+}
+
+// Get returns an order and the tier it came from. Errors wrap ErrNotFound
+// or ErrUnavailable, or are ctx's error when the caller gave up.
+func (t *Tiered) Get(ctx context.Context, uid string) (*Order, Source, error) {
+	if t.local != nil {
+		if o, ok := t.local.GetIfPresent(uid); ok {
+			t.c.localHit.Inc()
+			return o, Local, nil
+		}
+		t.c.localMiss.Inc()
+	}
+	if t.negative != nil {
+		if _, ok := t.negative.GetIfPresent(uid); ok {
+			t.c.negHit.Inc()
+			return nil, "", ErrNotFound
+		}
+	}
+	ch := t.flight.DoChan(uid, func() (any, error) {
+		// Detached: the first caller's cancellation must not fail the
+		// others waiting for the same load.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.loadTimeout)
+		defer cancel()
+		return t.load(lctx, uid)
+	})
+	select {
+	case r := <-ch:
+		if r.Shared {
+			t.c.shared.Inc()
+		}
+		if r.Err != nil {
+			return nil, "", r.Err
+		}
+		l := r.Val.(loaded)
+		return l.order, l.source, nil
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("order %q: %w", uid, context.Cause(ctx))
+	}
+}
+
+func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
+	if t.remote != nil {
+		body, err := t.remote.Get(ctx, uid)
+		switch {
+		case err == nil && json.Valid(body):
+			t.c.redisHit.Inc()
+			o := NewOrder(body)
+			t.putLocal(uid, o)
+			return loaded{o, Redis}, nil
+		case err == nil:
+			// Never serve what is not JSON; the database has the truth.
+			t.c.redisErr.Inc()
+			t.log.Error("redis holds a malformed order, reading the database", "order_uid", uid)
+		case errors.Is(err, redis.ErrMiss):
+			t.c.redisMiss.Inc()
+		case errors.Is(err, redis.ErrSkipped):
+			// The circuit is open: counted once, when it opened.
+		default:
+			t.c.redisErr.Inc()
+			t.log.Warn("redis lookup failed, reading the database", "order_uid", uid, "err", err)
+		}
+	}
+	body, err := t.store.Get(ctx, uid)
+	if errors.Is(err, postgres.ErrNotFound) {
+		t.c.dbMiss.Inc()
+		if t.negative != nil {
+			t.negative.Set(uid, struct{}{})
+		}
+		return loaded{}, fmt.Errorf("order %q: %w", uid, ErrNotFound)
+	}
+	if err != nil {
+		t.c.dbErr.Inc()
+		return loaded{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	t.c.dbHit.Inc()
+	o := NewOrder(body)
+	t.putLocal(uid, o)
+	t.fillRemote(uid, body)
+	return loaded{o, DB}, nil
+}
+
+func (t *Tiered) putLocal(uid string, o *Order) {
+	if t.local != nil {
+		t.local.Set(uid, o)
+	}
+}
+
+// fillRemote writes an order loaded from the database to Redis in the
+// background, so the answer does not wait for it. When too many writes are
+// pending (Redis slow), the write is dropped: it is only a cache.
+func (t *Tiered) fillRemote(uid string, body []byte) {
+	if t.remote == nil {
+		return
+	}
+	select {
+	case t.fills <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-t.fills }()
+		if err := t.remote.Set(context.Background(), uid, body); err != nil && !errors.Is(err, redis.ErrSkipped) {
+			t.log.Debug("redis fill failed", "order_uid", uid, "err", err)
+		}
+	}()
+}
+
+// Warm loads the n most recent orders into both tiers, a page of orders per
+// query and per Redis pipeline. It returns how many orders it loaded; a
+// Redis failure is logged, not returned.
+func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
+	count := 0
+	err := t.store.Recent(ctx, n, 500, func(page []postgres.Entry) error {
+		entries := make([]redis.Entry, len(page))
+		for i, e := range page {
+			t.putLocal(e.UID, NewOrder(e.JSON))
+			entries[i] = redis.Entry{UID: e.UID, JSON: e.JSON}
+		}
+		count += len(page)
+		if t.remote != nil {
+			if err := t.remote.SetMany(ctx, entries); err != nil {
+				t.log.Warn("warm-up could not fill redis", "orders", len(entries), "err", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return count, fmt.Errorf("warm-up: %w", err)
+	}
+	return count, nil
+}

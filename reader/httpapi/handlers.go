@@ -1,0 +1,199 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/orderservice/orders/reader/cache"
+	"github.com/orderservice/orders/reader/postgres"
+	"github.com/orderservice/orders/shared/model"
+)
+
+var (
+	jsonType = []string{"application/json"}
+	// Orders are immutable: a cached copy never goes stale. A day rather
+	// than a year bounds the harm of serving one that an operator had to
+	// correct by hand.
+	immutable  = []string{"public, max-age=86400, immutable"}
+	xCacheVals = map[cache.Source][]string{
+		cache.Local: {"local"}, cache.Redis: {"redis"}, cache.DB: {"db"},
+	}
+)
+
+// validUID is model.UIDPattern without the regexp engine: this check runs
+// on every request. A test keeps the two in agreement.
+func validUID(s string) bool {
+	if len(s) == 0 || len(s) > model.MaxUIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// getOrder serves GET and HEAD /order/{order_uid}.
+func getOrder(log *slog.Logger, orders Orders) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		uid := chi.URLParam(r, "order_uid")
+		if !validUID(uid) {
+			writeProblem(w, r, http.StatusBadRequest,
+				"order_uid must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")
+			return
+		}
+		o, src, err := orders.Get(r.Context(), uid)
+		if err != nil {
+			orderError(log, w, r, err)
+			return
+		}
+		h := w.Header()
+		h["Etag"] = []string{o.ETag}
+		h["Cache-Control"] = immutable
+		h["X-Cache"] = xCacheVals[src]
+		if etagMatches(r.Header.Get("If-None-Match"), o.ETag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h["Content-Type"] = jsonType
+		h["Content-Length"] = []string{strconv.Itoa(len(o.Body))}
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(o.Body)
+		}
+	})
+}
+
+func orderError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	switch {
+	case errors.Is(err, cache.ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "no order with this order_uid")
+	case timedOut(ctx, err):
+		log.LogAttrs(ctx, slog.LevelWarn, "order lookup timed out",
+			slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+		w.Header()["Retry-After"] = []string{"1"}
+		writeProblem(w, r, http.StatusServiceUnavailable, "the order could not be loaded in time")
+	case errors.Is(err, context.Canceled):
+		// The client went away: nobody reads an answer.
+	default:
+		log.LogAttrs(ctx, slog.LevelError, "order lookup failed",
+			slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+		w.Header()["Retry-After"] = []string{"1"}
+		writeProblem(w, r, http.StatusServiceUnavailable, "the order is not cached and the database is unavailable")
+	}
+}
+
+// etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for part := range strings.SplitSeq(header, ",") {
+		part = strings.TrimSpace(part)
+		if part == "*" || strings.TrimPrefix(part, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+const (
+	defaultLimit = 20
+	maxLimit     = 100
+)
+
+type orderList struct {
+	Orders []postgres.Summary `json:"orders"`
+}
+
+// listOrders serves GET /orders?limit=N: the most recent orders, newest
+// first. It always reads the database: the list changes with every
+// ingested order.
+func listOrders(log *slog.Logger, s Summaries) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := defaultLimit
+		if v := r.URL.Query().Get("limit"); v != "" || r.URL.Query().Has("limit") {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxLimit {
+				writeProblem(w, r, http.StatusBadRequest, "limit must be an integer from 1 to 100")
+				return
+			}
+			limit = n
+		}
+		list, err := s.Summaries(r.Context(), limit)
+		if err != nil {
+			ctx := r.Context()
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil && !timedOut(ctx, err) {
+				return
+			}
+			log.LogAttrs(ctx, slog.LevelError, "listing orders failed",
+				slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+			w.Header()["Retry-After"] = []string{"1"}
+			writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable")
+			return
+		}
+		if list == nil {
+			list = []postgres.Summary{}
+		}
+		w.Header()["Cache-Control"] = []string{"no-cache"}
+		writeJSON(w, r, http.StatusOK, orderList{Orders: list})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(w, r, http.StatusInternalServerError, "could not encode the answer")
+		return
+	}
+	w.Header()["Content-Type"] = jsonType
+	w.Header()["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+type health struct {
+	Status string `json:"status"`
+	Redis  string `json:"redis,omitempty"`
+}
+
+// healthz says the process serves HTTP; nothing else.
+func healthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Cache-Control"] = []string{"no-store"}
+		writeJSON(w, r, http.StatusOK, health{Status: "ok"})
+	})
+}
+
+// readyz is 503 until the warm-up has ended. PostgreSQL and Redis being
+// down does not make the reader unready: its caches still answer, and
+// taking every replica out of the load balancer would serve nothing.
+func readyz(ready func() bool, redisUp func() bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := health{Status: "ready"}
+		if redisUp != nil {
+			h.Redis = "up"
+			if !redisUp() {
+				h.Redis = "skipped"
+			}
+		}
+		w.Header()["Cache-Control"] = []string{"no-store"}
+		if !ready() {
+			h.Status = "warming up"
+			writeJSON(w, r, http.StatusServiceUnavailable, h)
+			return
+		}
+		writeJSON(w, r, http.StatusOK, h)
+	})
+}

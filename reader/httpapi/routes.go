@@ -1,0 +1,48 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes maps the whole API surface.
+func routes(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(secure, observe(d.Logger, d.Metrics, d.RequestTimeout))
+
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusNotFound, "no such resource")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusMethodNotAllowed, "method not allowed")
+	})
+
+	order := getOrder(d.Logger, d.Orders)
+	r.Method(http.MethodGet, "/order/{order_uid}", order)
+	r.Method(http.MethodHead, "/order/{order_uid}", order)
+	// An empty order_uid is a malformed one, not an unknown route.
+	r.Method(http.MethodGet, "/order/", order)
+	r.Method(http.MethodHead, "/order/", order)
+
+	list := listOrders(d.Logger, d.Summaries)
+	r.Method(http.MethodGet, "/orders", list)
+	r.Method(http.MethodHead, "/orders", list)
+
+	r.Method(http.MethodGet, "/healthz", healthz())
+	r.Method(http.MethodGet, "/readyz", readyz(d.Ready, d.RedisUp))
+	if d.Gatherer != nil {
+		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	}
+
+	r.Method(http.MethodGet, "/openapi.yaml", openAPISpec())
+	r.Method(http.MethodGet, "/swagger", http.RedirectHandler("/swagger/", http.StatusMovedPermanently))
+	r.Method(http.MethodGet, "/swagger/*", swaggerUI())
+
+	if d.Web != nil {
+		r.Handle("/", d.Web)
+		r.Handle("/static/*", d.Web)
+	}
+	return r
+}

@@ -1,0 +1,59 @@
+// Package httpapi is the reader's HTTP API: GET /order/{order_uid}, the
+// recent orders list, the OpenAPI spec and Swagger UI, and the operational
+// endpoints (/healthz, /readyz, /metrics). Every route is mapped in
+// routes.go; handlers are maker functions; errors are RFC 9457 problem
+// details (application/problem+json).
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/orderservice/orders/reader/cache"
+	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/reader/postgres"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Orders looks orders up (cache.Tiered).
+type Orders interface {
+	Get(ctx context.Context, uid string) (*cache.Order, cache.Source, error)
+}
+
+// Summaries lists the most recent orders (postgres.Store).
+type Summaries interface {
+	Summaries(ctx context.Context, limit int) ([]postgres.Summary, error)
+}
+
+// Deps are everything the API needs.
+type Deps struct {
+	Logger    *slog.Logger
+	Orders    Orders
+	Summaries Summaries
+	Metrics   *metrics.Metrics
+	Gatherer  prometheus.Gatherer // served at /metrics
+	// Ready reports whether the warm-up has ended (/readyz).
+	Ready func() bool
+	// RedisUp reports whether the Redis tier is in use; may be nil.
+	RedisUp func() bool
+	// Web serves the UI at / and /static/*; may be nil.
+	Web http.Handler
+	// RequestTimeout bounds one request's handling; 0 means 5s.
+	RequestTimeout time.Duration
+}
+
+// NewServer returns the reader's whole HTTP handler.
+func NewServer(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 5 * time.Second
+	}
+	if d.Ready == nil {
+		d.Ready = func() bool { return true }
+	}
+	return routes(d)
+}

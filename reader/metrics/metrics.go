@@ -1,0 +1,87 @@
+// Package metrics holds the reader's Prometheus collectors. The service
+// creates one Metrics per process on its own registry (no global default
+// registry), and passes it to the packages that record.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is every collector the reader exports.
+type Metrics struct {
+	// HTTPRequests counts answered requests by chi route pattern, method
+	// and status code.
+	HTTPRequests *prometheus.CounterVec
+	// HTTPDuration is request latency by route pattern.
+	HTTPDuration *prometheus.HistogramVec
+	// CacheLookups counts order lookups by tier (local, negative, redis,
+	// db) and result (hit, miss, error).
+	CacheLookups *prometheus.CounterVec
+	// DBQueryDuration is PostgreSQL query latency by query name.
+	DBQueryDuration *prometheus.HistogramVec
+	// SingleflightShared counts lookups that joined a load already under way.
+	SingleflightShared prometheus.Counter
+	// RedisUp is 1 while the Redis tier is used, 0 while its circuit is open.
+	RedisUp prometheus.Gauge
+	// WarmupOrders and WarmupDuration describe the start-up warm-up.
+	WarmupOrders   prometheus.Gauge
+	WarmupDuration prometheus.Gauge
+	// LocalCacheBytes is the weighted size of the in-process cache.
+	LocalCacheBytes prometheus.GaugeFunc
+}
+
+// New registers the reader's collectors, plus the Go runtime and process
+// collectors, on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reader_http_requests_total",
+			Help: "HTTP requests answered, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "reader_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route"}),
+		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reader_cache_lookups_total",
+			Help: "Order lookups by tier (local, negative, redis, db) and result (hit, miss, error).",
+		}, []string{"tier", "result"}),
+		DBQueryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "reader_db_query_duration_seconds",
+			Help:    "PostgreSQL query latency by query.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"query"}),
+		SingleflightShared: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reader_singleflight_shared_total",
+			Help: "Lookups that waited for a load of the same order already under way.",
+		}),
+		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reader_redis_up",
+			Help: "1 while the Redis tier is in use, 0 while it is skipped after failures.",
+		}),
+		WarmupOrders: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reader_warmup_orders",
+			Help: "Orders loaded into the caches by the start-up warm-up.",
+		}),
+		WarmupDuration: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reader_warmup_duration_seconds",
+			Help: "Duration of the start-up warm-up.",
+		}),
+	}
+	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.CacheLookups, m.DBQueryDuration,
+		m.SingleflightShared, m.RedisUp, m.WarmupOrders, m.WarmupDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.RedisUp.Set(1)
+	return m
+}
+
+// RegisterLocalCacheBytes exports the in-process cache's weighted size.
+func (m *Metrics) RegisterLocalCacheBytes(reg prometheus.Registerer, f func() float64) {
+	m.LocalCacheBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "reader_local_cache_bytes",
+		Help: "Bytes of encoded orders held by the in-process cache.",
+	}, f)
+	reg.MustRegister(m.LocalCacheBytes)
+}

@@ -1,0 +1,220 @@
+// Package redis is the reader's shared cache tier: the orders the ingestor
+// (and the reader itself) stored under <prefix>order:<order_uid>.
+//
+// Redis is only a cache, so an outage must cost neither errors nor latency.
+// A circuit breaker skips Redis after a failure for a growing pause (100 ms
+// doubling to 5 s); after the pause one command probes it, and the first
+// success closes the circuit again, so Redis is used again without a restart.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+var (
+	// ErrMiss means Redis answered and does not hold the order.
+	ErrMiss = errors.New("redis: order not cached")
+	// ErrSkipped means the circuit is open: Redis failed recently and is
+	// not asked until its pause ends.
+	ErrSkipped = errors.New("redis: skipped after recent failures")
+)
+
+const (
+	minPause = 100 * time.Millisecond
+	maxPause = 5 * time.Second
+)
+
+// Options configure a Cache.
+type Options struct {
+	URL     string
+	Prefix  string        // key prefix; the key of an order is Prefix+"order:"+uid
+	TTL     time.Duration // expiry of the entries the reader writes
+	Timeout time.Duration // limit of one command
+	Logger  *slog.Logger
+	Up      prometheus.Gauge // set to 1/0 as the circuit closes/opens; may be nil
+}
+
+// Cache reads and writes orders in Redis behind a circuit breaker.
+type Cache struct {
+	client  *goredis.Client
+	prefix  string
+	ttl     time.Duration
+	timeout time.Duration
+	log     *slog.Logger
+	up      prometheus.Gauge
+
+	mu        sync.Mutex
+	openUntil time.Time // zero while closed
+	pause     time.Duration
+	probing   bool
+}
+
+// New creates the client. It does not connect until first use.
+func New(o Options) (*Cache, error) {
+	opt, err := goredis.ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse REDIS_URL: %w", err)
+	}
+	// A cache that retries or waits is worse than no cache: fail fast and
+	// let the database answer.
+	opt.MaxRetries = -1
+	opt.DialTimeout = max(o.Timeout, 250*time.Millisecond)
+	opt.ReadTimeout = o.Timeout
+	opt.WriteTimeout = o.Timeout
+	opt.PoolTimeout = o.Timeout
+	opt.ContextTimeoutEnabled = true
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Cache{
+		client: goredis.NewClient(opt), prefix: o.Prefix, ttl: o.TTL, timeout: o.Timeout,
+		log: o.Logger, up: o.Up,
+	}, nil
+}
+
+// Close closes the client's connections.
+func (c *Cache) Close() error { return c.client.Close() }
+
+// Key is the Redis key of an order.
+func (c *Cache) Key(uid string) string { return c.prefix + "order:" + uid }
+
+// Get returns the cached JSON of an order: ErrMiss when Redis does not hold
+// it, ErrSkipped while the circuit is open, another error when Redis failed.
+func (c *Cache) Get(ctx context.Context, uid string) ([]byte, error) {
+	if !c.allow() {
+		return nil, ErrSkipped
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	b, err := c.client.Get(ctx, c.Key(uid)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		c.done(ctx, nil)
+		return nil, ErrMiss
+	}
+	c.done(ctx, err)
+	if err != nil {
+		return nil, fmt.Errorf("redis get %q: %w", uid, err)
+	}
+	return b, nil
+}
+
+// Set stores an order's JSON with the configured TTL. SET NX keeps the value
+// the ingestor wrote when there is one: both are the canonical encoding, so
+// there is nothing to overwrite.
+func (c *Cache) Set(ctx context.Context, uid string, body []byte) error {
+	if !c.allow() {
+		return ErrSkipped
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err := c.client.SetNX(ctx, c.Key(uid), body, c.ttl).Err()
+	c.done(ctx, err)
+	if err != nil {
+		return fmt.Errorf("redis set %q: %w", uid, err)
+	}
+	return nil
+}
+
+// Entry is one order to store with SetMany.
+type Entry struct {
+	UID  string
+	JSON []byte
+}
+
+// SetMany stores many orders in one pipelined round trip (the warm-up).
+func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	if !c.allow() {
+		return ErrSkipped
+	}
+	// A pipeline of many commands may take longer than one command.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout*10)
+	defer cancel()
+	_, err := c.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, e := range entries {
+			p.SetNX(ctx, c.Key(e.UID), e.JSON, c.ttl)
+		}
+		return nil
+	})
+	c.done(ctx, err)
+	if err != nil {
+		return fmt.Errorf("redis pipeline of %d orders: %w", len(entries), err)
+	}
+	return nil
+}
+
+// Ping checks Redis directly, bypassing the circuit (for /readyz details).
+func (c *Cache) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.client.Ping(ctx).Err()
+}
+
+// Up reports whether the circuit is closed.
+func (c *Cache) Up() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.openUntil.IsZero()
+}
+
+// allow reports whether a command may go to Redis: always while the circuit
+// is closed; once per pause while it is open (the probe).
+func (c *Cache) allow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.openUntil.IsZero() {
+		return true
+	}
+	if c.probing || time.Now().Before(c.openUntil) {
+		return false
+	}
+	c.probing = true
+	return true
+}
+
+// done records a command's outcome. A caller that gave up (its own context
+// ended, not the command's timeout) says nothing about Redis.
+func (c *Cache) done(ctx context.Context, err error) {
+	if err != nil && errors.Is(context.Cause(ctx), context.Canceled) {
+		c.mu.Lock()
+		c.probing = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.probing = false
+	if err == nil {
+		if !c.openUntil.IsZero() {
+			c.openUntil = time.Time{}
+			c.pause = 0
+			c.setUp(1)
+			c.log.Info("redis is back: cache tier in use again")
+		}
+		return
+	}
+	if c.pause == 0 {
+		c.pause = minPause
+		c.setUp(0)
+		c.log.Warn("redis failed: skipping the cache tier", "pause", c.pause, "err", err)
+	} else {
+		c.pause = min(2*c.pause, maxPause)
+	}
+	c.openUntil = time.Now().Add(c.pause)
+}
+
+func (c *Cache) setUp(v float64) {
+	if c.up != nil {
+		c.up.Set(v)
+	}
+}

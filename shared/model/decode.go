@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -77,7 +79,12 @@ func (d Decoder) Decode(data []byte) (*Order, error) {
 func malformed(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
+	var timeErr *time.ParseError
 	switch {
+	case errors.As(err, &timeErr), strings.HasPrefix(err.Error(), "Time.UnmarshalJSON"):
+		// time.Time's own errors do not say which field failed, and
+		// date_created is the order's only time.
+		return fmt.Errorf("%w: date_created: must be an RFC 3339 time string: %w", ErrMalformed, err)
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/invopop/validation"
 	"github.com/invopop/validation/is"
@@ -94,6 +95,17 @@ var (
 	currencyRule = is.CurrencyCode.Error("must be a valid currency code")
 	moneyRules   = []validation.Rule{validation.Min(int64(0)), validation.Max(MaxMoney)}
 	idRules      = []validation.Rule{validation.Min(int64(0)), validation.Max(MaxID)}
+	// dateRule keeps date_created encodable. Canonical writes it in UTC and
+	// JSON times have four-digit years, so a time that decodes fine with its
+	// own offset (0000-01-01T00:00:00+01:00) but falls outside years
+	// 1-9999 in UTC could not be encoded, cached or hashed.
+	dateRule = validation.By(func(v any) error {
+		t, _ := v.(time.Time)
+		if y := t.UTC().Year(); y < 1 || y > 9999 {
+			return validation.NewError("validation_date_range", "must be between years 0001 and 9999 in UTC")
+		}
+		return nil
+	})
 )
 
 // required is a mandatory string: present, at most MaxStringLen characters.
@@ -123,7 +135,7 @@ func structureRules(o *Order) error {
 		validation.Field(&o.DeliveryService, required()...),
 		validation.Field(&o.ShardKey, required()...),
 		validation.Field(&o.SmID, idRules...),
-		validation.Field(&o.DateCreated, validation.Required.Error("must be set")),
+		validation.Field(&o.DateCreated, validation.Required.Error("must be set"), dateRule),
 		validation.Field(&o.OofShard, required()...),
 	)
 }

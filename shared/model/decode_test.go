@@ -1,0 +1,244 @@
+package model_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/orderservice/orders/shared/model"
+)
+
+// patch returns the sample with the value at path replaced by raw JSON.
+// Path segments are object keys or array indexes: "items.0.price".
+func patch(t testing.TB, path, raw string) []byte {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(sampleJSON(t)))
+	dec.UseNumber()
+	var root any
+	if err := dec.Decode(&root); err != nil {
+		t.Fatal(err)
+	}
+	segs := strings.Split(path, ".")
+	cur := root
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch c := cur.(type) {
+		case map[string]any:
+			if last {
+				c[seg] = json.RawMessage(raw)
+			} else {
+				cur = c[seg]
+			}
+		case []any:
+			n, err := strconv.Atoi(seg)
+			if err != nil {
+				t.Fatalf("patch %s: %q is not an index", path, seg)
+			}
+			if last {
+				c[n] = json.RawMessage(raw)
+			} else {
+				cur = c[n]
+			}
+		default:
+			t.Fatalf("patch %s: cannot descend into %T", path, cur)
+		}
+	}
+	b, err := json.Marshal(root)
+	if err != nil {
+		t.Fatalf("patch %s = %s: %v", path, raw, err)
+	}
+	return b
+}
+
+func TestDecodeErrors(t *testing.T) {
+	s := sampleJSON(t)
+	cases := []struct {
+		name  string
+		in    []byte
+		want  error
+		msgIn []string // substrings the message must contain
+	}{
+		{"nil", nil, model.ErrEmpty, []string{"empty"}},
+		{"empty", []byte{}, model.ErrEmpty, []string{"empty"}},
+		{"whitespace only", []byte(" \n\t\r  "), model.ErrEmpty, []string{"empty"}},
+
+		{"bad syntax", []byte(`{"order_uid":}`), model.ErrMalformed, []string{"invalid JSON at byte 14"}},
+		{"unquoted key", []byte(`{order_uid:"x"}`), model.ErrMalformed, []string{"invalid JSON at byte"}},
+		{"single quotes", []byte(`{'order_uid':'x'}`), model.ErrMalformed, []string{"invalid JSON"}},
+		{"trailing comma", []byte(`{"order_uid":"x",}`), model.ErrMalformed, []string{"invalid JSON"}},
+		{"bad escape", []byte(`{"order_uid":"\x"}`), model.ErrMalformed, []string{"invalid JSON"}},
+		{"NaN", []byte(`{"sm_id":NaN}`), model.ErrMalformed, []string{"invalid JSON"}},
+		{"comment", []byte(`{/* c */"order_uid":"x"}`), model.ErrMalformed, []string{"invalid JSON"}},
+
+		{"truncated half", s[:len(s)/2], model.ErrMalformed, []string{"truncated"}},
+		{"truncated brace only", []byte(`{`), model.ErrMalformed, []string{"truncated"}},
+		{"truncated in string", []byte(`{"order_uid":"abc`), model.ErrMalformed, []string{"truncated"}},
+		{"missing last brace", bytes.TrimSpace(s)[:len(bytes.TrimSpace(s))-1], model.ErrMalformed, []string{"truncated"}},
+
+		{"trailing object", append(bytes.Clone(s), `{}`...), model.ErrMalformed, []string{"after the order object"}},
+		{"two orders", append(bytes.Clone(s), s...), model.ErrMalformed, []string{"after the order object"}},
+		{"trailing garbage", append(bytes.Clone(s), `x`...), model.ErrMalformed, []string{"after the order object"}},
+		{"trailing brace", append(bytes.Clone(s), `}`...), model.ErrMalformed, []string{"after the order object"}},
+		{"trailing number", []byte(`{} 1`), model.ErrMalformed, []string{"after the order object"}},
+
+		{"string field gets number", patch(t, "order_uid", `5`), model.ErrMalformed, []string{"order_uid", "number", "string"}},
+		{"nested string gets bool", patch(t, "delivery.email", `true`), model.ErrMalformed, []string{"delivery.email", "bool"}},
+		{"string gets object", patch(t, "payment.currency", `{"code":"USD"}`), model.ErrMalformed, []string{"payment.currency", "object"}},
+		{"int gets string", patch(t, "payment.amount", `"1817"`), model.ErrMalformed, []string{"payment.amount", "string", "int64"}},
+		{"item int gets string", patch(t, "items.0.price", `"453"`), model.ErrMalformed, []string{"items.price", "string", "int64"}},
+		{"int gets bool", patch(t, "sm_id", `true`), model.ErrMalformed, []string{"sm_id", "bool"}},
+		{"int gets array", patch(t, "items.0.status", `[202]`), model.ErrMalformed, []string{"items.status", "array"}},
+		{"object gets array", patch(t, "delivery", `[]`), model.ErrMalformed, []string{"delivery", "array"}},
+		{"object gets string", patch(t, "payment", `"paid"`), model.ErrMalformed, []string{"payment", "string"}},
+		{"items gets object", patch(t, "items", `{"0":{}}`), model.ErrMalformed, []string{"items", "object"}},
+		{"item gets string", patch(t, "items.0", `"Mascaras"`), model.ErrMalformed, []string{"items", "string"}},
+		{"date gets number", patch(t, "date_created", `1637907739`), model.ErrMalformed, []string{"date_created", "RFC 3339"}},
+		{"date gets free text", patch(t, "date_created", `"yesterday"`), model.ErrMalformed, []string{"date_created", "RFC 3339", "yesterday"}},
+		{"date without T", patch(t, "date_created", `"2021-11-26 06:22:19Z"`), model.ErrMalformed, []string{"date_created"}},
+		{"date without zone", patch(t, "date_created", `"2021-11-26T06:22:19"`), model.ErrMalformed, []string{"date_created"}},
+		{"date out of range day", patch(t, "date_created", `"2021-02-30T06:22:19Z"`), model.ErrMalformed, []string{"date_created"}},
+		{"date bad offset", patch(t, "date_created", `"2021-11-26T06:22:19+2:00"`), model.ErrMalformed, []string{"date_created"}},
+
+		{"float into int", patch(t, "payment.amount", `1817.5`), model.ErrMalformed, []string{"payment.amount", "1817.5"}},
+		{"integral float into int", patch(t, "payment.amount", `1817.0`), model.ErrMalformed, []string{"payment.amount", "1817.0"}},
+		{"exponent into int", patch(t, "items.0.price", `4.53e2`), model.ErrMalformed, []string{"items.price", "4.53e2"}},
+		{"int above int64", patch(t, "sm_id", `9223372036854775808`), model.ErrMalformed, []string{"sm_id", "9223372036854775808"}},
+		{"int below int64", patch(t, "payment.payment_dt", `-9223372036854775809`), model.ErrMalformed, []string{"payment.payment_dt"}},
+		{"huge exponent", patch(t, "items.0.chrt_id", `1e400`), model.ErrMalformed, []string{"items.chrt_id"}},
+
+		{"top-level array", []byte(`[` + string(s) + `]`), model.ErrMalformed, []string{"expected a JSON object"}},
+		{"top-level string", []byte(`"order"`), model.ErrMalformed, []string{"expected a JSON object"}},
+		{"top-level number", []byte(`42`), model.ErrMalformed, []string{"expected a JSON object"}},
+		{"top-level null", []byte(`null`), model.ErrMalformed, []string{"expected a JSON object"}},
+		{"top-level true", []byte(` true `), model.ErrMalformed, []string{"expected a JSON object"}},
+		{"byte order mark", append([]byte("\xef\xbb\xbf"), s...), model.ErrMalformed, []string{"expected a JSON object"}},
+
+		{"invalid UTF-8 in a value", bytes.Replace(s, []byte("Mascaras"), []byte("Masc\xffaras"), 1), model.ErrMalformed, []string{"UTF-8"}},
+		{"overlong UTF-8", bytes.Replace(s, []byte("Kraiot"), []byte("Kr\xc0\xafiot"), 1), model.ErrMalformed, []string{"UTF-8"}},
+		{"UTF-16 surrogate bytes", bytes.Replace(s, []byte("alpha"), []byte("al\xed\xa0\x80pha"), 1), model.ErrMalformed, []string{"UTF-8"}},
+		{"invalid UTF-8 in unknown key", []byte("{\"x\xfe\":1}"), model.ErrMalformed, []string{"UTF-8"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := model.Decode(tc.in)
+			if err == nil {
+				t.Fatalf("Decode(%.80q) = %+v, want an error", tc.in, o)
+			}
+			if o != nil {
+				t.Errorf("Decode returned an order with its error: %+v", o)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %q does not wrap %q", err, tc.want)
+			}
+			for _, other := range []error{model.ErrEmpty, model.ErrTooLarge, model.ErrMalformed, model.ErrInvalid} {
+				if other != tc.want && errors.Is(err, other) {
+					t.Errorf("error %q also wraps %q; each error must have one class", err, other)
+				}
+			}
+			for _, sub := range tc.msgIn {
+				if !strings.Contains(err.Error(), sub) {
+					t.Errorf("error %q does not mention %q", err, sub)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeSizeLimit(t *testing.T) {
+	// pad returns the sample grown to exactly n bytes with an unknown field.
+	pad := func(n int) []byte {
+		s := bytes.TrimSpace(sampleJSON(t))
+		head := append(bytes.Clone(s[:len(s)-1]), `,"padding":"`...)
+		fill := n - len(head) - len(`"}`)
+		if fill < 0 {
+			t.Fatalf("cannot pad to %d bytes", n)
+		}
+		b := append(head, bytes.Repeat([]byte("x"), fill)...)
+		b = append(b, `"}`...)
+		if len(b) != n {
+			t.Fatalf("padded to %d bytes, want %d", len(b), n)
+		}
+		return b
+	}
+	cases := []struct {
+		name    string
+		dec     model.Decoder
+		in      []byte
+		wantErr bool
+	}{
+		{"default limit, exactly 1 MiB", model.Decoder{}, pad(model.DefaultMaxSize), false},
+		{"default limit, 1 MiB + 1", model.Decoder{}, pad(model.DefaultMaxSize + 1), true},
+		{"default limit counts whitespace", model.Decoder{}, append(sampleJSON(t), bytes.Repeat([]byte(" "), model.DefaultMaxSize)...), true},
+		{"negative MaxSize means default", model.Decoder{MaxSize: -1}, pad(model.DefaultMaxSize), false},
+		{"custom limit, at the limit", model.Decoder{MaxSize: 4096}, pad(4096), false},
+		{"custom limit, one over", model.Decoder{MaxSize: 4096}, pad(4097), true},
+		{"custom limit above default", model.Decoder{MaxSize: 2 << 20}, pad(2 << 20), false},
+		{"custom limit smaller than the sample", model.Decoder{MaxSize: 100}, sampleJSON(t), true},
+		{"limit beats emptiness check", model.Decoder{MaxSize: 3}, []byte("    "), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := tc.dec.Decode(tc.in)
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatalf("Decode(%d bytes): %v", len(tc.in), err)
+				}
+				if !reflect.DeepEqual(o, wantSample()) {
+					t.Fatalf("padded sample decoded to %+v", o)
+				}
+				return
+			}
+			if !errors.Is(err, model.ErrTooLarge) {
+				t.Fatalf("Decode(%d bytes) error = %v, want ErrTooLarge", len(tc.in), err)
+			}
+			if !strings.Contains(err.Error(), strconv.Itoa(len(tc.in))+" bytes") || !strings.Contains(err.Error(), "limit") {
+				t.Errorf("error %q should give the size and the limit", err)
+			}
+		})
+	}
+	// The package-level Decode applies the default limit.
+	if _, err := model.Decode(pad(model.DefaultMaxSize + 1)); !errors.Is(err, model.ErrTooLarge) {
+		t.Fatalf("model.Decode over 1 MiB: %v, want ErrTooLarge", err)
+	}
+}
+
+func TestDecodeAccepts(t *testing.T) {
+	s := sampleJSON(t)
+	cases := []struct {
+		name string
+		in   []byte
+		want func(o *model.Order) // adjusts the expected sample; nil = unchanged
+	}{
+		{"surrounding whitespace", append(append([]byte("\n\t "), s...), "\r\n  "...), nil},
+		{"unknown top-level field", patch(t, "loyalty", `{"tier":"gold","points":[1,2,{"x":null}]}`), nil},
+		{"unknown nested fields", patch(t, "delivery.floor", `7`), nil},
+		{"unknown payment field", patch(t, "payment.installments", `null`), nil},
+		{"unknown item field", patch(t, "items.0.color", `"red"`), nil},
+		{"compact", func() []byte { var b bytes.Buffer; _ = json.Compact(&b, s); return b.Bytes() }(), nil},
+		{"int64 max still decodes", patch(t, "sm_id", `9223372036854775807`), func(o *model.Order) { o.SmID = 1<<63 - 1 }},
+		{"negative numbers decode", patch(t, "items.0.price", `-453`), func(o *model.Order) { o.Items[0].Price = -453 }},
+		{"minus zero", patch(t, "payment.custom_fee", `-0`), nil},
+		{"escaped unicode", patch(t, "delivery.city", `"Kiryat \u004dozkin"`), nil},
+		{"escaped HTML", patch(t, "items.0.brand", `"\u003cb\u003e"`), func(o *model.Order) { o.Items[0].Brand = "<b>" }},
+		{"empty items", patch(t, "items", `[]`), func(o *model.Order) { o.Items = []model.Item{} }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := model.Decode(tc.in)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			want := wantSample()
+			if tc.want != nil {
+				tc.want(want)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,408 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/orderservice/orders/ingestor/metrics"
+	"github.com/orderservice/orders/ingestor/postgres"
+	"github.com/orderservice/orders/ingestor/redis"
+	"github.com/orderservice/orders/shared/model"
+)
+
+// Message is one consumed Kafka record, independent of the client library.
+type Message struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+}
+
+// Header is a Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Reason is why a message was dead-lettered: the value of the DLQ record's
+// "reason" header and of the metrics' "reason" label.
+type Reason string
+
+// Dead-letter reasons.
+const (
+	ReasonMalformed   Reason = "malformed"    // not a JSON order (or empty)
+	ReasonInvalid     Reason = "invalid"      // an order that fails validation
+	ReasonTooLarge    Reason = "too_large"    // above the configured size limit
+	ReasonConflict    Reason = "conflict"     // uid already stored with other content
+	ReasonDBPermanent Reason = "db_permanent" // refused by a database constraint
+)
+
+// DeadLetter is a message to publish on the dead-letter topic.
+type DeadLetter struct {
+	Msg    *Message
+	Reason Reason
+	// Error is the full error text (every failing field, the constraint).
+	Error string
+	// Time is when the message was dead-lettered.
+	Time time.Time
+}
+
+// Store writes orders durably; see postgres.Writer.
+type Store interface {
+	Write(ctx context.Context, orders []postgres.Order) ([]postgres.Result, error)
+}
+
+// Cache writes stored orders to the cache; see redis.Cache.
+type Cache interface {
+	Set(ctx context.Context, entries []redis.Entry) (failed int, err error)
+}
+
+// DeadLetters publishes dead letters and waits for their acknowledgement.
+// delivered[i] reports whether letters[i] is durably written; err is
+// non-nil when some are not.
+type DeadLetters interface {
+	Send(ctx context.Context, letters []DeadLetter) (delivered []bool, err error)
+}
+
+// WaitFunc waits d (or until ctx ends) while keeping the consumer healthy
+// and its fetching paused. The consumer provides it.
+type WaitFunc func(ctx context.Context, d time.Duration) error
+
+// Retry is the backoff policy for transient failures. Retries never stop
+// while the failure lasts: skipping would lose orders.
+type Retry struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+// Pipeline handles batches; see the package documentation. Handle is not
+// safe for concurrent use (the consumer loop calls it from one goroutine).
+type Pipeline struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	decoder model.Decoder
+	store   Store
+	cache   Cache
+	dlq     DeadLetters
+	retry   Retry
+
+	// dbFailing is true while database writes fail transiently.
+	dbFailing atomic.Bool
+	now       func() time.Time
+}
+
+// New returns a Pipeline. maxSize is the message size limit in bytes.
+func New(log *slog.Logger, m *metrics.Metrics, maxSize int, store Store, cache Cache, dlq DeadLetters, retry Retry) *Pipeline {
+	return &Pipeline{
+		log: log, metrics: m, decoder: model.Decoder{MaxSize: maxSize},
+		store: store, cache: cache, dlq: dlq, retry: retry, now: time.Now,
+	}
+}
+
+// DatabaseFailing reports whether the last database write attempt failed
+// transiently and has not succeeded since: /readyz reports not ready.
+func (p *Pipeline) DatabaseFailing() bool { return p.dbFailing.Load() }
+
+// entry is one message on its way through the pipeline.
+type entry struct {
+	msg       *Message
+	order     *model.Order
+	canonical []byte
+	sha       [sha256.Size]byte
+	// first is the index of the entry that carries the same uid earlier in
+	// the batch, or -1.
+	first  int
+	reason Reason // set when the message is dead-lettered
+	err    string
+	// outcome is metrics.OutcomeStored, OutcomeDuplicate or
+	// OutcomeDeadLetter once resolved.
+	outcome string
+}
+
+// Handle gives every message of msgs a durable outcome. It returns nil when
+// all are resolved (their offsets may be stored) and ctx's error when it
+// was cancelled first (none may be stored).
+func (p *Pipeline) Handle(ctx context.Context, msgs []Message, wait WaitFunc) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	p.metrics.BatchSize.Observe(float64(len(msgs)))
+	entries := p.prepare(msgs)
+
+	// Resolve uids repeated within the batch; only first occurrences go to
+	// the database.
+	firstOf := make(map[string]int, len(entries))
+	var writes []postgres.Order
+	var writeIdx []int
+	for i := range entries {
+		e := &entries[i]
+		if e.reason != "" {
+			continue
+		}
+		if j, ok := firstOf[e.order.OrderUID]; ok {
+			e.first = j
+			continue
+		}
+		firstOf[e.order.OrderUID] = i
+		writes = append(writes, postgres.Order{Order: e.order, SHA256: e.sha})
+		writeIdx = append(writeIdx, i)
+	}
+
+	results, err := p.write(ctx, writes, wait)
+	if err != nil {
+		return err
+	}
+	committed := p.now()
+	var cache []redis.Entry
+	for k, r := range results {
+		e := &entries[writeIdx[k]]
+		switch r.Status {
+		case postgres.Inserted:
+			e.outcome = metrics.OutcomeStored
+			p.metrics.EndToEnd.Observe(committed.Sub(e.msg.Timestamp).Seconds())
+		case postgres.Duplicate:
+			e.outcome = metrics.OutcomeDuplicate
+		case postgres.Conflict:
+			e.reason, e.err = ReasonConflict, fmt.Sprintf("order %s is already stored with different content", e.order.OrderUID)
+		case postgres.Rejected:
+			e.reason, e.err = ReasonDBPermanent, dbErrorText(r.Err)
+		}
+		if e.outcome != "" {
+			cache = append(cache, redis.Entry{UID: e.order.OrderUID, Canonical: e.canonical})
+		}
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.reason != "" || e.first < 0 {
+			continue
+		}
+		// A repeat within the batch follows its first occurrence.
+		f := &entries[e.first]
+		switch {
+		case e.sha == f.sha && f.outcome != "":
+			e.outcome = metrics.OutcomeDuplicate
+		case e.sha == f.sha:
+			e.reason, e.err = f.reason, f.err
+		default:
+			e.reason, e.err = ReasonConflict, fmt.Sprintf("order %s appears earlier in the batch (offset %d) with different content", e.order.OrderUID, f.msg.Offset)
+		}
+	}
+
+	if failed, err := p.cache.Set(ctx, cache); err != nil {
+		p.metrics.RedisErrors.Add(float64(failed))
+		p.log.Warn("cache write failed; orders are stored, the reader will fall back to PostgreSQL",
+			"failed", failed, "error", err)
+	}
+
+	if err := p.deadLetter(ctx, entries, wait); err != nil {
+		return err
+	}
+
+	for i := range entries {
+		e := &entries[i]
+		if e.reason != "" {
+			p.metrics.Messages.WithLabelValues(metrics.OutcomeDeadLetter, string(e.reason)).Inc()
+		} else {
+			p.metrics.Messages.WithLabelValues(e.outcome, "").Inc()
+		}
+	}
+	return nil
+}
+
+// prepare decodes, validates and encodes every message canonically,
+// spreading the work over the available cores: JSON decoding and validation
+// are the CPU-heavy part of ingestion.
+func (p *Pipeline) prepare(msgs []Message) []entry {
+	entries := make([]entry, len(msgs))
+	workers := runtime.GOMAXPROCS(0)
+	if len(msgs) < 64 {
+		workers = 1
+	}
+	chunk := (len(msgs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(msgs); lo += chunk {
+		hi := min(lo+chunk, len(msgs))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				entries[i] = p.prepareOne(&msgs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return entries
+}
+
+func (p *Pipeline) prepareOne(m *Message) entry {
+	e := entry{msg: m, first: -1}
+	o, err := p.decoder.Decode(m.Value)
+	switch {
+	case errors.Is(err, model.ErrTooLarge):
+		e.reason, e.err = ReasonTooLarge, err.Error()
+		return e
+	case err != nil: // ErrEmpty, ErrMalformed
+		e.reason, e.err = ReasonMalformed, err.Error()
+		return e
+	}
+	if err := o.Validate(); err != nil {
+		e.reason, e.err = ReasonInvalid, err.Error()
+		return e
+	}
+	canonical, err := o.Canonical()
+	if err != nil {
+		e.reason, e.err = ReasonInvalid, err.Error()
+		return e
+	}
+	e.order, e.canonical, e.sha = o, canonical, sha256.Sum256(canonical)
+	return e
+}
+
+// write stores orders, retrying transient failures; each retry writes only
+// the orders still pending.
+func (p *Pipeline) write(ctx context.Context, orders []postgres.Order, wait WaitFunc) ([]postgres.Result, error) {
+	results := make([]postgres.Result, len(orders))
+	pending := make([]int, len(orders))
+	for i := range pending {
+		pending[i] = i
+	}
+	err := p.withRetry(ctx, "db", wait, func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		batch := make([]postgres.Order, len(pending))
+		for k, i := range pending {
+			batch[k] = orders[i]
+		}
+		res, err := p.store.Write(ctx, batch)
+		var still []int
+		for k, i := range pending {
+			if res[k].Status == postgres.Pending {
+				still = append(still, i)
+			} else {
+				results[i] = res[k]
+			}
+		}
+		pending = still
+		if err == nil && len(pending) > 0 {
+			err = errors.New("writer left orders pending without an error")
+		}
+		return err
+	})
+	if err == nil {
+		p.dbFailing.Store(false)
+	}
+	return results, err
+}
+
+// deadLetter publishes the batch's dead letters, retrying until every one
+// is acknowledged, and logs each (without personal data: uid, position and
+// reason only).
+func (p *Pipeline) deadLetter(ctx context.Context, entries []entry, wait WaitFunc) error {
+	var letters []DeadLetter
+	now := p.now()
+	for i := range entries {
+		e := &entries[i]
+		if e.reason == "" {
+			continue
+		}
+		letters = append(letters, DeadLetter{Msg: e.msg, Reason: e.reason, Error: e.err, Time: now})
+		attrs := []any{"partition", e.msg.Partition, "offset", e.msg.Offset, "reason", e.reason}
+		if e.order != nil {
+			attrs = append(attrs, "uid", e.order.OrderUID)
+		}
+		if e.reason != ReasonDBPermanent { // decode/validation texts name fields, never values
+			attrs = append(attrs, "error", e.err)
+		}
+		p.log.Warn("dead-lettering message", attrs...)
+	}
+	return p.withRetry(ctx, "dlq", wait, func() error {
+		if len(letters) == 0 {
+			return nil
+		}
+		delivered, err := p.dlq.Send(ctx, letters)
+		var still []DeadLetter
+		for i, ok := range delivered {
+			if !ok {
+				still = append(still, letters[i])
+			}
+		}
+		letters = still
+		if err == nil && len(letters) > 0 {
+			err = errors.New("dead-letter producer left letters unacknowledged without an error")
+		}
+		return err
+	})
+}
+
+// withRetry runs op until it succeeds or ctx ends, waiting with exponential
+// backoff and jitter between attempts. It logs once when the stage starts
+// failing and once when it recovers, never per attempt.
+func (p *Pipeline) withRetry(ctx context.Context, stage string, wait WaitFunc, op func() error) error {
+	b := backoff.ExponentialBackOff{
+		InitialInterval:     p.retry.Initial,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         p.retry.Max,
+	}
+	b.Reset()
+	var failingSince time.Time
+	attempts := 0
+	for {
+		err := op()
+		if err == nil {
+			if !failingSince.IsZero() {
+				p.metrics.Outage.WithLabelValues(stage).Set(0)
+				p.log.Info("stage recovered; consumption resumes", "stage", stage,
+					"outage", time.Since(failingSince).Round(time.Millisecond).String(), "retries", attempts)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: abandoned: %w", stage, ctx.Err())
+		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+			if stage == "db" {
+				p.dbFailing.Store(true)
+			}
+			p.metrics.Outage.WithLabelValues(stage).Set(1)
+			p.log.Warn("stage failing transiently; consumption paused, retrying with backoff",
+				"stage", stage, "error", err)
+		}
+		attempts++
+		p.metrics.Retries.WithLabelValues(stage).Inc()
+		if err := wait(ctx, b.NextBackOff()); err != nil {
+			return fmt.Errorf("%s: abandoned: %w", stage, err)
+		}
+	}
+}
+
+// dbErrorText is the dead-letter "error" header of a rejected order: the
+// server's message, constraint and detail (which names the offending value,
+// e.g. the duplicate payment transaction).
+func dbErrorText(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		s := fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+		if pgErr.ConstraintName != "" {
+			s += "; constraint " + pgErr.ConstraintName
+		}
+		if pgErr.Detail != "" {
+			s += "; " + pgErr.Detail
+		}
+		return s
+	}
+	return err.Error()
+}

@@ -1,0 +1,95 @@
+// Package metrics defines the ingestor's Prometheus metrics. Each process
+// (and each test) builds its own Metrics on its own registry: there is no
+// global state.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Outcomes of a consumed message, the values of the "outcome" label.
+const (
+	OutcomeStored     = "stored"
+	OutcomeDuplicate  = "duplicate"
+	OutcomeDeadLetter = "dead_lettered"
+)
+
+// Metrics are the ingestor's instruments.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// Messages counts consumed messages by outcome and, for dead letters,
+	// reason (malformed, invalid, too_large, conflict, db_permanent).
+	Messages *prometheus.CounterVec
+	// BatchSize is the number of messages handled per batch.
+	BatchSize prometheus.Histogram
+	// DBWrite is the duration of one batch transaction (successful or not).
+	DBWrite prometheus.Histogram
+	// EndToEnd is the time from a message's Kafka timestamp to the commit of
+	// its order.
+	EndToEnd prometheus.Histogram
+	// Lag is the consumer lag per assigned partition (high watermark minus
+	// position), refreshed every few seconds.
+	Lag *prometheus.GaugeVec
+	// RedisErrors counts failed cache writes (orders, not pipelines).
+	RedisErrors prometheus.Counter
+	// Retries counts retries after transient failures, by stage (db, dlq).
+	Retries *prometheus.CounterVec
+	// Outage is 1 while a stage (db, dlq) is failing and being retried.
+	Outage *prometheus.GaugeVec
+	// AssignedPartitions is the number of partitions this process owns.
+	AssignedPartitions prometheus.Gauge
+}
+
+// New registers every metric, plus the Go runtime and process collectors,
+// on a new registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingestor_messages_total",
+			Help: "Consumed messages by outcome (stored, duplicate, dead_lettered) and dead-letter reason.",
+		}, []string{"outcome", "reason"}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ingestor_batch_size",
+			Help:    "Messages per handled batch.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000},
+		}),
+		DBWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ingestor_db_write_seconds",
+			Help:    "Duration of one batch write transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		EndToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ingestor_end_to_end_seconds",
+			Help:    "Time from the message timestamp to the commit of its order.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ingestor_consumer_lag",
+			Help: "Messages behind the high watermark, per assigned partition.",
+		}, []string{"topic", "partition"}),
+		RedisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestor_redis_errors_total",
+			Help: "Orders whose cache write failed (ingestion went on).",
+		}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingestor_retries_total",
+			Help: "Retries after transient failures, by stage.",
+		}, []string{"stage"}),
+		Outage: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ingestor_outage",
+			Help: "1 while a stage (db, dlq) fails transiently and is retried.",
+		}, []string{"stage"}),
+		AssignedPartitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingestor_assigned_partitions",
+			Help: "Partitions currently assigned to this consumer.",
+		}),
+	}
+	r.MustRegister(m.Messages, m.BatchSize, m.DBWrite, m.EndToEnd, m.Lag, m.RedisErrors,
+		m.Retries, m.Outage, m.AssignedPartitions,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

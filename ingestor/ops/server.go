@@ -1,0 +1,48 @@
+// Package ops serves the ingestor's operational HTTP endpoints: /healthz
+// (the process is alive), /readyz (it can do its job) and /metrics.
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one readiness condition: nil when satisfied.
+type Check func(ctx context.Context) error
+
+// NewHandler maps the ops endpoints. /readyz runs every check (each bounded
+// by one second) and answers 503 with the failing ones.
+func NewHandler(reg *prometheus.Registry, checks map[string]Check) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		status, body := http.StatusOK, map[string]string{}
+		for name, check := range checks {
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			err := check(ctx)
+			cancel()
+			if err != nil {
+				status, body[name] = http.StatusServiceUnavailable, err.Error()
+			} else {
+				body[name] = "ok"
+			}
+		}
+		writeJSON(w, status, body)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

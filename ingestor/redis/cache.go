@@ -1,0 +1,84 @@
+// Package redis writes stored orders to the Redis cache that the reader
+// serves from: key <prefix>order:<order_uid>, value the order's canonical
+// JSON, with a TTL. The cache is an optimisation: its failures are reported
+// to the caller, who logs and counts them, and never stop ingestion.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Entry is one order to cache.
+type Entry struct {
+	UID       string
+	Canonical []byte
+}
+
+// Cache sets orders in Redis with one pipeline per batch.
+type Cache struct {
+	client  *goredis.Client
+	prefix  string
+	ttl     time.Duration
+	timeout time.Duration
+}
+
+// NewClient parses url (redis:// or rediss://) and returns a client that
+// does not retry on its own: a cache write that fails is simply counted.
+func NewClient(url string) (*goredis.Client, error) {
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, errors.New("parse REDIS_URL: invalid Redis URL") // never echo a password
+	}
+	opts.MaxRetries = -1 // no retries: the next delivery of the order will refresh it anyway
+	opts.DialTimeout = time.Second
+	return goredis.NewClient(opts), nil
+}
+
+// New returns a Cache writing keys <prefix>order:<uid> with the given TTL,
+// each pipeline bounded by timeout.
+func New(client *goredis.Client, prefix string, ttl, timeout time.Duration) *Cache {
+	return &Cache{client: client, prefix: prefix, ttl: ttl, timeout: timeout}
+}
+
+// Key returns the cache key of an order.
+func (c *Cache) Key(uid string) string { return c.prefix + "order:" + uid }
+
+// Set writes every entry in one pipeline. It returns how many entries failed
+// and the first error.
+func (c *Cache) Set(ctx context.Context, entries []Entry) (failed int, err error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	pipe := c.client.Pipeline()
+	cmds := make([]*goredis.StatusCmd, len(entries))
+	for i, e := range entries {
+		cmds[i] = pipe.Set(ctx, c.Key(e.UID), e.Canonical, c.ttl)
+	}
+	_, err = pipe.Exec(ctx)
+	if err == nil {
+		return 0, nil
+	}
+	var first error
+	for _, cmd := range cmds {
+		if cmd.Err() != nil {
+			failed++
+			if first == nil {
+				first = cmd.Err()
+			}
+		}
+	}
+	if failed == 0 { // Exec failed before any command got a result
+		failed, first = len(entries), err
+	}
+	return failed, fmt.Errorf("cache %d of %d orders: %w", failed, len(entries), first)
+}
+
+// Ping checks that Redis answers.
+func (c *Cache) Ping(ctx context.Context) error { return c.client.Ping(ctx).Err() }

@@ -1,0 +1,149 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// KafkaEnv is a Kafka cluster to test against.
+type KafkaEnv struct {
+	// Brokers is the bootstrap address list (host:port[,host:port]), as
+	// librdkafka's bootstrap.servers takes it.
+	Brokers string
+	// Fake is the in-process cluster when the source is kfake, else nil.
+	// Tests may use it for fault injection; code that needs it cannot run
+	// against a real broker.
+	Fake *kfake.Cluster
+}
+
+var kafkaShared struct {
+	once    sync.Once
+	brokers string
+	source  string
+	err     error
+}
+
+// Kafka returns a Kafka cluster: the one named by TEST_KAFKA_BROKERS, a
+// container when a Docker engine answers, else a new in-process kfake
+// cluster closed when the test ends. Topics are not created automatically:
+// create them with Topic.
+func Kafka(t testing.TB) *KafkaEnv {
+	t.Helper()
+	kafkaShared.once.Do(func() {
+		kafkaShared.brokers, kafkaShared.source, kafkaShared.err = findKafka()
+	})
+	if kafkaShared.err != nil {
+		t.Fatalf("testenv: Kafka: %v", kafkaShared.err)
+	}
+	if kafkaShared.brokers != "" {
+		return &KafkaEnv{Brokers: kafkaShared.brokers}
+	}
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		// Lets tests use short session timeouts, as the Docker broker does.
+		kfake.GroupMinSessionTimeout(time.Second),
+	)
+	if err != nil {
+		t.Fatalf("testenv: Kafka: TEST_KAFKA_BROKERS unset, %s, and kfake failed: %v", kafkaShared.source, err)
+	}
+	t.Cleanup(c.Close)
+	return &KafkaEnv{Brokers: strings.Join(c.ListenAddrs(), ","), Fake: c}
+}
+
+// findKafka returns a shared cluster's brokers, or no brokers and why there
+// is no shared one (kfake is then used).
+func findKafka() (brokers, source string, err error) {
+	if b := os.Getenv("TEST_KAFKA_BROKERS"); b != "" {
+		return b, "TEST_KAFKA_BROKERS", nil
+	}
+	pool, err := dockerPool()
+	if err != nil {
+		return "", err.Error(), nil
+	}
+	b, err := dockerKafka(pool)
+	if err != nil {
+		return "", "", fmt.Errorf("TEST_KAFKA_BROKERS unset; docker: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = waitFor(ctx, 2*time.Minute, func(ctx context.Context) error {
+		adm, err := newAdmin(b)
+		if err != nil {
+			return err
+		}
+		defer adm.Close()
+		_, err = adm.ListBrokers(ctx)
+		return err
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("docker apache/kafka did not answer: %w", err)
+	}
+	return b, "docker apache/kafka", nil
+}
+
+func newAdmin(brokers string) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
+}
+
+// Topic creates a topic named base-<random> with the given number of
+// partitions and waits until every partition has a leader. The name is
+// unique so that tests sharing a broker never see each other's records.
+func (k *KafkaEnv) Topic(t testing.TB, base string, partitions int32) string {
+	t.Helper()
+	name := base + "-" + randomHex(4)
+	if err := k.createTopic(name, partitions); err != nil {
+		t.Fatalf("testenv: Kafka %s: create topic %s: %v", k.Brokers, name, err)
+	}
+	return name
+}
+
+func (k *KafkaEnv) createTopic(name string, partitions int32) error {
+	adm, err := newAdmin(k.Brokers)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
+	if err != nil {
+		return err
+	}
+	if resp.Err != nil {
+		return resp.Err
+	}
+	// A real broker answers CreateTopics before every partition has a
+	// leader; clients that start right away would see errors.
+	return waitFor(ctx, time.Minute, func(ctx context.Context) error {
+		md, err := adm.Metadata(ctx, name)
+		if err != nil {
+			return err
+		}
+		td, ok := md.Topics[name]
+		if !ok || td.Err != nil {
+			return fmt.Errorf("topic %s not in metadata yet: %v", name, td.Err)
+		}
+		if int32(len(td.Partitions)) != partitions {
+			return fmt.Errorf("topic %s has %d of %d partitions", name, len(td.Partitions), partitions)
+		}
+		for _, p := range td.Partitions {
+			if p.Leader < 0 || p.Err != nil {
+				return fmt.Errorf("topic %s partition %d has no leader yet", name, p.Partition)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,134 @@
+package testenv
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// TestKafkaWithLibrdkafka checks what every service relies on: librdkafka
+// can produce to the broker Kafka hands out and consume from it in a
+// consumer group with manual commits, and a new group member resumes after
+// the committed offsets.
+func TestKafkaWithLibrdkafka(t *testing.T) {
+	t.Parallel()
+	k := Kafka(t)
+	topic := k.Topic(t, "orders", 3)
+	const n = 30
+
+	p, err := kafka.NewProducer(&kafka.ConfigMap{
+		"bootstrap.servers":  k.Brokers,
+		"enable.idempotence": true,
+		"acks":               "all",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	produce := func(from, to int) {
+		t.Helper()
+		deliveries := make(chan kafka.Event, to-from)
+		for i := from; i < to; i++ {
+			err := p.Produce(&kafka.Message{
+				TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+				Key:            fmt.Appendf(nil, "k%d", i),
+				Value:          fmt.Appendf(nil, "v%d", i),
+				Headers:        []kafka.Header{{Key: "h", Value: []byte("x")}},
+			}, deliveries)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := from; i < to; i++ {
+			select {
+			case ev := <-deliveries:
+				if m := ev.(*kafka.Message); m.TopicPartition.Error != nil {
+					t.Fatalf("delivery: %v", m.TopicPartition.Error)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no delivery report for %d of %d messages", to-i, to-from)
+			}
+		}
+	}
+	produce(0, n)
+
+	group := "g-" + randomHex(4)
+	consume := func(want int) map[string]bool {
+		t.Helper()
+		c, err := kafka.NewConsumer(&kafka.ConfigMap{
+			"bootstrap.servers":  k.Brokers,
+			"group.id":           group,
+			"auto.offset.reset":  "earliest",
+			"enable.auto.commit": false,
+			"session.timeout.ms": 6000,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Subscribe(topic, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		deadline := time.Now().Add(60 * time.Second)
+		for len(got) < want && time.Now().Before(deadline) {
+			m, err := c.ReadMessage(200 * time.Millisecond)
+			if err != nil {
+				if kerr, ok := err.(kafka.Error); ok && kerr.IsTimeout() {
+					continue
+				}
+				t.Fatalf("read: %v", err)
+			}
+			if len(m.Headers) != 1 || string(m.Headers[0].Value) != "x" {
+				t.Errorf("message %s lost its header: %v", m.Value, m.Headers)
+			}
+			got[string(m.Value)] = true
+			if _, err := c.CommitMessage(m); err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+		}
+		if len(got) != want {
+			t.Fatalf("consumed %d distinct messages, want %d", len(got), want)
+		}
+		return got
+	}
+	first := consume(n)
+	for i := range n {
+		if !first[fmt.Sprintf("v%d", i)] {
+			t.Errorf("v%d not consumed", i)
+		}
+	}
+
+	// The committed offsets hold: a new member of the group sees only
+	// what was produced after.
+	produce(n, n+5)
+	second := consume(5)
+	for v := range second {
+		if first[v] {
+			t.Errorf("%s consumed again after its offset was committed", v)
+		}
+	}
+}
+
+func TestKafkaTopicsAreUnique(t *testing.T) {
+	t.Parallel()
+	k := Kafka(t)
+	a, b := k.Topic(t, "orders", 6), k.Topic(t, "orders", 6)
+	if a == b {
+		t.Fatalf("two topics named %s", a)
+	}
+	adm, err := newAdmin(k.Brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	md, err := adm.Metadata(t.Context(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(md.Topics[a].Partitions); got != 6 {
+		t.Errorf("topic %s has %d partitions, want 6", a, got)
+	}
+}

@@ -1,0 +1,335 @@
+package testenv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderservice/orders/migrations"
+)
+
+// localPostgres is the machine's PostgreSQL, tried before starting one.
+const localPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// PG is a private database with every migration applied.
+type PG struct {
+	// URL connects to the database as a superuser (its owner).
+	URL string
+	// Name is the database's name (t_<random>).
+	Name string
+	// Pool is connected to URL and closed at cleanup.
+	Pool *pgxpool.Pool
+}
+
+// URLAs returns URL with role as the user and no password: "order_ingestor"
+// (INSERT and SELECT) or "order_reader" (SELECT only).
+func (p *PG) URLAs(role string) string {
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		panic(fmt.Sprintf("testenv: PG.URL %q does not parse: %v", p.URL, err)) // built by Postgres
+	}
+	u.User = url.User(role)
+	return u.String()
+}
+
+// URLVia returns URL with its host:port replaced by hostport, for example a
+// Proxy's address.
+func (p *PG) URLVia(hostport string) string {
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		panic(fmt.Sprintf("testenv: PG.URL %q does not parse: %v", p.URL, err))
+	}
+	u.Host = hostport
+	return u.String()
+}
+
+// Postgres returns a fresh database with every migration applied, private
+// to the test, and drops it when the test ends. It fails the test when no
+// PostgreSQL server can be had.
+func Postgres(t testing.TB) *PG {
+	t.Helper()
+	srv, err := pgServerOnce()
+	if err != nil {
+		t.Fatalf("testenv: PostgreSQL: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tmpl, err := srv.template(ctx)
+	if err != nil {
+		t.Fatalf("testenv: PostgreSQL (%s): %v", srv.source, err)
+	}
+	name := "t_" + randomHex(8)
+	err = retryInUse(ctx, func() error {
+		_, err := srv.admin.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE "+ident(tmpl))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("testenv: PostgreSQL (%s): create database from template %s: %v", srv.source, tmpl, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := srv.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
+			t.Errorf("testenv: drop database %s: %v", name, err)
+		}
+	})
+	// CONNECT on a database is not copied from the template; grant it as
+	// the migration does, in case PUBLIC lost it on this server.
+	if _, err := srv.admin.Exec(ctx, "GRANT CONNECT ON DATABASE "+ident(name)+" TO order_ingestor, order_reader"); err != nil {
+		t.Fatalf("testenv: PostgreSQL (%s): grant connect on %s: %v", srv.source, name, err)
+	}
+	dbURL, err := withDatabase(srv.url, name)
+	if err != nil {
+		t.Fatalf("testenv: PostgreSQL (%s): %v", srv.source, err)
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("testenv: PostgreSQL (%s): connect to %s: %v", srv.source, name, err)
+	}
+	t.Cleanup(pool.Close)
+	return &PG{URL: dbURL, Name: name, Pool: pool}
+}
+
+// pgServer is the PostgreSQL server every test of the process uses.
+type pgServer struct {
+	url    string // superuser URL of the maintenance database
+	source string // where the server came from, for messages
+	admin  *pgxpool.Pool
+
+	tmplOnce sync.Once
+	tmpl     string
+	tmplErr  error
+}
+
+var pgShared struct {
+	once sync.Once
+	srv  *pgServer
+	err  error
+}
+
+func pgServerOnce() (*pgServer, error) {
+	pgShared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		pgShared.srv, pgShared.err = findPostgres(ctx)
+	})
+	return pgShared.srv, pgShared.err
+}
+
+// findPostgres tries each source in the documented order.
+func findPostgres(ctx context.Context) (*pgServer, error) {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		// An explicit server is never silently replaced by another one.
+		return connectPGServer(ctx, u, "TEST_DATABASE_URL")
+	}
+	var why reasons
+	why.add("TEST_DATABASE_URL unset")
+	if pool, err := dockerPool(); err != nil {
+		why.add(err.Error())
+	} else {
+		u, err := dockerPostgres(pool)
+		if err != nil {
+			return nil, fmt.Errorf("%s; docker: %w", why, err)
+		}
+		return connectPGServerWait(ctx, u, "docker postgres:16")
+	}
+	if err := answers("127.0.0.1:5432"); err != nil {
+		why.add("127.0.0.1:5432: " + errText(err))
+	} else {
+		srv, err := connectPGServer(ctx, localPostgres, "127.0.0.1:5432")
+		if err == nil {
+			return srv, nil
+		}
+		why.add(err.Error())
+	}
+	u, _, err := startPostgres(ctx)
+	if err != nil {
+		why.add("throwaway server: " + err.Error())
+		return nil, errors.New(why.String())
+	}
+	return connectPGServer(ctx, u, "throwaway server")
+}
+
+// errText shortens the common "connection refused" dial error.
+func errText(err error) string {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return "refused"
+	}
+	return err.Error()
+}
+
+func connectPGServerWait(ctx context.Context, u, source string) (*pgServer, error) {
+	err := waitFor(ctx, time.Minute, func(ctx context.Context) error { return pingPostgres(ctx, u) })
+	if err != nil {
+		return nil, fmt.Errorf("%s did not answer: %w", source, err)
+	}
+	return connectPGServer(ctx, u, source)
+}
+
+func connectPGServer(ctx context.Context, u, source string) (*pgServer, error) {
+	if _, err := url.Parse(u); err != nil {
+		return nil, fmt.Errorf("%s: not a postgres:// URL: %w", source, err)
+	}
+	cfg, err := pgxpool.ParseConfig(u)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	var super bool
+	if err := pool.QueryRow(ctx, "SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if !super {
+		pool.Close()
+		return nil, fmt.Errorf("%s: the user cannot create databases", source)
+	}
+	return &pgServer{url: u, source: source, admin: pool}, nil
+}
+
+func pingPostgres(ctx context.Context, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	return c.Ping(ctx)
+}
+
+// template returns the name of the migrated template database, building it
+// when this server does not have it yet.
+func (s *pgServer) template(ctx context.Context) (string, error) {
+	s.tmplOnce.Do(func() { s.tmpl, s.tmplErr = s.buildTemplate(ctx) })
+	return s.tmpl, s.tmplErr
+}
+
+// schemaHash identifies the schema version: a SHA-256 of every migration
+// file's name and content.
+func schemaHash() ([]byte, error) {
+	h := sha256.New()
+	err := fs.WalkDir(migrations.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.FS(), p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hash migrations: %w", err)
+	}
+	return h.Sum(nil), nil
+}
+
+// buildTemplate creates tmpl_<hash> once per server and schema version.
+// Test processes of other packages may be doing the same at the same time,
+// so the check and the build happen under an advisory lock; a build that
+// died half way left only a *_build database, which the next one drops.
+func (s *pgServer) buildTemplate(ctx context.Context) (string, error) {
+	sum, err := schemaHash()
+	if err != nil {
+		return "", err
+	}
+	name := "tmpl_" + hex.EncodeToString(sum[:8])
+	conn, err := s.admin.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Release()
+	key := int64(binary.BigEndian.Uint64(sum[8:16]))
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		return "", fmt.Errorf("lock template build: %w", err)
+	}
+	defer func() {
+		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", key)
+	}()
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return name, nil
+	}
+	build := name + "_build"
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(build)+" WITH (FORCE)"); err != nil {
+		return "", fmt.Errorf("drop stale %s: %w", build, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident(build)); err != nil {
+		return "", fmt.Errorf("create %s: %w", build, err)
+	}
+	buildURL, err := withDatabase(s.url, build)
+	if err != nil {
+		return "", err
+	}
+	if err := migrations.Up(buildURL); err != nil {
+		return "", fmt.Errorf("migrate template %s: %w", build, err)
+	}
+	// Nobody may connect to a template: CREATE DATABASE ... TEMPLATE fails
+	// while anyone is connected to it. The migrator's backends may still be
+	// exiting, hence the retries.
+	err = retryInUse(ctx, func() error {
+		_, err := conn.Exec(ctx, "ALTER DATABASE "+ident(build)+" WITH ALLOW_CONNECTIONS false")
+		if err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, "ALTER DATABASE "+ident(build)+" RENAME TO "+ident(name))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("seal template %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(name)+" WITH IS_TEMPLATE true"); err != nil {
+		return "", fmt.Errorf("mark %s as template: %w", name, err)
+	}
+	return name, nil
+}
+
+// retryInUse retries op while PostgreSQL says a database is being accessed
+// by other users (object_in_use), which passes once their backends exit.
+func retryInUse(ctx context.Context, op func() error) error {
+	return waitFor(ctx, 30*time.Second, func(context.Context) error {
+		err := op()
+		var pgErr *pgconn.PgError
+		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "55006") {
+			return permanent{err}
+		}
+		return err
+	})
+}
+
+func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// withDatabase returns u with its path set to database.
+func withDatabase(u, database string) (string, error) {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return "", fmt.Errorf("not a postgres:// URL: %w", err)
+	}
+	parsed.Path = "/" + database
+	parsed.RawPath = ""
+	return parsed.String(), nil
+}

@@ -1,0 +1,140 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// localRedis is the machine's Redis, tried before starting one.
+const localRedis = "redis://127.0.0.1:6379/0"
+
+// RedisEnv is a Redis connection with a key space of its own.
+type RedisEnv struct {
+	// URL is the server's redis:// URL.
+	URL string
+	// Client is connected to URL and closed at cleanup.
+	Client *redis.Client
+	// Prefix ("t<hex>:") is unique to the test: give it to the code under
+	// test as its key prefix. Keys under it are deleted at cleanup.
+	Prefix string
+}
+
+var redisShared struct {
+	once   sync.Once
+	url    string
+	source string
+	err    error
+}
+
+// Redis returns a connection to a Redis server and a key prefix private to
+// the test; it deletes the keys under the prefix when the test ends. It
+// fails the test when no Redis server can be had.
+func Redis(t testing.TB) *RedisEnv {
+	t.Helper()
+	redisShared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		redisShared.url, redisShared.source, redisShared.err = findRedis(ctx)
+	})
+	if redisShared.err != nil {
+		t.Fatalf("testenv: Redis: %v", redisShared.err)
+	}
+	u := redisShared.url
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatalf("testenv: Redis (%s): %v", redisShared.source, err)
+	}
+	env := &RedisEnv{URL: u, Client: redis.NewClient(opts), Prefix: "t" + randomHex(6) + ":"}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// A fresh client: the test may have closed its own.
+		c := redis.NewClient(opts)
+		defer c.Close()
+		if err := deletePrefix(ctx, c, env.Prefix); err != nil {
+			t.Errorf("testenv: delete Redis keys %s*: %v", env.Prefix, err)
+		}
+		_ = env.Client.Close()
+	})
+	return env
+}
+
+// deletePrefix deletes every key starting with prefix. SCAN, unlike KEYS,
+// does not block a server that other tests share.
+func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			if err := c.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return c.Unlink(ctx, batch...).Err()
+	}
+	return nil
+}
+
+func findRedis(ctx context.Context) (url, source string, err error) {
+	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+		if err := pingRedis(ctx, u); err != nil {
+			return "", "", fmt.Errorf("TEST_REDIS_URL: %w", err)
+		}
+		return u, "TEST_REDIS_URL", nil
+	}
+	var why reasons
+	why.add("TEST_REDIS_URL unset")
+	if pool, err := dockerPool(); err != nil {
+		why.add(err.Error())
+	} else {
+		u, err := dockerRedis(pool)
+		if err != nil {
+			return "", "", fmt.Errorf("%s; docker: %w", why, err)
+		}
+		err = waitFor(ctx, time.Minute, func(ctx context.Context) error { return pingRedis(ctx, u) })
+		if err != nil {
+			return "", "", fmt.Errorf("docker redis:7 did not answer: %w", err)
+		}
+		return u, "docker redis:7", nil
+	}
+	if err := answers("127.0.0.1:6379"); err != nil {
+		why.add("127.0.0.1:6379: " + errText(err))
+	} else if err := pingRedis(ctx, localRedis); err != nil {
+		why.add("127.0.0.1:6379: " + err.Error())
+	} else {
+		return localRedis, "127.0.0.1:6379", nil
+	}
+	u, _, err := startRedis(ctx)
+	if err != nil {
+		why.add("throwaway server: " + err.Error())
+		return "", "", errors.New(why.String())
+	}
+	return u, "throwaway server", nil
+}
+
+func pingRedis(ctx context.Context, u string) error {
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		return err
+	}
+	opts.MaxRetries = -1
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err()
+}

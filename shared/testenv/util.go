@@ -1,0 +1,92 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FreeAddr returns "127.0.0.1:<port>" for a port that was free a moment ago.
+// Another process may take it before the caller listens on it: prefer
+// listening on port 0 where the code under test allows it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatalf("testenv: FreeAddr: %v", err)
+	}
+	return addr
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", err
+	}
+	return addr, nil
+}
+
+// randomHex returns n random bytes as 2n lowercase hex digits.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}
+
+// answers reports whether something accepts TCP connections at addr.
+func answers(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// waitFor polls check until it returns nil or the deadline passes, and
+// returns the last error.
+func waitFor(ctx context.Context, d time.Duration, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := 20 * time.Millisecond
+	for {
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		var p permanent
+		if errors.As(err, &p) {
+			return p.err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(tick):
+		}
+		if tick < 500*time.Millisecond {
+			tick *= 2
+		}
+	}
+}
+
+// permanent marks an error that waitFor returns at once instead of retrying.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// reasons collects why each source of a service failed, for the final
+// failure message.
+type reasons []string
+
+func (r *reasons) add(format string) { *r = append(*r, format) }
+
+func (r reasons) String() string { return strings.Join(r, "; ") }

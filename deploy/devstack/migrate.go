@@ -39,10 +39,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	all := fs.Bool("all", false, "down: revert every migration")
 	dir := fs.String("dir", "", "create: migration directory (default <repo>/migrations/sql)")
 	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return ignoreHelp(err)
 	}
 	if *dsn == "" {
 		*dsn = getenv("DATABASE_URL")

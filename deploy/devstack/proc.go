@@ -21,9 +21,10 @@ type proc struct {
 
 // startProc starts a child whose output goes to the console under name.
 // The child runs in a process group of its own so that the terminal's
-// Ctrl-C reaches only devstack, which then stops the children in order.
-func startProc(con *console, name string, cred *syscall.Credential, env []string, bin string, args ...string) (*proc, error) {
-	cmd := exec.Command(bin, args...)
+// Ctrl-C reaches only devstack, which then stops the children in order
+// (stop): cancelling ctx does not kill it.
+func startProc(ctx context.Context, con *console, name string, cred *syscall.Credential, env []string, bin string, args ...string) (*proc, error) {
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), bin, args...)
 	out := con.Writer(name)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = env

@@ -210,8 +210,8 @@ func pgBinDir() (string, error) {
 		}
 	}
 	if p, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			p = resolved
 		}
 		if d := filepath.Dir(p); isExec(filepath.Join(d, "postgres")) {
 			return d, nil
@@ -226,9 +226,10 @@ func isExec(p string) bool {
 }
 
 // listenAddr returns 127.0.0.1:port when that port is free, else a free one.
-func listenAddr(port int) (string, error) {
+func listenAddr(ctx context.Context, port int) (string, error) {
+	var lc net.ListenConfig
 	for _, a := range []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "127.0.0.1:0"} {
-		l, err := net.Listen("tcp", a)
+		l, err := lc.Listen(ctx, "tcp", a)
 		if err != nil {
 			continue
 		}
@@ -274,12 +275,12 @@ func startPostgres(ctx context.Context, con *console, log *slog.Logger, dbname s
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("initdb: %w: %s", err, out))
 	}
-	addr, err := listenAddr(5432)
+	addr, err := listenAddr(ctx, 5432)
 	if err != nil {
 		return fail(err)
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	p, err := startProc(con, "postgres", cred, os.Environ(), filepath.Join(bin, "postgres"),
+	p, err := startProc(ctx, con, "postgres", cred, os.Environ(), filepath.Join(bin, "postgres"),
 		"-D", data, "-p", port, "-k", dir,
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
@@ -313,14 +314,14 @@ func startRedis(ctx context.Context, con *console, log *slog.Logger) (string, *t
 	if err != nil {
 		return "", nil, fmt.Errorf("state directory: %w", err)
 	}
-	addr, err := listenAddr(6379)
+	addr, err := listenAddr(ctx, 6379)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return "", nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	log.Info("starting a throwaway Redis", "bin", bin, "dir", dir)
-	p, err := startProc(con, "redis", nil, os.Environ(), bin,
+	p, err := startProc(ctx, con, "redis", nil, os.Environ(), bin,
 		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)

@@ -88,17 +88,14 @@ type stack struct {
 func runStack(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := parseStackFlags(args, stdout)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return ignoreHelp(err)
 	}
 	con := newConsole(stdout, isTerminal(stdout, getenv))
 	s := &stack{
 		cfg:    cfg,
 		getenv: getenv,
 		con:    con,
-		log: slog.New(tint.NewHandler(con.Writer("devstack"), &tint.Options{
+		log: slog.New(tint.NewTextHandler(con.Writer("devstack"), &tint.Options{
 			NoColor: !con.color, TimeFormat: time.TimeOnly,
 		})),
 	}
@@ -112,8 +109,16 @@ func runStack(ctx context.Context, args []string, getenv func(string) string, st
 		s.log.Error("stopping after failure", "err", err)
 	}
 	s.down()
-	if ctx.Err() != nil {
-		// Interrupted (Ctrl-C or SIGTERM), possibly mid-start: a clean exit.
+	// Interrupted (Ctrl-C or SIGTERM), possibly mid-start, is a clean exit.
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// ignoreHelp turns flag.ErrHelp (-h printed the usage) into success.
+func ignoreHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	return err
@@ -375,7 +380,7 @@ func (s *stack) startServices(ctx context.Context, bins binaries) error {
 		if err != nil {
 			return err
 		}
-		p, err := startProc(s.con, "reader", nil, s.childEnv(
+		p, err := startProc(ctx, s.con, "reader", nil, s.childEnv(
 			"DATABASE_URL="+dsn,
 			"READER_LISTEN_ADDR=:"+strconv.Itoa(s.cfg.readerPort),
 		), bin)
@@ -394,7 +399,7 @@ func (s *stack) startServices(ctx context.Context, bins binaries) error {
 		if err != nil {
 			return err
 		}
-		p, err := startProc(s.con, "ingestor", nil, s.childEnv(
+		p, err := startProc(ctx, s.con, "ingestor", nil, s.childEnv(
 			"DATABASE_URL="+dsn,
 			"INGESTOR_OPS_ADDR=:"+strconv.Itoa(s.cfg.opsPort),
 		), bin)

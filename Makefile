@@ -1,0 +1,81 @@
+# The project's vocabulary: people, the README and CI use these targets.
+#
+#   make run                 the whole service locally (Ctrl-C stops it); ARGS="--no-seed" etc.
+#   make test                go test -race over every module (starts/installs PostgreSQL and Redis if needed)
+#   make lint                golangci-lint v2 with .golangci.yml over every module
+#   make bench               every benchmark, figures in .artifacts/bench.txt
+#   make build               every binary into ./bin
+#   make migrate-up          apply migrations to $DATABASE_URL (default: local database "orders")
+#   make migrate-down        revert the newest migration (ARGS=--all: every one)
+#   make migrate-create NAME=add_something
+#   make compose-up          the stack in Docker (needs a Docker engine)
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+# The workspace's modules, as listed in go.work (e.g. "shared migrations ...").
+MODULES := $(patsubst $(CURDIR)/%,%,$(shell $(GO) list -m -f '{{.Dir}}'))
+# go test and go build take one package pattern per module in a workspace.
+PKGS := $(addprefix ./,$(addsuffix /...,$(MODULES)))
+
+# A hung test fails its package after TEST_TIMEOUT instead of stalling CI.
+TEST_TIMEOUT ?= 10m
+# Packages tested at once: the machines have 2 cores.
+TEST_P ?= 2
+TESTFLAGS ?=
+BENCHFLAGS ?= -benchtime=1s -count=1
+ARGS ?=
+
+.PHONY: help run test lint bench build devstack migrate-up migrate-down migrate-create compose-up compose-down services clean
+
+help:
+	@sed -n '3,12p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+
+# devstack is rebuilt every time (the Go build cache makes that quick).
+devstack:
+	@$(GO) build -o bin/devstack ./deploy/devstack
+
+run: devstack
+	./bin/devstack $(ARGS)
+
+# PostgreSQL and Redis started (or installed, as root on Debian/Ubuntu), and
+# Chromium for the browser tests.
+services:
+	@scripts/ensure-services.sh --browser
+
+test: services
+	$(GO) test -race -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKGS)
+
+lint:
+	scripts/lint.sh
+
+# Benchmarks run one package at a time so that they do not share the CPU.
+bench: services
+	@mkdir -p .artifacts
+	$(GO) test -run '^$$' -bench . -benchmem -p 1 $(BENCHFLAGS) $(PKGS) | tee .artifacts/bench.txt
+
+# Every main package of the workspace, named after its directory.
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/ $$($(GO) list -f '{{if eq .Name "main"}}{{.Dir}}{{end}}' $(PKGS) | sed "s|^$(CURDIR)|.|")
+
+migrate-up: devstack
+	./bin/devstack migrate up $(ARGS)
+
+migrate-down: devstack
+	./bin/devstack migrate down $(ARGS)
+
+migrate-create: devstack
+	@test -n "$(NAME)" || { echo 'usage: make migrate-create NAME=add_something' >&2; exit 2; }
+	./bin/devstack migrate create '$(NAME)'
+
+compose-up:
+	docker compose up --build -d
+
+compose-down:
+	docker compose down
+
+clean:
+	rm -rf bin .artifacts

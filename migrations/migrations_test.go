@@ -1,0 +1,252 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderservice/orders/migrations"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var orderTables = []string{"delivery", "items", "orders", "payment"}
+
+// schema is what the migration is expected to create, as read back from
+// the catalog.
+type schema struct {
+	tables      []string
+	constraints []string // table.constraint (CHECK, PK, FK, UNIQUE)
+	grants      []string // role:table:privilege
+}
+
+func readSchema(t *testing.T, pool *pgxpool.Pool) schema {
+	t.Helper()
+	ctx := context.Background()
+	strs := func(sql string) []string {
+		rows, err := pool.Query(ctx, sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	return schema{
+		tables: strs(`SELECT table_name::text FROM information_schema.tables
+			WHERE table_schema = 'public' AND table_name <> 'schema_migrations' ORDER BY 1`),
+		constraints: strs(`SELECT conrelid::regclass::text || '.' || conname FROM pg_constraint
+			WHERE connamespace = 'public'::regnamespace
+			AND conrelid::regclass::text <> 'schema_migrations' ORDER BY 1`),
+		grants: strs(`SELECT grantee || ':' || table_name || ':' || privilege_type
+			FROM information_schema.role_table_grants
+			WHERE grantee IN ('order_ingestor', 'order_reader') ORDER BY 1`),
+	}
+}
+
+func rolesExist(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT rolname::text FROM pg_roles
+		WHERE rolname IN ('order_ingestor', 'order_reader') AND rolcanlogin ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return roles
+}
+
+func checkUp(t *testing.T, s schema) {
+	t.Helper()
+	if !slices.Equal(s.tables, orderTables) {
+		t.Errorf("tables %v, want %v", s.tables, orderTables)
+	}
+	for _, c := range []string{
+		"orders.orders_pkey", "orders.orders_order_uid_check", "orders.orders_content_sha256_check",
+		"payment.payment_amount_check", "payment.payment_currency_check", "payment.payment_transaction_key",
+		"payment.payment_order_uid_fkey", "items.items_pkey", "items.items_position_check",
+		"items.items_sale_check", "delivery.delivery_order_uid_fkey",
+	} {
+		if !slices.Contains(s.constraints, c) {
+			t.Errorf("constraint %s missing; have %v", c, s.constraints)
+		}
+	}
+	var want []string
+	for _, table := range orderTables {
+		want = append(want, "order_ingestor:"+table+":INSERT", "order_ingestor:"+table+":SELECT", "order_reader:"+table+":SELECT")
+	}
+	slices.Sort(want)
+	if !slices.Equal(s.grants, want) {
+		t.Errorf("grants %v, want %v", s.grants, want)
+	}
+}
+
+func TestUpDownUp(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t) // migrated up already
+	first := readSchema(t, pg.Pool)
+	checkUp(t, first)
+	if roles := rolesExist(t, pg.Pool); len(roles) != 2 {
+		t.Errorf("login roles after up: %v, want order_ingestor and order_reader", roles)
+	}
+	testenv.InsertOrders(t, pg.Pool, testenv.Sample(t))
+
+	if err := migrations.Down(pg.URL); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	down := readSchema(t, pg.Pool)
+	if len(down.tables) != 0 || len(down.constraints) != 0 || len(down.grants) != 0 {
+		t.Errorf("after down: tables %v constraints %v grants %v, want none", down.tables, down.constraints, down.grants)
+	}
+
+	if err := migrations.Up(pg.URL); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	again := readSchema(t, pg.Pool)
+	checkUp(t, again)
+	if !slices.Equal(first.constraints, again.constraints) || !slices.Equal(first.grants, again.grants) {
+		t.Errorf("second up differs from the first:\nfirst %+v\nagain %+v", first, again)
+	}
+	// Up on an up-to-date schema is a no-op, not an error.
+	if err := migrations.Up(pg.URL); err != nil {
+		t.Errorf("up on an up-to-date schema: %v", err)
+	}
+	m, err := migrations.New(pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	version, dirty, err := m.Version()
+	if err != nil || dirty || version != 1 {
+		t.Errorf("version %d dirty %v err %v, want 1 clean", version, dirty, err)
+	}
+}
+
+// copyRow inserts a copy of the sample's row of table with some columns
+// changed, so that each case breaks exactly one rule of an otherwise valid
+// row.
+func copyRow(ctx context.Context, tx pgx.Tx, table, from string, set map[string]any) error {
+	_, err := tx.Exec(ctx, `INSERT INTO `+table+` SELECT (jsonb_populate_record(NULL::`+table+`, to_jsonb(t) || $1::jsonb)).*
+		FROM `+table+` t WHERE order_uid = $2`, set, from)
+	return err
+}
+
+func TestConstraintsRejectBadRows(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	sample := testenv.Sample(t)
+	testenv.InsertOrders(t, pg.Pool, sample)
+	ctx := context.Background()
+
+	tests := []struct {
+		name       string
+		table      string
+		bad        map[string]any // nil: the copy is valid and must be stored
+		constraint string
+	}{
+		{"valid order", "orders", nil, ""},
+		{"valid delivery", "delivery", nil, ""},
+		{"valid payment", "payment", nil, ""},
+		{"valid item", "items", nil, ""},
+		{"order_uid with a space", "orders", map[string]any{"order_uid": "bad uid"}, "orders_order_uid_check"},
+		{"order_uid too long", "orders", map[string]any{"order_uid": strings.Repeat("a", 65)}, "orders_order_uid_check"},
+		{"empty track_number", "orders", map[string]any{"track_number": ""}, "orders_track_number_check"},
+		{"short content hash", "orders", map[string]any{"content_sha256": `\x00`}, "orders_content_sha256_check"},
+		{"negative amount", "payment", map[string]any{"amount": -1}, "payment_amount_check"},
+		{"negative delivery cost", "payment", map[string]any{"delivery_cost": -1}, "payment_delivery_cost_check"},
+		{"lower-case currency", "payment", map[string]any{"currency": "usd"}, "payment_currency_check"},
+		{"zero payment_dt", "payment", map[string]any{"payment_dt": 0}, "payment_payment_dt_check"},
+		{"sale over 100", "items", map[string]any{"sale": 101}, "items_sale_check"},
+		{"position 1000", "items", map[string]any{"position": 1000}, "items_position_check"},
+		{"negative price", "items", map[string]any{"price": -5}, "items_price_check"},
+		{"empty email", "delivery", map[string]any{"email": ""}, "delivery_email_check"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tx, err := pg.Pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			uid := "copy" + string(rune('a'+i))
+			set := map[string]any{"order_uid": uid}
+			if tt.table == "payment" {
+				set["transaction"] = uid // unique per payment
+			}
+			if tt.table != "orders" {
+				if err := copyRow(ctx, tx, "orders", sample.OrderUID, set); err != nil {
+					t.Fatalf("copy the order: %v", err)
+				}
+			}
+			maps.Copy(set, tt.bad)
+			err = copyRow(ctx, tx, tt.table, sample.OrderUID, set)
+			if tt.bad == nil {
+				if err != nil {
+					t.Fatalf("valid copy rejected: %v", err)
+				}
+				return
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "23514" || pgErr.ConstraintName != tt.constraint {
+				t.Fatalf("got %v, want check_violation of %s", err, tt.constraint)
+			}
+		})
+	}
+}
+
+func TestRolePrivileges(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	testenv.InsertOrders(t, pg.Pool, testenv.Sample(t))
+	ctx := context.Background()
+	const insert = `INSERT INTO orders SELECT (jsonb_populate_record(NULL::orders,
+		to_jsonb(o) || '{"order_uid": "by-role"}')).* FROM orders o LIMIT 1`
+	tests := []struct {
+		role      string
+		statement string
+		allowed   bool
+	}{
+		{"order_ingestor", "SELECT count(*) FROM items", true},
+		{"order_ingestor", insert, true},
+		{"order_ingestor", "UPDATE payment SET amount = amount", false},
+		{"order_ingestor", "DELETE FROM items", false},
+		{"order_reader", "SELECT count(*) FROM items", true},
+		{"order_reader", insert, false},
+		{"order_reader", "UPDATE payment SET amount = amount", false},
+		{"order_reader", "DELETE FROM items", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.role+" "+strings.Fields(tt.statement)[0], func(t *testing.T) {
+			conn, err := pgx.Connect(ctx, pg.URLAs(tt.role))
+			if err != nil {
+				t.Fatalf("connect as %s: %v", tt.role, err)
+			}
+			defer conn.Close(ctx)
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			_, err = tx.Exec(ctx, tt.statement)
+			var pgErr *pgconn.PgError
+			switch {
+			case tt.allowed && err != nil:
+				t.Errorf("%s: %v", tt.role, err)
+			case !tt.allowed && !(errors.As(err, &pgErr) && pgErr.Code == "42501"):
+				t.Errorf("%s: got %v, want insufficient_privilege", tt.role, err)
+			}
+		})
+	}
+}

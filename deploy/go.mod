@@ -20,6 +20,8 @@ require (
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/orderservice/orders/ingestor v0.0.0
+	github.com/orderservice/orders/reader v0.0.0
 	github.com/orderservice/orders/shared v0.0.0
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/twmb/franz-go v1.22.3 // indirect
@@ -33,3 +35,7 @@ require (
 replace github.com/orderservice/orders/shared => ../shared
 
 replace github.com/orderservice/orders/migrations => ../migrations
+
+replace github.com/orderservice/orders/reader => ../reader
+
+replace github.com/orderservice/orders/ingestor => ../ingestor

@@ -1,0 +1,177 @@
+package deploytest
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	ingestorconfig "github.com/orderservice/orders/ingestor/config"
+	readerconfig "github.com/orderservice/orders/reader/config"
+)
+
+// serviceVars is one service's configuration surface: for each setting, the
+// names it may be given under (the prefixed name and, for shared settings,
+// the unprefixed fallback). Setting either satisfies the setting.
+type serviceVars struct {
+	name     string // compose service and k8s Deployment
+	prefix   string // INGESTOR_ or READER_
+	settings [][]string
+	defaults map[string]string // by prefixed name, where the config package exposes them
+}
+
+func readerVars() serviceVars {
+	sv := serviceVars{name: "reader", prefix: readerconfig.Prefix + "_", defaults: map[string]string{}}
+	for _, v := range readerconfig.Vars() {
+		names := []string{v.Name}
+		if v.Fallback != "" && v.Fallback != v.Name {
+			names = append(names, v.Fallback)
+		}
+		sv.settings = append(sv.settings, names)
+		sv.defaults[v.Name] = v.Default
+	}
+	return sv
+}
+
+func ingestorVars() serviceVars {
+	sv := serviceVars{name: "ingestor", prefix: ingestorconfig.Prefix + "_", defaults: map[string]string{}}
+	// Vars is a flat list of prefixed names and unprefixed fallbacks; pair
+	// each fallback with its prefixed name.
+	all := ingestorconfig.Vars()
+	for _, n := range all {
+		if key, ok := strings.CutPrefix(n, sv.prefix); ok {
+			names := []string{n}
+			if slices.Contains(all, key) {
+				names = append(names, key)
+			}
+			sv.settings = append(sv.settings, names)
+		}
+	}
+	return sv
+}
+
+func TestServiceVarsAreKnown(t *testing.T) {
+	t.Parallel()
+	// Guards the lists below: a config package that lists nothing would make
+	// every cross-check pass.
+	for _, sv := range []serviceVars{readerVars(), ingestorVars()} {
+		if len(sv.settings) < 5 {
+			t.Errorf("%s: only %d settings listed by its config package", sv.name, len(sv.settings))
+		}
+		for _, s := range sv.settings {
+			if !strings.HasPrefix(s[0], sv.prefix) {
+				t.Errorf("%s: setting %v is not prefixed %s", sv.name, s, sv.prefix)
+			}
+		}
+		var names []string
+		for _, s := range sv.settings {
+			names = append(names, s[0])
+		}
+		for _, must := range []string{"DATABASE_URL", "REDIS_URL", "LOG_FORMAT", "LOG_LEVEL"} {
+			if !slices.Contains(names, sv.prefix+must) {
+				t.Errorf("%s: config lists no %s%s", sv.name, sv.prefix, must)
+			}
+		}
+	}
+}
+
+// checkEnv reports settings of sv that env does not set, and prefixed
+// variables in env that sv does not read (a typo, or a renamed setting).
+func checkEnv(t *testing.T, where string, sv serviceVars, env map[string]string) {
+	t.Helper()
+	known := map[string]bool{}
+	for _, s := range sv.settings {
+		set := false
+		for _, n := range s {
+			known[n] = true
+			_, ok := env[n]
+			set = set || ok
+		}
+		if !set {
+			t.Errorf("%s: %s does not set %s", where, sv.name, strings.Join(s, " or "))
+		}
+	}
+	for n := range env {
+		if strings.HasPrefix(n, sv.prefix) && !known[n] {
+			t.Errorf("%s: %s sets %s, which %s/config does not read", where, sv.name, n, sv.name)
+		}
+	}
+}
+
+func TestEveryConfigVariableIsSetInCompose(t *testing.T) {
+	t.Parallel()
+	c := loadCompose(t)
+	for _, sv := range []serviceVars{readerVars(), ingestorVars()} {
+		checkEnv(t, "docker-compose.yml", sv, c.service(t, sv.name).Environment)
+	}
+}
+
+func TestEveryConfigVariableIsSetInK8s(t *testing.T) {
+	t.Parallel()
+	b := loadK8s(t)
+	for _, sv := range []serviceVars{readerVars(), ingestorVars()} {
+		checkEnv(t, "deploy/k8s", sv, b.envNames(t, b.container(t, "Deployment/"+sv.name)))
+	}
+}
+
+// TestListenAddressesAgree ties the ports of every deployment file to the
+// addresses the services are told to listen on, and to their defaults.
+func TestListenAddressesAgree(t *testing.T) {
+	t.Parallel()
+	c := loadCompose(t)
+	b := loadK8s(t)
+	for _, tc := range []struct {
+		sv   serviceVars
+		key  string
+		port int
+		def  string
+	}{
+		{readerVars(), "READER_LISTEN_ADDR", readerPort, readerVars().defaults["READER_LISTEN_ADDR"]},
+		{ingestorVars(), "INGESTOR_OPS_ADDR", ingestorPort, ingestorconfig.Default("", "").OpsAddr},
+	} {
+		want := ":" + itoa(tc.port)
+		if tc.def != want {
+			t.Errorf("%s defaults to %q; the deployment files use %s", tc.key, tc.def, want)
+		}
+		if got := c.service(t, tc.sv.name).Environment[tc.key]; got != want {
+			t.Errorf("compose %s %s = %q, want %q", tc.sv.name, tc.key, got, want)
+		}
+		if got := b.envNames(t, b.container(t, "Deployment/"+tc.sv.name))[tc.key]; got != want {
+			t.Errorf("k8s %s %s = %q, want %q", tc.sv.name, tc.key, got, want)
+		}
+	}
+}
+
+// TestGracePeriodsCoverShutdown: the orchestrator must wait longer than the
+// service's own shutdown timeout, or it kills a batch or a request midway.
+func TestGracePeriodsCoverShutdown(t *testing.T) {
+	t.Parallel()
+	c := loadCompose(t)
+	b := loadK8s(t)
+	for _, sv := range []serviceVars{readerVars(), ingestorVars()} {
+		key := sv.prefix + "SHUTDOWN_TIMEOUT"
+		env := c.service(t, sv.name).Environment
+		shutdown, err := time.ParseDuration(env[key])
+		if err != nil {
+			t.Errorf("compose %s %s: %v", sv.name, key, err)
+			continue
+		}
+		grace, err := time.ParseDuration(c.service(t, sv.name).StopGracePeriod)
+		if err != nil || grace <= shutdown {
+			t.Errorf("compose %s stop_grace_period %q must exceed %s %s", sv.name, c.service(t, sv.name).StopGracePeriod, key, shutdown)
+		}
+
+		kEnv := b.envNames(t, b.container(t, "Deployment/"+sv.name))
+		kShutdown, err := time.ParseDuration(kEnv[key])
+		if err != nil {
+			t.Errorf("k8s %s %s: %v", sv.name, key, err)
+			continue
+		}
+		d := b.object(t, "Deployment/"+sv.name)
+		secs, _ := asInt(dig(d, "spec", "template", "spec", "terminationGracePeriodSeconds"))
+		preStop, _ := asInt(dig(b.container(t, "Deployment/"+sv.name), "lifecycle", "preStop", "sleep", "seconds"))
+		if time.Duration(secs)*time.Second <= kShutdown+time.Duration(preStop)*time.Second {
+			t.Errorf("k8s %s terminationGracePeriodSeconds %d must exceed preStop %ds + %s %s", sv.name, secs, preStop, key, kShutdown)
+		}
+	}
+}

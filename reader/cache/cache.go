@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -204,7 +205,9 @@ func (t *Tiered) Get(ctx context.Context, uid string) (*Order, Source, error) {
 			return nil, "", ErrNotFound
 		}
 	}
+	var led atomic.Bool
 	ch := t.flight.DoChan(uid, func() (any, error) {
+		led.Store(true)
 		// Detached: the first caller's cancellation must not fail the
 		// others waiting for the same load.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.loadTimeout)
@@ -213,7 +216,7 @@ func (t *Tiered) Get(ctx context.Context, uid string) (*Order, Source, error) {
 	})
 	select {
 	case r := <-ch:
-		if r.Shared {
+		if !led.Load() {
 			t.c.shared.Inc()
 		}
 		if r.Err != nil {
@@ -227,6 +230,13 @@ func (t *Tiered) Get(ctx context.Context, uid string) (*Order, Source, error) {
 }
 
 func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
+	// A load that ended just before this one started has filled the local
+	// tier: do not query again.
+	if t.local != nil {
+		if o, ok := t.local.GetIfPresent(uid); ok {
+			return loaded{o, Local}, nil
+		}
+	}
 	if t.remote != nil {
 		body, err := t.remote.Get(ctx, uid)
 		switch {

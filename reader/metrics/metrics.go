@@ -20,7 +20,8 @@ type Metrics struct {
 	CacheLookups *prometheus.CounterVec
 	// DBQueryDuration is PostgreSQL query latency by query name.
 	DBQueryDuration *prometheus.HistogramVec
-	// SingleflightShared counts lookups that joined a load already under way.
+	// SingleflightShared counts lookups that joined a load already under way
+	// (not counting the lookup that started it).
 	SingleflightShared prometheus.Counter
 	// RedisUp is 1 while the Redis tier is used, 0 while its circuit is open.
 	RedisUp prometheus.Gauge

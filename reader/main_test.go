@@ -1,0 +1,669 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// syncBuffer collects the reader's log lines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// reader is one running reader process (its run function).
+type reader struct {
+	base string
+	logs *syncBuffer
+}
+
+// env is a reader's environment: a real database (as order_reader) and a
+// Redis key prefix of the test's own.
+type env struct {
+	pg    *testenv.PG
+	redis *testenv.RedisEnv
+	vars  map[string]string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pg := testenv.Postgres(t)
+	rd := testenv.Redis(t)
+	return &env{pg: pg, redis: rd, vars: map[string]string{
+		"READER_LISTEN_ADDR":         testenv.FreeAddr(t),
+		"DATABASE_URL":               pg.URLAs("order_reader"),
+		"REDIS_URL":                  rd.URL,
+		"READER_REDIS_KEY_PREFIX":    rd.Prefix,
+		"READER_WARM_COUNT":          "1000",
+		"READER_LOG_LEVEL":           "debug",
+		"READER_REDIS_TIMEOUT":       "200ms",
+		"READER_DB_QUERY_TIMEOUT":    "3s",
+		"READER_NEGATIVE_TTL":        "2s",
+		"READER_SHUTDOWN_TIMEOUT":    "5s",
+		"READER_WARM_TIMEOUT":        "20s",
+		"READER_READ_HEADER_TIMEOUT": "5s",
+	}}
+}
+
+// start runs the reader until the test ends, and waits until /readyz
+// answers 200 when ready is true, or until it answers at all otherwise.
+func (e *env) start(t *testing.T, ready bool) *reader {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("run did not return after cancel")
+		}
+	})
+	r := &reader{base: "http://" + e.vars["READER_LISTEN_ADDR"], logs: logs}
+	want := http.StatusOK
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended early: %v\nlogs:\n%s", err, logs)
+		default:
+		}
+		resp, err := http.Get(r.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if !ready || resp.StatusCode == want {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader not ready after 30s (last: %v)\nlogs:\n%s", err, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *reader) do(t *testing.T, method, path string, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, r.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+// metric returns the value of one series from /metrics, 0 when absent.
+// labels is the exact label set as Prometheus prints it (sorted).
+func (r *reader) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	resp := r.do(t, http.MethodGet, "/metrics")
+	sc := bufio.NewScanner(bytes.NewReader(resp.body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return v
+		}
+	}
+	return 0
+}
+
+func canonical(t *testing.T, o *model.Order) []byte {
+	t.Helper()
+	b, err := o.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// requireJSONEqual compares two JSON documents as values.
+func requireJSONEqual(t *testing.T, got, want []byte) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("answer is not JSON: %v: %s", err, got)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if !bytes.Equal(gb, wb) {
+		t.Fatalf("order differs from the ingested one:\n got %s\nwant %s", got, want)
+	}
+}
+
+func requireProblem(t *testing.T, resp response, status int) {
+	t.Helper()
+	if resp.status != status {
+		t.Fatalf("status %d, want %d; body %s", resp.status, status, resp.body)
+	}
+	if ct := resp.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type %q, want application/problem+json", ct)
+	}
+	var p struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+	}
+	if len(resp.body) > 0 {
+		if err := json.Unmarshal(resp.body, &p); err != nil || p.Status != status || p.Title == "" || p.Type == "" {
+			t.Fatalf("not a problem detail for %d: %s (%v)", status, resp.body, err)
+		}
+	}
+}
+
+func TestGetOrderStatuses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sample := testenv.Sample(t)
+	gen := ordergen.New(1)
+	other := gen.Order()
+	testenv.InsertOrders(t, e.pg.Pool, sample, other)
+	r := e.start(t, true)
+
+	for _, o := range []*model.Order{sample, other} {
+		resp := r.do(t, http.MethodGet, "/order/"+o.OrderUID)
+		if resp.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", o.OrderUID, resp.status, resp.body)
+		}
+		if ct := resp.header.Get("Content-Type"); ct != "application/json" {
+			t.Fatalf("Content-Type %q", ct)
+		}
+		requireJSONEqual(t, resp.body, canonical(t, o))
+		if !bytes.Equal(resp.body, canonical(t, o)) {
+			t.Fatalf("bytes differ from the canonical encoding:\n got %s\nwant %s", resp.body, canonical(t, o))
+		}
+		if resp.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatal("missing X-Content-Type-Options: nosniff")
+		}
+		etag := resp.header.Get("ETag")
+		if !strings.HasPrefix(etag, `"`) || len(etag) < 10 {
+			t.Fatalf("ETag %q is not a strong validator", etag)
+		}
+		if cc := resp.header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
+			t.Fatalf("Cache-Control %q", cc)
+		}
+		nm := r.do(t, http.MethodGet, "/order/"+o.OrderUID, "If-None-Match", etag)
+		if nm.status != http.StatusNotModified || len(nm.body) != 0 || nm.header.Get("ETag") != etag {
+			t.Fatalf("If-None-Match: %d %q etag %q", nm.status, nm.body, nm.header.Get("ETag"))
+		}
+		if other := r.do(t, http.MethodGet, "/order/"+o.OrderUID, "If-None-Match", `"other"`); other.status != http.StatusOK {
+			t.Fatalf("non-matching If-None-Match: %d", other.status)
+		}
+		head := r.do(t, http.MethodHead, "/order/"+o.OrderUID)
+		if head.status != http.StatusOK || len(head.body) != 0 || head.header.Get("ETag") != etag ||
+			head.header.Get("Content-Length") != strconv.Itoa(len(resp.body)) {
+			t.Fatalf("HEAD: %d len %d etag %q length %q", head.status, len(head.body), head.header.Get("ETag"), head.header.Get("Content-Length"))
+		}
+	}
+
+	for name, path := range map[string]string{
+		"empty":     "/order/",
+		"too long":  "/order/" + strings.Repeat("a", 65),
+		"bad char":  "/order/abc.def",
+		"space":     "/order/abc%20def",
+		"unicode":   "/order/%C3%A9",
+		"slash-ish": "/order/abc%2Fdef",
+	} {
+		t.Run(name, func(t *testing.T) {
+			requireProblem(t, r.do(t, http.MethodGet, path), http.StatusBadRequest)
+		})
+	}
+	requireProblem(t, r.do(t, http.MethodGet, "/order/"+strings.Repeat("a", 64)), http.StatusNotFound)
+	requireProblem(t, r.do(t, http.MethodGet, "/order/no_such_order"), http.StatusNotFound)
+	requireProblem(t, r.do(t, http.MethodHead, "/order/no_such_order"), http.StatusNotFound)
+	requireProblem(t, r.do(t, http.MethodGet, "/nowhere"), http.StatusNotFound)
+	requireProblem(t, r.do(t, http.MethodPost, "/order/"+sample.OrderUID), http.StatusMethodNotAllowed)
+}
+
+func TestListOrders(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	gen := ordergen.New(2)
+	var orders []*model.Order
+	for range 30 {
+		orders = append(orders, gen.Order())
+	}
+	testenv.InsertOrders(t, e.pg.Pool, orders...)
+	r := e.start(t, true)
+
+	type summary struct {
+		OrderUID    string    `json:"order_uid"`
+		TrackNumber string    `json:"track_number"`
+		DateCreated time.Time `json:"date_created"`
+		Amount      int64     `json:"amount"`
+		Currency    string    `json:"currency"`
+		ItemCount   int       `json:"item_count"`
+	}
+	byUID := map[string]*model.Order{}
+	for _, o := range orders {
+		byUID[o.OrderUID] = o
+	}
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{{"", 20}, {"?limit=1", 1}, {"?limit=25", 25}, {"?limit=100", 30}} {
+		resp := r.do(t, http.MethodGet, "/orders"+tc.query)
+		if resp.status != http.StatusOK {
+			t.Fatalf("/orders%s: %d %s", tc.query, resp.status, resp.body)
+		}
+		var list struct{ Orders []summary }
+		if err := json.Unmarshal(resp.body, &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Orders) != tc.want {
+			t.Fatalf("/orders%s: %d orders, want %d", tc.query, len(list.Orders), tc.want)
+		}
+		for i, s := range list.Orders {
+			o := byUID[s.OrderUID]
+			if o == nil {
+				t.Fatalf("unknown order %q listed", s.OrderUID)
+			}
+			if s.TrackNumber != o.TrackNumber || s.Amount != o.Payment.Amount || s.Currency != o.Payment.Currency ||
+				s.ItemCount != len(o.Items) || !s.DateCreated.Equal(o.DateCreated) {
+				t.Fatalf("summary %+v does not match order %+v", s, o)
+			}
+			if i > 0 && s.DateCreated.After(list.Orders[i-1].DateCreated) {
+				t.Fatalf("not newest first at %d", i)
+			}
+		}
+	}
+	for _, q := range []string{"?limit=0", "?limit=101", "?limit=abc", "?limit=", "?limit=-1"} {
+		requireProblem(t, r.do(t, http.MethodGet, "/orders"+q), http.StatusBadRequest)
+	}
+}
+
+// TestTiersAndWarmUp: the warm-up fills both tiers and gates readiness;
+// every tier is seen answering through the metrics.
+func TestTiersAndWarmUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	gen := ordergen.New(3)
+	var warm []*model.Order
+	for range 40 {
+		warm = append(warm, gen.Order())
+	}
+	testenv.InsertOrders(t, e.pg.Pool, warm...)
+	e.vars["READER_WARM_COUNT"] = "25"
+	r := e.start(t, true)
+
+	if got := r.metric(t, "reader_warmup_orders"); got != 25 {
+		t.Fatalf("reader_warmup_orders = %v, want 25", got)
+	}
+	if logs := r.logs.String(); !strings.Contains(logs, `"msg":"warm-up done"`) || !strings.Contains(logs, `"orders":25,"duration":`) {
+		t.Fatalf("no warm-up log line with the count:\n%s", r.logs)
+	}
+	// The 25 most recent are in Redis under the test's prefix.
+	ctx := context.Background()
+	keys, err := e.redis.Client.Keys(ctx, e.redis.Prefix+"order:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 25 {
+		t.Fatalf("%d orders in redis after warm-up, want 25", len(keys))
+	}
+	newest := mostRecent(warm)
+	if resp := r.do(t, http.MethodGet, "/order/"+newest.OrderUID); resp.status != 200 || resp.header.Get("X-Cache") != "local" {
+		t.Fatalf("warmed order: %d X-Cache %q", resp.status, resp.header.Get("X-Cache"))
+	}
+
+	// A Redis-only order (as the ingestor would have cached it) comes from
+	// Redis, then from the local tier.
+	redisOnly := gen.Order()
+	if err := e.redis.Client.Set(ctx, e.redis.Prefix+"order:"+redisOnly.OrderUID, canonical(t, redisOnly), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"redis", "local"} {
+		resp := r.do(t, http.MethodGet, "/order/"+redisOnly.OrderUID)
+		if resp.status != 200 || resp.header.Get("X-Cache") != want {
+			t.Fatalf("redis order, request %d: %d X-Cache %q, want %s", i, resp.status, resp.header.Get("X-Cache"), want)
+		}
+		requireJSONEqual(t, resp.body, canonical(t, redisOnly))
+	}
+
+	// An order only in the database: db, then local, and Redis is filled.
+	dbOnly := gen.Order()
+	testenv.InsertOrders(t, e.pg.Pool, dbOnly)
+	for i, want := range []string{"db", "local"} {
+		resp := r.do(t, http.MethodGet, "/order/"+dbOnly.OrderUID)
+		if resp.status != 200 || resp.header.Get("X-Cache") != want {
+			t.Fatalf("db order, request %d: %d X-Cache %q, want %s", i, resp.status, resp.header.Get("X-Cache"), want)
+		}
+	}
+	waitFor(t, 5*time.Second, "redis filled from the database", func() bool {
+		b, err := e.redis.Client.Get(ctx, e.redis.Prefix+"order:"+dbOnly.OrderUID).Bytes()
+		return err == nil && bytes.Equal(b, canonical(t, dbOnly))
+	})
+
+	for series, want := range map[string]float64{
+		`reader_cache_lookups_total{result="hit",tier="redis"}`:  1,
+		`reader_cache_lookups_total{result="hit",tier="db"}`:     1,
+		`reader_cache_lookups_total{result="miss",tier="redis"}`: 1,
+		`reader_cache_lookups_total{result="hit",tier="local"}`:  3,
+		`reader_db_query_duration_seconds_count{query="get"}`:    1,
+	} {
+		if got := r.metric(t, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	if got := r.metric(t, `reader_http_requests_total{code="200",method="GET",route="/order/{order_uid}"}`); got != 5 {
+		t.Errorf("requests counted by route: %v, want 5", got)
+	}
+}
+
+func mostRecent(orders []*model.Order) *model.Order {
+	best := orders[0]
+	for _, o := range orders[1:] {
+		if o.DateCreated.After(best.DateCreated) || o.DateCreated.Equal(best.DateCreated) && o.OrderUID > best.OrderUID {
+			best = o
+		}
+	}
+	return best
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWarmUpGatesReadiness: while the warm-up cannot finish (the database
+// accepts connections and never answers), /readyz is 503; when its timeout
+// passes the reader logs it and becomes ready.
+func TestWarmUpGatesReadiness(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hole := blackHole(t)
+	e.vars["DATABASE_URL"] = e.pg.URLVia(hole)
+	e.vars["READER_WARM_TIMEOUT"] = "1500ms"
+	r := e.start(t, false)
+	if resp := r.do(t, http.MethodGet, "/readyz"); resp.status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz during warm-up: %d %s", resp.status, resp.body)
+	}
+	if resp := r.do(t, http.MethodGet, "/healthz"); resp.status != http.StatusOK {
+		t.Fatalf("/healthz during warm-up: %d", resp.status)
+	}
+	waitFor(t, 10*time.Second, "ready after the warm-up timeout", func() bool {
+		return r.do(t, http.MethodGet, "/readyz").status == http.StatusOK
+	})
+	if !strings.Contains(r.logs.String(), "warm-up ended early") {
+		t.Fatalf("warm-up timeout not logged:\n%s", r.logs)
+	}
+}
+
+// blackHole accepts TCP connections and never answers.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestSingleflight: 50 concurrent requests for one uncached order cost one
+// database query. The test holds a lock on items so that the first query
+// waits, and releases it only once all 50 requests have missed the local
+// tier and joined the load.
+func TestSingleflight(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.vars["READER_WARM_COUNT"] = "0"
+	r := e.start(t, true)
+	o := ordergen.New(4).Order()
+	testenv.InsertOrders(t, e.pg.Pool, o)
+
+	ctx := context.Background()
+	tx, err := e.pg.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 50
+	var wg sync.WaitGroup
+	results := make(chan response, n)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	for range n {
+		wg.Go(func() {
+			resp, err := client.Get(r.base + "/order/" + o.OrderUID)
+			if err != nil {
+				t.Errorf("GET: %v", err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- response{status: resp.StatusCode, header: resp.Header, body: body}
+		})
+	}
+	waitFor(t, 10*time.Second, "50 local misses", func() bool {
+		return r.metric(t, `reader_cache_lookups_total{result="miss",tier="local"}`) == n
+	})
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(results)
+	for resp := range results {
+		if resp.status != 200 {
+			t.Fatalf("status %d: %s", resp.status, resp.body)
+		}
+		requireJSONEqual(t, resp.body, canonical(t, o))
+	}
+	if got := r.metric(t, `reader_db_query_duration_seconds_count{query="get"}`); got != 1 {
+		t.Fatalf("%v database queries for 50 concurrent requests, want 1", got)
+	}
+	// Requests that reached the flight after it ended found the local
+	// tier filled; the others joined the one load.
+	if got := r.metric(t, "reader_singleflight_shared_total"); got < 1 || got > n-1 {
+		t.Errorf("shared loads %v, want 1..%d", got, n-1)
+	}
+}
+
+// TestNegativeCache: a flood of requests for an unknown uid costs one
+// query; the order, once ingested, is served after the negative TTL.
+func TestNegativeCache(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.vars["READER_WARM_COUNT"] = "0"
+	e.vars["READER_NEGATIVE_TTL"] = "1s"
+	r := e.start(t, true)
+	o := ordergen.New(5).Order()
+	for range 20 {
+		requireProblem(t, r.do(t, http.MethodGet, "/order/"+o.OrderUID), http.StatusNotFound)
+	}
+	if got := r.metric(t, `reader_db_query_duration_seconds_count{query="get"}`); got > 2 {
+		// One query, or two if the first entry expired on a slow machine.
+		t.Fatalf("%v database queries for 20 requests of one unknown uid", got)
+	}
+	if got := r.metric(t, `reader_cache_lookups_total{result="hit",tier="negative"}`); got < 18 {
+		t.Fatalf("negative cache hits %v, want >= 18", got)
+	}
+	testenv.InsertOrders(t, e.pg.Pool, o)
+	waitFor(t, 10*time.Second, "the ingested order served after the negative TTL", func() bool {
+		return r.do(t, http.MethodGet, "/order/"+o.OrderUID).status == http.StatusOK
+	})
+}
+
+// TestRedisOutage: with Redis cut, orders are still served (no 5xx), and
+// Redis is used again once it is back, without a restart.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	proxy := testenv.NewProxy(t, strings.TrimPrefix(strings.Split(e.redis.URL, "/")[2], ""))
+	e.vars["REDIS_URL"] = "redis://" + proxy.Addr() + "/" + strings.Split(e.redis.URL, "/")[3]
+	e.vars["READER_WARM_COUNT"] = "0"
+	r := e.start(t, true)
+	gen := ordergen.New(6)
+	orders := []*model.Order{gen.Order(), gen.Order(), gen.Order()}
+	testenv.InsertOrders(t, e.pg.Pool, orders...)
+
+	proxy.Cut()
+	for _, o := range orders {
+		start := time.Now()
+		resp := r.do(t, http.MethodGet, "/order/"+o.OrderUID)
+		if resp.status != 200 || resp.header.Get("X-Cache") != "db" {
+			t.Fatalf("with redis down: %d X-Cache %q %s", resp.status, resp.header.Get("X-Cache"), resp.body)
+		}
+		requireJSONEqual(t, resp.body, canonical(t, o))
+		t.Logf("uncached GET with redis down took %v", time.Since(start))
+	}
+	requireProblem(t, r.do(t, http.MethodGet, "/order/unknown_while_redis_down"), http.StatusNotFound)
+	if up := r.metric(t, "reader_redis_up"); up != 0 {
+		t.Fatalf("reader_redis_up = %v while cut", up)
+	}
+
+	proxy.Restore()
+	back := gen.Order()
+	ctx := context.Background()
+	if err := e.redis.Client.Set(ctx, e.redis.Prefix+"order:"+back.OrderUID, canonical(t, back), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Not in the database: only Redis can answer it.
+	waitFor(t, 15*time.Second, "redis used again", func() bool {
+		resp := r.do(t, http.MethodGet, "/order/"+back.OrderUID)
+		if resp.status >= 500 {
+			t.Fatalf("5xx after restore: %d %s", resp.status, resp.body)
+		}
+		return resp.status == 200 && resp.header.Get("X-Cache") == "redis"
+	})
+}
+
+// TestDatabaseOutage: with PostgreSQL cut, cached orders are 200 and an
+// uncached one is 503; after the database is back it is served.
+func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u := e.pg.URLAs("order_reader")
+	host := strings.SplitN(strings.SplitN(u, "@", 2)[1], "/", 2)[0]
+	proxy := testenv.NewProxy(t, host)
+	e.vars["DATABASE_URL"] = strings.Replace(u, "@"+host+"/", "@"+proxy.Addr()+"/", 1)
+	gen := ordergen.New(7)
+	warm := gen.Order()
+	testenv.InsertOrders(t, e.pg.Pool, warm)
+	r := e.start(t, true)
+	later := gen.Order()
+	testenv.InsertOrders(t, e.pg.Pool, later)
+
+	proxy.Cut()
+	if resp := r.do(t, http.MethodGet, "/order/"+warm.OrderUID); resp.status != 200 {
+		t.Fatalf("cached order with the database down: %d %s", resp.status, resp.body)
+	}
+	resp := r.do(t, http.MethodGet, "/order/"+later.OrderUID)
+	requireProblem(t, resp, http.StatusServiceUnavailable)
+	if resp.header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	requireProblem(t, r.do(t, http.MethodGet, "/orders"), http.StatusServiceUnavailable)
+	if resp := r.do(t, http.MethodGet, "/readyz"); resp.status != 200 {
+		t.Fatalf("/readyz with the database down: %d (the caches still serve)", resp.status)
+	}
+
+	proxy.Restore()
+	waitFor(t, 15*time.Second, "served once the database is back", func() bool {
+		return r.do(t, http.MethodGet, "/order/"+later.OrderUID).status == 200
+	})
+}
+
+func TestBadConfig(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": "mysql://x", "READER_NEGATIVE_TTL": "soon"}
+	err := run(context.Background(), []string{"reader"}, func(k string) string { return vars[k] }, io.Discard)
+	if err == nil {
+		t.Fatal("run accepted a bad configuration")
+	}
+	for _, want := range []string{"REDIS_URL", "READER_NEGATIVE_TTL", "not a duration"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}

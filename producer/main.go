@@ -68,6 +68,10 @@ type usageError struct{ error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// corrupterStream is the worker number whose seed the --bad-rate generator
+// uses: far above any real worker count.
+const corrupterStream = 1 << 30
+
 // errInterrupted is returned when a signal stopped the run; what was sent
 // has been flushed and reported.
 var errInterrupted = errors.New("interrupted")
@@ -88,6 +92,7 @@ type config struct {
 	rate      float64
 	duration  time.Duration
 	dryRun    bool
+	workers   int
 	modeCount int
 	unlimited bool // --generate 0
 
@@ -143,6 +148,7 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 	fs.BoolVar(&c.sample, "sample", false, "send the canonical sample order (model.json)")
 	fs.IntVar(&c.generate, "generate", -1, "send `N` random valid orders (0: until --duration or Ctrl-C)")
 	fs.Int64Var(&c.seed, "seed", 0, "random `seed` for --generate, --bad and --bad-rate (default: time-based, printed)")
+	fs.IntVar(&c.workers, "workers", 4, "goroutines generating orders in parallel; part of what --seed reproduces")
 	fs.StringVar(&c.file, "file", "", "send the orders in `PATH` (JSON array, object or NDJSON; - for stdin)")
 	fs.BoolVar(&c.raw, "raw", false, "with --file: send elements as they are, without validating them")
 	fs.IntVar(&c.bad, "bad", -1, "send `K` bad messages cycling through every dead-letter class")
@@ -212,6 +218,8 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 		return nil, usagef("--bad-rate: want a fraction in [0,1), got %v", c.badRate)
 	case c.badRate > 0 && c.bad >= 0:
 		return nil, usagef("--bad-rate mixes bad messages into --sample, --generate or --file; --bad sends only bad ones")
+	case c.workers < 1:
+		return nil, usagef("--workers: want at least 1, got %d", c.workers)
 	case c.rate < 0:
 		return nil, usagef("--rate: want R >= 0, got %v", c.rate)
 	case c.duration < 0:
@@ -233,7 +241,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
-	src, err := openSource(c, stdin)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the generating workers
+	src, err := openSource(ctx, c, stdin)
 	if err != nil {
 		return err
 	}
@@ -263,8 +273,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 // openSource builds the message iterator the flags ask for.
-func openSource(c *config, stdin io.Reader) (source.Source, error) {
-	gen := ordergen.New(c.seed)
+func openSource(ctx context.Context, c *config, stdin io.Reader) (source.Source, error) {
 	var src source.Source
 	switch {
 	case c.sample:
@@ -274,7 +283,7 @@ func openSource(c *config, stdin io.Reader) (source.Source, error) {
 		}
 		src = s
 	case c.generate >= 0:
-		src = source.Generate(gen, c.generate)
+		src = source.Generate(ctx, c.seed, c.generate, c.workers)
 	case c.file != "":
 		r, name := stdin, "stdin"
 		if c.file != "-" {
@@ -291,9 +300,12 @@ func openSource(c *config, stdin io.Reader) (source.Source, error) {
 		}
 		src = s
 	case c.bad > 0:
-		return source.Bad(source.NewCorrupter(gen), c.bad), nil
+		return source.Bad(source.NewCorrupter(ordergen.New(c.seed)), c.bad), nil
 	}
 	if c.badRate > 0 {
+		// Bad messages are built from orders of their own stream, so that
+		// their uids never collide with the good ones'.
+		gen := ordergen.New(source.WorkerSeed(c.seed, corrupterStream))
 		rng := rand.New(rand.NewPCG(uint64(c.seed), 0x6261642d72617465)) // "bad-rate"
 		src = source.Mix(src, source.NewCorrupter(gen), c.badRate, rng)
 	}

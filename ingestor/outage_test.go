@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+// ledger remembers where every produced order went, for the invariant
+// "committed offsets are never ahead of stored data".
+type ledger struct {
+	mu    sync.Mutex
+	sent  []sent
+	items int
+}
+
+func (l *ledger) add(s []sent, items int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent = append(l.sent, s...)
+	l.items += items
+}
+
+// checkCommitted fails the test if a committed offset covers a message
+// whose order is not in the database.
+func (e *env) checkCommitted(t *testing.T, l *ledger) {
+	t.Helper()
+	committed := e.committed(t)
+	l.mu.Lock()
+	var covered []string
+	for _, s := range l.sent {
+		if s.offset < committed[s.partition] {
+			covered = append(covered, s.uid)
+		}
+	}
+	l.mu.Unlock()
+	if len(covered) == 0 {
+		return
+	}
+	if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders WHERE order_uid = ANY($1)`, covered); n != len(covered) {
+		t.Fatalf("committed offsets %v cover %d messages but only %d of their orders are stored", committed, len(covered), n)
+	}
+}
+
+// produceStream produces n generated orders in small chunks over the
+// partitions, recording them in l; it returns when all are acknowledged.
+func (e *env) produceStream(t *testing.T, gen *ordergen.Generator, n, chunk int, partitions int32, l *ledger) {
+	for done := 0; done < n; done += chunk {
+		recs := make([]*kgo.Record, 0, chunk)
+		items := 0
+		for i := 0; i < chunk && done+i < n; i++ {
+			o := gen.Order()
+			items += len(o.Items)
+			recs = append(recs, orderRecord(t, o))
+		}
+		l.add(e.produce(t, partitions, recs...), items)
+		time.Sleep(5 * time.Millisecond) // pacing the stream, not synchronisation
+	}
+}
+
+// PostgreSQL goes away mid-stream (the test cuts a TCP proxy in front of
+// it) and comes back: readiness drops, nothing is skipped or committed
+// ahead of the data, and every order ends up stored exactly once without a
+// restart.
+func TestPostgresOutageMidStream(t *testing.T) {
+	t.Parallel()
+	const partitions, total = 3, 600
+	e := newEnv(t, partitions)
+	u, err := url.Parse(e.pg.URLAs("order_ingestor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	cfg := e.config()
+	cfg.DatabaseURL = u.String()
+	cfg.BatchSize = 50
+	in := start(t, cfg)
+
+	var l ledger
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		e.produceStream(t, ordergen.New(21), total, 10, partitions, &l)
+	}()
+
+	stored := func() int { return count(t, e.pg.Pool, `SELECT count(*) FROM orders`) }
+	eventually(t, 30*time.Second, func() string {
+		if n := stored(); n < 100 {
+			return fmt.Sprintf("%d orders stored before the outage", n)
+		}
+		return ""
+	})
+	proxy.Cut()
+	eventually(t, 20*time.Second, func() string {
+		e.checkCommitted(t, &l)
+		if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusServiceUnavailable {
+			return fmt.Sprintf("/readyz = %d during the outage, want 503", s)
+		}
+		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
+			return fmt.Sprintf("outage gauge = %v", v)
+		}
+		return ""
+	})
+	<-produced
+	// Let the ingestor retry a few times, checking the invariant meanwhile.
+	before := metric(t, in.ops, `ingestor_retries_total{stage="db"}`)
+	eventually(t, 20*time.Second, func() string {
+		e.checkCommitted(t, &l)
+		if v := metric(t, in.ops, `ingestor_retries_total{stage="db"}`); v < before+3 {
+			return fmt.Sprintf("%v retries", v)
+		}
+		return ""
+	})
+	proxy.Restore()
+
+	eventually(t, 60*time.Second, func() string {
+		e.checkCommitted(t, &l)
+		if n := stored(); n != total {
+			return fmt.Sprintf("%d of %d orders stored after the outage", n, total)
+		}
+		return ""
+	})
+	if n, want := count(t, e.pg.Pool, `SELECT count(*) FROM items`), l.items; n != want {
+		t.Errorf("%d items stored, want %d", n, want)
+	}
+	eventually(t, 20*time.Second, func() string {
+		if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusOK {
+			return fmt.Sprintf("/readyz = %d after the outage", s)
+		}
+		c := e.committed(t)
+		var sum int64
+		for _, o := range c {
+			sum += o
+		}
+		if sum != total {
+			return fmt.Sprintf("committed %v (sum %d), want sum %d", c, sum, total)
+		}
+		return ""
+	})
+	if n := e.dlqCount(t); n != 0 {
+		t.Errorf("%d dead letters, want 0", n)
+	}
+}
+
+// A Redis that does not answer never stops ingestion: orders are stored,
+// the failures are counted.
+func TestRedisOutageDoesNotStopIngestion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	ru, err := url.Parse(e.redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, ru.Host)
+	proxy.Cut()
+	ru.Host = proxy.Addr()
+	cfg := e.config()
+	cfg.RedisURL = ru.String()
+	in := start(t, cfg)
+
+	gen := ordergen.New(5)
+	e.produce(t, 1, orderRecord(t, gen.Order()), orderRecord(t, gen.Order()))
+	eventually(t, 20*time.Second, func() string {
+		if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders`); n != 2 {
+			return fmt.Sprintf("%d orders stored", n)
+		}
+		if v := metric(t, in.ops, `ingestor_redis_errors_total`); v < 2 {
+			return fmt.Sprintf("redis errors = %v", v)
+		}
+		return ""
+	})
+	if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusOK {
+		t.Errorf("/readyz = %d with Redis down, want 200 (the cache is optional)", s)
+	}
+	// Once Redis is back, new orders are cached again.
+	proxy.Restore()
+	o := gen.Order()
+	e.produce(t, 1, orderRecord(t, o))
+	eventually(t, 20*time.Second, func() string {
+		if err := e.redis.Client.Get(context.Background(), e.redis.Prefix+"order:"+o.OrderUID).Err(); err != nil {
+			return fmt.Sprintf("GET: %v", err)
+		}
+		return ""
+	})
+}

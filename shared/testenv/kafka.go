@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +38,7 @@ var kafkaShared struct {
 func Kafka(t testing.TB) *KafkaEnv {
 	t.Helper()
 	kafkaShared.once.Do(func() {
-		kafkaShared.brokers, kafkaShared.source, kafkaShared.err = findKafka()
+		kafkaShared.brokers, kafkaShared.source, kafkaShared.err = findKafka(defaultSources())
 	})
 	if kafkaShared.err != nil {
 		t.Fatalf("testenv: Kafka: %v", kafkaShared.err)
@@ -61,11 +60,18 @@ func Kafka(t testing.TB) *KafkaEnv {
 
 // findKafka returns a shared cluster's brokers, or no brokers and why there
 // is no shared one (kfake is then used).
-func findKafka() (brokers, source string, err error) {
-	if b := os.Getenv("TEST_KAFKA_BROKERS"); b != "" {
+func findKafka(src sources) (brokers, source string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if b := src.getenv("TEST_KAFKA_BROKERS"); b != "" {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := pingKafka(pctx, b); err != nil {
+			return "", "", fmt.Errorf("TEST_KAFKA_BROKERS=%s: %w", b, err)
+		}
 		return b, "TEST_KAFKA_BROKERS", nil
 	}
-	pool, err := dockerPool()
+	pool, err := src.docker()
 	if err != nil {
 		return "", err.Error(), nil
 	}
@@ -73,21 +79,22 @@ func findKafka() (brokers, source string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("TEST_KAFKA_BROKERS unset; docker: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	err = waitFor(ctx, 2*time.Minute, func(ctx context.Context) error {
-		adm, err := newAdmin(b)
-		if err != nil {
-			return err
-		}
-		defer adm.Close()
-		_, err = adm.ListBrokers(ctx)
-		return err
-	})
+	err = waitFor(ctx, 2*time.Minute, func(ctx context.Context) error { return pingKafka(ctx, b) })
 	if err != nil {
 		return "", "", fmt.Errorf("docker apache/kafka did not answer: %w", err)
 	}
 	return b, "docker apache/kafka", nil
+}
+
+// pingKafka asks the cluster for its brokers.
+func pingKafka(ctx context.Context, brokers string) error {
+	adm, err := newAdmin(brokers)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	_, err = adm.ListBrokers(ctx)
+	return err
 }
 
 func newAdmin(brokers string) (*kadm.Client, error) {

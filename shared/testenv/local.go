@@ -80,15 +80,15 @@ func credential() (*syscall.Credential, error) {
 
 // pgBinDir finds the directory holding initdb and postgres: the newest
 // /usr/lib/postgresql/*/bin, else the directory of initdb on PATH.
-func pgBinDir() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+func pgBinDir(glob string, lookPath func(string) (string, error)) (string, error) {
+	dirs, _ := filepath.Glob(glob)
 	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
 	for _, d := range dirs {
 		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
 			return d, nil
 		}
 	}
-	if p, err := exec.LookPath("initdb"); err == nil {
+	if p, err := lookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real
 		}
@@ -113,11 +113,7 @@ func isExec(p string) bool {
 // startPostgres initialises a cluster in a temporary directory and starts it
 // on a free loopback port with trust authentication and durability off (the
 // data is thrown away). It returns a superuser URL.
-func startPostgres(ctx context.Context) (string, *server, error) {
-	bin, err := pgBinDir()
-	if err != nil {
-		return "", nil, err
-	}
+func startPostgres(ctx context.Context, bin string) (string, *server, error) {
 	cred, err := credential()
 	if err != nil {
 		return "", nil, err
@@ -173,11 +169,7 @@ func startPostgres(ctx context.Context) (string, *server, error) {
 
 // startRedis starts redis-server without persistence on a free loopback
 // port and returns its URL.
-func startRedis(ctx context.Context) (string, *server, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", nil, errors.New("no redis-server binary found: install redis-server")
-	}
+func startRedis(ctx context.Context, bin string) (string, *server, error) {
 	dir, err := os.MkdirTemp("", "testenv-redis-")
 	if err != nil {
 		return "", nil, err

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,9 +22,6 @@ import (
 
 	"github.com/orderservice/orders/migrations"
 )
-
-// localPostgres is the machine's PostgreSQL, tried before starting one.
-const localPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // PG is a private database with every migration applied.
 type PG struct {
@@ -66,6 +64,12 @@ func Postgres(t testing.TB) *PG {
 	if err != nil {
 		t.Fatalf("testenv: PostgreSQL: %v", err)
 	}
+	return srv.database(t)
+}
+
+// database creates a database from the template, dropped at cleanup.
+func (srv *pgServer) database(t testing.TB) *PG {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	tmpl, err := srv.template(ctx)
@@ -79,6 +83,12 @@ func Postgres(t testing.TB) *PG {
 	})
 	if err != nil {
 		t.Fatalf("testenv: PostgreSQL (%s): create database from template %s: %v", srv.source, tmpl, err)
+	}
+	// The comment lets a later process drop the database if this one dies
+	// before its cleanup (see sweep).
+	comment := fmt.Sprintf("%s pid=%d created=%d", sweepMark, os.Getpid(), time.Now().Unix())
+	if _, err := srv.admin.Exec(ctx, "COMMENT ON DATABASE "+ident(name)+" IS "+literal(comment)); err != nil {
+		t.Errorf("testenv: comment on database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -125,20 +135,20 @@ func pgServerOnce() (*pgServer, error) {
 	pgShared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		pgShared.srv, pgShared.err = findPostgres(ctx)
+		pgShared.srv, pgShared.err = findPostgres(ctx, defaultSources())
 	})
 	return pgShared.srv, pgShared.err
 }
 
 // findPostgres tries each source in the documented order.
-func findPostgres(ctx context.Context) (*pgServer, error) {
-	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+func findPostgres(ctx context.Context, src sources) (*pgServer, error) {
+	if u := src.getenv("TEST_DATABASE_URL"); u != "" {
 		// An explicit server is never silently replaced by another one.
 		return connectPGServer(ctx, u, "TEST_DATABASE_URL")
 	}
 	var why reasons
 	why.add("TEST_DATABASE_URL unset")
-	if pool, err := dockerPool(); err != nil {
+	if pool, err := src.docker(); err != nil {
 		why.add(err.Error())
 	} else {
 		u, err := dockerPostgres(pool)
@@ -147,16 +157,22 @@ func findPostgres(ctx context.Context) (*pgServer, error) {
 		}
 		return connectPGServerWait(ctx, u, "docker postgres:16")
 	}
-	if err := answers("127.0.0.1:5432"); err != nil {
-		why.add("127.0.0.1:5432: " + errText(err))
+	if err := answers(src.pgAddr); err != nil {
+		why.add(src.pgAddr + " " + errText(err))
 	} else {
-		srv, err := connectPGServer(ctx, localPostgres, "127.0.0.1:5432")
+		local := "postgres://postgres@" + src.pgAddr + "/postgres?sslmode=disable"
+		srv, err := connectPGServer(ctx, local, src.pgAddr)
 		if err == nil {
 			return srv, nil
 		}
 		why.add(err.Error())
 	}
-	u, _, err := startPostgres(ctx)
+	bin, err := pgBinDir(src.pgBinGlob, src.lookPath)
+	if err != nil {
+		why.add(err.Error())
+		return nil, errors.New(why.String())
+	}
+	u, _, err := startPostgres(ctx, bin)
 	if err != nil {
 		why.add("throwaway server: " + err.Error())
 		return nil, errors.New(why.String())
@@ -202,8 +218,52 @@ func connectPGServer(ctx context.Context, u, source string) (*pgServer, error) {
 		pool.Close()
 		return nil, fmt.Errorf("%s: the user cannot create databases", source)
 	}
-	return &pgServer{url: u, source: source, admin: pool}, nil
+	srv := &pgServer{url: u, source: source, admin: pool}
+	srv.sweep(ctx)
+	return srv, nil
 }
+
+// sweepMark starts the comment on every database Postgres creates.
+const sweepMark = "testenv"
+
+// sweep drops the databases of test processes that died before their
+// cleanup ran (a timeout, a kill): those created over an hour ago by a
+// process that no longer exists, or over a day ago by anyone. Only databases
+// named t_* with a testenv comment are touched. Failures only leave litter.
+func (s *pgServer) sweep(ctx context.Context) {
+	rows, err := s.admin.Query(ctx, `SELECT d.datname::text, shobj_description(d.oid, 'pg_database')
+		FROM pg_database d WHERE d.datname LIKE 't\_%' AND shobj_description(d.oid, 'pg_database') LIKE $1`,
+		sweepMark+" %")
+	if err != nil {
+		return
+	}
+	type db struct{ name, comment string }
+	dbs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[db])
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	for _, d := range dbs {
+		var pid int
+		var created int64
+		if _, err := fmt.Sscanf(d.comment, sweepMark+" pid=%d created=%d", &pid, &created); err != nil {
+			continue
+		}
+		age := now.Sub(time.Unix(created, 0))
+		if age > 24*time.Hour || (age > time.Hour && !processAlive(pid)) {
+			_, _ = s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(d.name)+" WITH (FORCE)")
+		}
+	}
+}
+
+// processAlive reports whether a process with this pid exists here.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// literal quotes s as an SQL string literal (COMMENT takes no parameters).
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func pingPostgres(ctx context.Context, u string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -255,38 +315,43 @@ func (s *pgServer) buildTemplate(ctx context.Context) (string, error) {
 		return "", err
 	}
 	name := "tmpl_" + hex.EncodeToString(sum[:8])
+	return name, s.ensureTemplate(ctx, name, int64(binary.BigEndian.Uint64(sum[8:16])))
+}
+
+// ensureTemplate creates the template database name unless it exists,
+// holding the advisory lock key meanwhile.
+func (s *pgServer) ensureTemplate(ctx context.Context, name string, key int64) error {
 	conn, err := s.admin.Acquire(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer conn.Release()
-	key := int64(binary.BigEndian.Uint64(sum[8:16]))
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
-		return "", fmt.Errorf("lock template build: %w", err)
+		return fmt.Errorf("lock template build: %w", err)
 	}
 	defer func() {
 		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", key)
 	}()
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		return "", err
+		return err
 	}
 	if exists {
-		return name, nil
+		return nil
 	}
 	build := name + "_build"
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(build)+" WITH (FORCE)"); err != nil {
-		return "", fmt.Errorf("drop stale %s: %w", build, err)
+		return fmt.Errorf("drop stale %s: %w", build, err)
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident(build)); err != nil {
-		return "", fmt.Errorf("create %s: %w", build, err)
+		return fmt.Errorf("create %s: %w", build, err)
 	}
 	buildURL, err := withDatabase(s.url, build)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := migrations.Up(buildURL); err != nil {
-		return "", fmt.Errorf("migrate template %s: %w", build, err)
+		return fmt.Errorf("migrate template %s: %w", build, err)
 	}
 	// Nobody may connect to a template: CREATE DATABASE ... TEMPLATE fails
 	// while anyone is connected to it. The migrator's backends may still be
@@ -300,12 +365,12 @@ func (s *pgServer) buildTemplate(ctx context.Context) (string, error) {
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("seal template %s: %w", name, err)
+		return fmt.Errorf("seal template %s: %w", name, err)
 	}
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(name)+" WITH IS_TEMPLATE true"); err != nil {
-		return "", fmt.Errorf("mark %s as template: %w", name, err)
+		return fmt.Errorf("mark %s as template: %w", name, err)
 	}
-	return name, nil
+	return nil
 }
 
 // retryInUse retries op while PostgreSQL says a database is being accessed

@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
-
-// localRedis is the machine's Redis, tried before starting one.
-const localRedis = "redis://127.0.0.1:6379/0"
 
 // RedisEnv is a Redis connection with a key space of its own.
 type RedisEnv struct {
@@ -41,7 +37,7 @@ func Redis(t testing.TB) *RedisEnv {
 	redisShared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		redisShared.url, redisShared.source, redisShared.err = findRedis(ctx)
+		redisShared.url, redisShared.source, redisShared.err = findRedis(ctx, defaultSources())
 	})
 	if redisShared.err != nil {
 		t.Fatalf("testenv: Redis: %v", redisShared.err)
@@ -89,8 +85,8 @@ func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
 	return nil
 }
 
-func findRedis(ctx context.Context) (url, source string, err error) {
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+func findRedis(ctx context.Context, src sources) (url, source string, err error) {
+	if u := src.getenv("TEST_REDIS_URL"); u != "" {
 		if err := pingRedis(ctx, u); err != nil {
 			return "", "", fmt.Errorf("TEST_REDIS_URL: %w", err)
 		}
@@ -98,7 +94,7 @@ func findRedis(ctx context.Context) (url, source string, err error) {
 	}
 	var why reasons
 	why.add("TEST_REDIS_URL unset")
-	if pool, err := dockerPool(); err != nil {
+	if pool, err := src.docker(); err != nil {
 		why.add(err.Error())
 	} else {
 		u, err := dockerRedis(pool)
@@ -111,14 +107,20 @@ func findRedis(ctx context.Context) (url, source string, err error) {
 		}
 		return u, "docker redis:7", nil
 	}
-	if err := answers("127.0.0.1:6379"); err != nil {
-		why.add("127.0.0.1:6379: " + errText(err))
-	} else if err := pingRedis(ctx, localRedis); err != nil {
-		why.add("127.0.0.1:6379: " + err.Error())
+	local := "redis://" + src.redisAddr + "/0"
+	if err := answers(src.redisAddr); err != nil {
+		why.add(src.redisAddr + " " + errText(err))
+	} else if err := pingRedis(ctx, local); err != nil {
+		why.add(src.redisAddr + ": " + err.Error())
 	} else {
-		return localRedis, "127.0.0.1:6379", nil
+		return local, src.redisAddr, nil
 	}
-	u, _, err := startRedis(ctx)
+	bin, err := src.lookPath("redis-server")
+	if err != nil {
+		why.add("no redis-server binary found: install redis-server")
+		return "", "", errors.New(why.String())
+	}
+	u, _, err := startRedis(ctx, bin)
 	if err != nil {
 		why.add("throwaway server: " + err.Error())
 		return "", "", errors.New(why.String())

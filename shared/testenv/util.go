@@ -6,9 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ory/dockertest/v3"
 )
 
 // FreeAddr returns "127.0.0.1:<port>" for a port that was free a moment ago.
@@ -82,6 +86,28 @@ type permanent struct{ err error }
 
 func (p permanent) Error() string { return p.err.Error() }
 func (p permanent) Unwrap() error { return p.err }
+
+// sources says where services are looked for. Tests of testenv replace
+// parts of it to reach the fallbacks and the failure messages.
+type sources struct {
+	getenv    func(string) string
+	docker    func() (*dockertest.Pool, error)
+	pgAddr    string // the machine's PostgreSQL
+	redisAddr string // the machine's Redis
+	pgBinGlob string // directories holding initdb and postgres
+	lookPath  func(string) (string, error)
+}
+
+func defaultSources() sources {
+	return sources{
+		getenv:    os.Getenv,
+		docker:    dockerPool,
+		pgAddr:    "127.0.0.1:5432",
+		redisAddr: "127.0.0.1:6379",
+		pgBinGlob: "/usr/lib/postgresql/*/bin",
+		lookPath:  exec.LookPath,
+	}
+}
 
 // reasons collects why each source of a service failed, for the final
 // failure message.

@@ -194,7 +194,8 @@ function recentEntry(o) {
       el('span', { class: 'recent-sep', 'aria-hidden': 'true' }, ' · '),
       el('span', null, o.item_count === 1 ? '1 item' : `${o.item_count} items`)),
     el('span', { class: 'recent-date' },
-      el('time', { datetime: o.date_created }, formatISODate(o.date_created))));
+      el('time', { datetime: o.date_created, title: formatISODate(o.date_created) },
+        formatISODate(o.date_created, { dayOnly: true }))));
   a.addEventListener('click', (ev) => {
     // A plain click stays in the page; modified clicks open a new tab as
     // links do.

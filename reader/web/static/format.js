@@ -47,16 +47,20 @@ export function formatPercent(n) {
   return new Intl.NumberFormat(locale(), { style: 'percent', maximumFractionDigits: 2 }).format(n / 100);
 }
 
-function formatDate(d) {
+const withTime = { dateStyle: 'medium', timeStyle: 'short' };
+
+function formatDate(d, style = withTime) {
   if (Number.isNaN(d.getTime())) {
     return null;
   }
-  return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium', timeStyle: 'short' }).format(d);
+  return new Intl.DateTimeFormat(locale(), style).format(d);
 }
 
-// formatISODate formats an RFC 3339 timestamp such as date_created.
-export function formatISODate(s) {
-  return (typeof s === 'string' && formatDate(new Date(s))) || s || '—';
+// formatISODate formats an RFC 3339 timestamp such as date_created; with
+// dayOnly it leaves the time of day out.
+export function formatISODate(s, { dayOnly = false } = {}) {
+  const style = dayOnly ? { dateStyle: 'medium' } : withTime;
+  return (typeof s === 'string' && formatDate(new Date(s), style)) || s || '—';
 }
 
 // formatUnixDate formats Unix seconds such as payment.payment_dt.

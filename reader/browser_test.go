@@ -1,0 +1,952 @@
+package main
+
+// Browser tests of the web UI: Debian's chromium, driven by chromedp, uses
+// the page the way a person does (types, clicks, presses keys, goes back)
+// against the real reader started with run, backed by real PostgreSQL and
+// Redis from testenv.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/png"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+// chromiumInstall is what a machine without chromium needs.
+const chromiumInstall = "apt-get update && apt-get install -y chromium"
+
+// Markup planted in an order's fields: if any of it ran, window.__xss would
+// be set.
+const (
+	xssScript = `<script>window.__xss=1</script>`
+	xssImg    = `<img src=x onerror="window.__xss=1">`
+	xssSVG    = `"><svg onload="window.__xss=1">`
+)
+
+func TestBrowser(t *testing.T) {
+	chromium := chromiumPath(t)
+	stack := startReader(t)
+
+	sample := testenv.Sample(t)
+	gen := ordergen.New(20261125)
+	second := gen.Order()
+	hostile := variant(sample, "xss-order-1")
+	hostile.Items[0].Name = xssScript
+	hostile.Items[0].Brand = xssImg
+	hostile.Delivery.Name = xssImg
+	hostile.Delivery.Address = xssSVG
+	hostile.CustomerID = xssScript
+	others := []*model.Order{second, hostile}
+	for range 5 {
+		others = append(others, gen.Order())
+	}
+	stack.insert(t, append([]*model.Order{sample}, others...)...)
+
+	browserCtx := startBrowser(t, chromium)
+	artifacts := artifactsDir(t)
+
+	t.Run("search shows the order in its sections", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		resp := tab.navigateResponse(stack.base + "/")
+		for name, want := range map[string]string{
+			"Content-Security-Policy": "default-src 'self'",
+			"X-Content-Type-Options":  "nosniff",
+		} {
+			if got := headerValue(resp.Headers, name); !strings.Contains(got, want) {
+				t.Errorf("page header %s = %q, want it to contain %q", name, got, want)
+			}
+		}
+		tab.do(chromedp.WaitVisible(chromedp.ID("uid-input")))
+		tab.do(
+			chromedp.SendKeys(chromedp.ID("uid-input"), sample.OrderUID),
+			chromedp.Click(chromedp.ID("search-button")),
+		)
+		tab.waitState("order")
+
+		tab.wantText(`[data-field="order_uid"]`, sample.OrderUID)
+		tab.wantText(`#order-items [data-field="items[0].name"]`, "Mascaras")
+		tab.wantText(`#order-items [data-field="items[0].brand"]`, "Vivienne Sabo")
+		// The tab runs in en-US and UTC (see newTab), so the formats are
+		// fixed: the amount is the integer as is, never divided by 100.
+		tab.wantText(`#order-payment [data-field="payment.amount"]`, "$1,817")
+		tab.wantText(`#order-payment [data-field="payment.currency"]`, "USD")
+		tab.wantText(`#order-payment [data-field="payment.goods_total"]`, "$317")
+		tab.wantText(`#order-payment [data-field="payment.delivery_cost"]`, "$1,500")
+		tab.wantText(`#order-payment [data-field="payment.custom_fee"]`, "$0")
+		tab.wantText(`#order-payment [data-field="payment.provider"]`, "wbpay")
+		tab.wantText(`#order-payment [data-field="payment.bank"]`, "alpha")
+		tab.wantText(`#order-payment [data-field="payment.payment_dt"]`, "Nov 26, 2021")
+		tab.wantText(`#order-header [data-field="track_number"]`, "WBILMTESTTRACK")
+		tab.wantText(`#order-header [data-field="date_created"]`, "Nov 26, 2021")
+		tab.wantText(`#order-header [data-field="customer_id"]`, "test")
+		tab.wantText(`#order-header [data-field="delivery_service"]`, "meest")
+		tab.wantText(`#order-header [data-field="locale"]`, "en")
+		tab.wantText(`#order-header [data-field="shardkey"]`, "9")
+		tab.wantText(`#order-delivery [data-field="delivery.name"]`, "Test Testov")
+		tab.wantText(`#order-delivery [data-field="delivery.phone"]`, "+9720000000")
+		tab.wantText(`#order-delivery [data-field="delivery.address"]`, "Ploshad Mira 15")
+		tab.wantText(`#order-delivery [data-field="delivery.address"]`, "Kiryat Mozkin")
+		tab.wantText(`#order-delivery [data-field="delivery.email"]`, "test@gmail.com")
+		tab.wantText(`#order-items [data-field="items[0].total_price"]`, "$317")
+		tab.wantText(`#order-items [data-field="items[0].sale"]`, "30%")
+
+		// The items' total is computed in the page; it must equal the
+		// payment's goods total, on screen and as a number.
+		itemsTotal := tab.text("#items-total")
+		goodsTotal := tab.text(`[data-field="payment.goods_total"]`)
+		if itemsTotal != goodsTotal {
+			t.Errorf("items total %q != payment goods total %q", itemsTotal, goodsTotal)
+		}
+		if got := eval[string](tab, `document.getElementById('items-total').dataset.value`); got != fmt.Sprint(sample.Payment.GoodsTotal) {
+			t.Errorf("items total value = %s, want %d", got, sample.Payment.GoodsTotal)
+		}
+		tab.wantText("#items-total-check", "matches payment")
+
+		if got, want := tab.location(), stack.base+"/?uid="+sample.OrderUID; got != want {
+			t.Errorf("location = %q, want %q", got, want)
+		}
+		if got := eval[string](tab, `document.title`); !strings.Contains(got, sample.OrderUID) {
+			t.Errorf("title = %q, want the uid in it", got)
+		}
+
+		// The raw JSON view holds the order as the API returned it, and the
+		// copy button puts it on the clipboard.
+		tab.do(chromedp.Click(chromedp.CSS("#order-raw summary")))
+		var raw model.Order
+		if err := json.Unmarshal([]byte(tab.textContent("#raw-json")), &raw); err != nil {
+			t.Fatalf("raw JSON view does not parse: %v", err)
+		}
+		if raw.OrderUID != sample.OrderUID || raw.Payment.Amount != sample.Payment.Amount {
+			t.Errorf("raw JSON view = %s/%d, want %s/%d", raw.OrderUID, raw.Payment.Amount, sample.OrderUID, sample.Payment.Amount)
+		}
+		tab.grantClipboard(stack.base)
+		tab.do(chromedp.Click(chromedp.ID("copy-json")))
+		tab.poll(`document.getElementById('copy-status').textContent === 'Copied.'`, "the copy button to report success")
+		clip := eval[string](tab, `navigator.clipboard.readText()`, chromedp.EvalAwaitPromise)
+		if !strings.Contains(clip, `"order_uid": "`+sample.OrderUID+`"`) {
+			t.Errorf("clipboard = %.80q..., want the order JSON", clip)
+		}
+
+		tab.wantNoConsoleErrors()
+	})
+
+	t.Run("deep link, back and forward", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		tab.navigate(stack.base + "/?uid=" + sample.OrderUID)
+		tab.waitOrder(sample.OrderUID)
+		if got := tab.value("#uid-input"); got != sample.OrderUID {
+			t.Errorf("search box = %q, want the deep-linked uid", got)
+		}
+
+		tab.search(second.OrderUID)
+		tab.waitOrder(second.OrderUID)
+		if got, want := tab.location(), stack.base+"/?uid="+second.OrderUID; got != want {
+			t.Fatalf("location after search = %q, want %q", got, want)
+		}
+
+		tab.history(-1) // the browser's back button
+		tab.waitOrder(sample.OrderUID)
+		if got := tab.value("#uid-input"); got != sample.OrderUID {
+			t.Errorf("search box after back = %q, want %q", got, sample.OrderUID)
+		}
+		tab.history(+1)
+		tab.waitOrder(second.OrderUID)
+
+		// Back past the first lookup reaches the deep link, and a reload
+		// of a deep link shows the same order.
+		tab.do(chromedp.Reload())
+		tab.waitOrder(second.OrderUID)
+		tab.wantNoConsoleErrors()
+	})
+
+	t.Run("unknown uid shows not found", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		tab.navigate(stack.base + "/")
+		tab.search("no-such-order-0001")
+		tab.waitState("not-found")
+		if !tab.responded(http.StatusNotFound, "/order/no-such-order-0001") {
+			t.Error("no 404 from the reader for the unknown uid")
+		}
+		tab.wantText("#status", "Order not found")
+		tab.wantText("#status", "There is no order with UID “no-such-order-0001”")
+	})
+
+	t.Run("invalid uid is refused before any request", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		tab.navigate(stack.base + "/")
+		for _, bad := range []string{"../etc", "a b", "x/../../etc/passwd", strings.Repeat("a", 65)} {
+			tab.search(bad)
+			tab.waitState("invalid")
+			tab.wantText("#status", "That is not a valid order UID")
+			tab.wantText("#status-text", "cannot be an order UID")
+		}
+		// A deep link with a bad uid is refused the same way.
+		tab.navigate(stack.base + "/?uid=..%2Fetc")
+		tab.waitState("invalid")
+
+		// Requests are seen in order: once the sentinel's request shows, any
+		// request for the bad inputs would have shown before it.
+		tab.search("sentinel-0001")
+		tab.waitState("not-found")
+		if got := tab.orderRequests(); !slices.Equal(got, []string{"/order/sentinel-0001"}) {
+			t.Errorf("order requests = %q, want only the sentinel's", got)
+		}
+	})
+
+	t.Run("hostile fields render as text and run nothing", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		tab.navigate(stack.base + "/?uid=" + hostile.OrderUID)
+		tab.waitOrder(hostile.OrderUID)
+		tab.wantExactText(`[data-field="items[0].name"]`, xssScript)
+		tab.wantExactText(`[data-field="items[0].brand"]`, xssImg)
+		tab.wantExactText(`[data-field="delivery.name"]`, xssImg)
+		tab.wantExactText(`[data-field="customer_id"]`, xssScript)
+		tab.wantText(`[data-field="delivery.address"]`, xssSVG)
+		// Let any event handler that got through have its chance: the image
+		// request would have failed by the time the raw view is open.
+		tab.do(chromedp.Click(chromedp.CSS("#order-raw summary")))
+		tab.wantText("#raw-json", `window.__xss=1`)
+		if got := eval[string](tab, `typeof window.__xss`); got != "undefined" {
+			t.Errorf("window.__xss is %s: markup from the order ran", got)
+		}
+		if n := eval[int](tab, `document.querySelectorAll('#order img, #order script, #order svg').length`); n != 0 {
+			t.Errorf("the order view holds %d elements made from order data", n)
+		}
+		for _, u := range tab.requests() {
+			if strings.HasSuffix(u, "/x") {
+				t.Errorf("the page requested %s: an <img> from order data was created", u)
+			}
+		}
+	})
+
+	t.Run("recent orders open and refresh", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		tab.navigate(stack.base + "/")
+		tab.waitRecent(1 + len(others))
+
+		link := fmt.Sprintf(`#recent-list a[data-uid="%s"]`, second.OrderUID)
+		tab.do(chromedp.Click(chromedp.CSS(link)))
+		tab.waitOrder(second.OrderUID)
+		if got, want := tab.location(), stack.base+"/?uid="+second.OrderUID; got != want {
+			t.Errorf("location = %q, want %q", got, want)
+		}
+		if got := eval[string](tab, `document.activeElement.id`); got != "order-title" {
+			t.Errorf("focus after opening a recent order is on %q, want the order's heading", got)
+		}
+		if got := eval[string](tab, `document.querySelector('#recent-list a[aria-current="page"]')?.dataset.uid ?? ''`); got != second.OrderUID {
+			t.Errorf("recent entry marked current = %q, want %q", got, second.OrderUID)
+		}
+
+		// A new order appears at the top after Refresh, without a reload.
+		fresh := gen.Order()
+		fresh.DateCreated = time.Now().UTC().Truncate(time.Second)
+		stack.insert(t, fresh)
+		tab.do(chromedp.Click(chromedp.ID("recent-refresh")))
+		tab.poll(fmt.Sprintf(`document.querySelector('#recent-list a')?.dataset.uid === %q`, fresh.OrderUID),
+			"the fresh order at the top of the recent list after Refresh")
+		tab.wantNoConsoleErrors()
+	})
+
+	t.Run("keyboard only", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		tab.navigate(stack.base + "/")
+		tab.waitRecent(1)
+
+		// Every control has an accessible name.
+		unnamed := eval[[]string](tab, `[...document.querySelectorAll('input, button, select, textarea, a[href]')]
+			.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+			.map(e => e.outerHTML.slice(0, 80))`)
+		if len(unnamed) != 0 {
+			t.Errorf("controls without an accessible name: %q", unnamed)
+		}
+
+		// The search box has the focus on arrival; before it come only the
+		// skip link and the home link.
+		if got := tab.focused(); got != "input#uid-input" {
+			t.Errorf("focus on arrival is on %q, want the search box", got)
+		}
+		var order []string
+		for range 2 {
+			tab.do(chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(chromedp.ModifierShift)))
+			order = append(order, tab.focused())
+		}
+		for range 2 {
+			tab.do(chromedp.KeyEvent(kb.Tab))
+			order = append(order, tab.focused())
+		}
+		if want := []string{"a#home-link", "a.skip-link", "a#home-link", "input#uid-input"}; !slices.Equal(order, want) {
+			t.Errorf("focus order with Shift+Tab, Shift+Tab, Tab, Tab = %q, want %q", order, want)
+		}
+		tab.do(chromedp.KeyEvent(sample.OrderUID), chromedp.KeyEvent(kb.Enter))
+		tab.waitOrder(sample.OrderUID)
+
+		// Tab on: the order's controls come before the recent list, and
+		// Enter on a recent entry opens it.
+		var seen []string
+		for range 40 {
+			tab.do(chromedp.KeyEvent(kb.Tab))
+			f := tab.focused()
+			seen = append(seen, f)
+			if strings.HasPrefix(f, "a.recent-link") {
+				break
+			}
+		}
+		last := seen[len(seen)-1]
+		if !strings.HasPrefix(last, "a.recent-link") {
+			t.Fatalf("Tab never reached the recent orders; focus went %q", seen)
+		}
+		copyAt, recentAt := slices.Index(seen, "button#copy-json"), slices.Index(seen, "button#recent-refresh")
+		if copyAt < 0 || recentAt < 0 || copyAt > recentAt {
+			t.Errorf("focus order %q: want the order's copy button before the recent list", seen)
+		}
+		uid := eval[string](tab, `document.activeElement.dataset.uid`)
+		tab.do(chromedp.KeyEvent(kb.Enter))
+		tab.waitOrder(uid)
+	})
+
+	t.Run("service unavailable", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		tab.navigate(stack.base + "/")
+		tab.waitRecent(1)
+
+		// The database is gone: the reader answers 503 for an order it has
+		// not cached, and for the recent list.
+		stack.cutDB()
+		restored := false
+		defer func() {
+			if !restored {
+				stack.restoreDB()
+			}
+		}()
+		tab.search("not-cached-0001")
+		tab.waitState("unavailable")
+		tab.wantText("#status", "The order service is unavailable")
+		tab.wantText("#status", "Please try again in a moment.")
+		if !tab.responded(http.StatusServiceUnavailable, "/order/not-cached-0001") {
+			t.Error("the reader did not answer 503 with its database cut")
+		}
+		tab.do(chromedp.Click(chromedp.ID("recent-refresh")))
+		tab.poll(`document.getElementById('recent-status').textContent.includes('service is unavailable')`,
+			"the recent list to report the outage")
+		stack.restoreDB()
+		restored = true
+
+		// The reader cannot be reached at all: the browser fails the request
+		// as a network error, as when the reader is down.
+		tab.blockAPI(true)
+		tab.search(sample.OrderUID)
+		tab.waitState("unavailable")
+		tab.wantText("#status", "The order service is unavailable")
+
+		tab.blockAPI(false)
+		tab.search(sample.OrderUID)
+		tab.waitOrder(sample.OrderUID)
+		tab.do(chromedp.Click(chromedp.ID("recent-refresh")))
+		tab.waitRecent(1)
+	})
+
+	t.Run("screenshots", func(t *testing.T) {
+		shots := []struct {
+			name          string
+			width, height int64
+			mobile        bool
+			dark          bool
+		}{
+			{"order-desktop", 1280, 900, false, false},
+			{"order-phone", 375, 812, true, false},
+			{"order-desktop-dark", 1280, 900, false, true},
+		}
+		for _, s := range shots {
+			t.Run(s.name, func(t *testing.T) {
+				tab := newTab(t, browserCtx)
+				opts := []chromedp.EmulateViewportOption{}
+				if s.mobile {
+					opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
+				}
+				tab.do(chromedp.EmulateViewport(s.width, s.height, opts...))
+				if s.dark {
+					tab.call(func(ctx context.Context) error {
+						_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+							Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+						})
+						return err
+					})
+				}
+				tab.navigate(stack.base + "/?uid=" + sample.OrderUID)
+				tab.waitOrder(sample.OrderUID)
+				tab.waitRecent(1)
+
+				// Nothing may scroll sideways, down to phone width.
+				if w := eval[[]int](tab, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+					t.Errorf("page is %dpx wide in a %dpx viewport", w[0], w[1])
+				}
+				if s.dark {
+					if bg := eval[string](tab, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(15, 17, 23)" {
+						t.Errorf("dark mode body background = %s, want the dark theme", bg)
+					}
+				}
+
+				buf, err := chromedp.Run(tab.ctx, chromedp.FullScreenshot(100))
+				if err != nil {
+					t.Fatalf("screenshot: %v", err)
+				}
+				cfg, err := png.DecodeConfig(bytes.NewReader(buf))
+				if err != nil {
+					t.Fatalf("screenshot is not a PNG: %v", err)
+				}
+				if int64(cfg.Width) < s.width {
+					t.Errorf("screenshot is %dpx wide, want at least %d", cfg.Width, s.width)
+				}
+				path := filepath.Join(artifacts, s.name+".png")
+				if err := os.WriteFile(path, buf, 0o644); err != nil {
+					t.Fatalf("write screenshot: %v", err)
+				}
+				t.Logf("screenshot (%dx%d): %s", cfg.Width, cfg.Height, path)
+			})
+		}
+	})
+}
+
+// chromiumPath finds the browser, or fails the test with the way to install
+// it: a missing browser must not turn into a silent skip.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("CHROMIUM_PATH")
+	if p == "" {
+		p = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("chromium is needed for the browser tests and was not found at %s (%v); install it with: %s (or set CHROMIUM_PATH)",
+			p, err, chromiumInstall)
+	}
+	return p
+}
+
+// startBrowser starts one headless chromium for every subtest; each subtest
+// opens its own tab.
+func startBrowser(t *testing.T, execPath string) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(execPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	// The first Run starts the browser; its context must have no timeout, or
+	// the timeout would end the browser.
+	start := time.Now()
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start chromium (%s): %v; if it is missing or broken, reinstall it with: %s", execPath, err, chromiumInstall)
+	}
+	t.Logf("chromium started in %s", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// artifactsDir is where screenshots go: $ARTIFACTS_DIR, or
+// <repo>/.artifacts/screenshots (gitignored).
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("ARTIFACTS_DIR")
+	if dir == "" {
+		_, file, _, _ := runtime.Caller(0)
+		dir = filepath.Join(filepath.Dir(file), "..", ".artifacts", "screenshots")
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatalf("artifacts dir: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("artifacts dir: %v", err)
+	}
+	return dir
+}
+
+// tab is one browser tab with what a test needs to see of it: every request
+// it sent, and every console error, exception and browser log error.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex
+	reqs     []string // URLs of the requests, in order
+	statuses []string // "<status> <URL>" of the responses, in order
+	problems []string
+}
+
+const waitTimeout = 15 * time.Second
+
+func newTab(t *testing.T, browserCtx context.Context) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browserCtx)
+	t.Cleanup(cancel)
+	tb := &tab{t: t, ctx: ctx}
+	err := chromedp.Listen(ctx, func(ev any) {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			tb.reqs = append(tb.reqs, ev.Request.URL)
+		case *network.EventResponseReceived:
+			tb.statuses = append(tb.statuses, fmt.Sprintf("%d %s", ev.Response.Status, ev.Response.URL))
+		case *cdpruntime.EventConsoleAPICalled:
+			if ev.Type == cdpruntime.ConsoleAPICalledTypeError || ev.Type == cdpruntime.ConsoleAPICalledTypeWarning || ev.Type == cdpruntime.ConsoleAPICalledTypeAssert {
+				tb.problems = append(tb.problems, fmt.Sprintf("console.%s: %s", ev.Type, remoteArgs(ev.Args)))
+			}
+		case *cdpruntime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			tb.problems = append(tb.problems, fmt.Sprintf("exception: %s at %s:%d", msg, d.URL, d.LineNumber+1))
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning {
+				tb.problems = append(tb.problems, fmt.Sprintf("log %s/%s: %s %s", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("open tab: %v", err)
+	}
+	// Fixed locale and time zone, so that expected texts do not depend on
+	// the machine; the page itself formats for whatever the viewer has.
+	// securitypolicyviolation is caught in the page too: DevTools scripts
+	// run whatever the page's policy says.
+	tb.call(func(ctx context.Context) error {
+		if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "en_US"}); err != nil {
+			return err
+		}
+		if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "UTC"}); err != nil {
+			return err
+		}
+		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `window.__csp = [];
+				document.addEventListener('securitypolicyviolation',
+					e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`,
+		})
+		return err
+	})
+	return tb
+}
+
+func remoteArgs(args []*cdpruntime.RemoteObject) string {
+	parts := make([]string, 0, len(args))
+	for _, a := range args {
+		switch {
+		case a.Value != nil:
+			parts = append(parts, string(a.Value))
+		default:
+			parts = append(parts, a.Description)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// do runs actions with a timeout; a failure ends the subtest.
+func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		tb.t.Fatalf("browser: %v (state %s)", err, tb.describe())
+	}
+}
+
+// call runs protocol commands on the tab's target.
+func (tb *tab) call(f func(ctx context.Context) error) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	if err := f(ctx); err != nil {
+		tb.t.Fatalf("browser: %v", err)
+	}
+}
+
+func eval[T any](tb *tab, expr string, opts ...chromedp.EvaluateOption) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, opts...))
+	if err != nil {
+		tb.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func (tb *tab) navigate(url string) {
+	tb.t.Helper()
+	tb.do(chromedp.Navigate(url))
+}
+
+func (tb *tab) navigateResponse(url string) *network.Response {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(url))
+	if err != nil {
+		tb.t.Fatalf("navigate %s: %v", url, err)
+	}
+	if resp.Status != http.StatusOK {
+		tb.t.Fatalf("navigate %s: status %d", url, resp.Status)
+	}
+	return resp
+}
+
+// search types uid into the search box, replacing what is there, and
+// submits with the button, as a person does.
+func (tb *tab) search(uid string) {
+	tb.t.Helper()
+	tb.do(
+		// Select what is in the box so that typing replaces it.
+		chromedp.Evaluate[chromedp.Void](`(e => { e.focus(); e.select(); })(document.getElementById('uid-input'))`),
+		chromedp.SendKeys(chromedp.ID("uid-input"), uid),
+		chromedp.Click(chromedp.ID("search-button")),
+	)
+}
+
+// history moves through the tab's history as the back (-1) and forward (+1)
+// buttons do. The entries of this page are same-document, so no load event
+// is awaited; the caller waits for what the page shows.
+func (tb *tab) history(delta int64) {
+	tb.t.Helper()
+	tb.call(func(ctx context.Context) error {
+		h, err := chromedp.Call(ctx, page.GetNavigationHistory, cdp.Empty{})
+		if err != nil {
+			return err
+		}
+		i := h.CurrentIndex + delta
+		if i < 0 || i >= int64(len(h.Entries)) {
+			return fmt.Errorf("no history entry %d (have %d)", i, len(h.Entries))
+		}
+		_, err = chromedp.Call(ctx, page.NavigateToHistoryEntry, page.NavigateToHistoryEntryParams{EntryID: h.Entries[i].ID})
+		return err
+	})
+}
+
+// poll waits until the JavaScript condition holds.
+func (tb *tab) poll(cond, what string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond,
+		chromedp.WithPollingTimeout(waitTimeout-time.Second), chromedp.WithPollingMutation()))
+	if err != nil {
+		tb.t.Fatalf("waiting for %s: %v (state %s)", what, err, tb.describe())
+	}
+}
+
+// waitState waits for the view state that <main data-state> names.
+func (tb *tab) waitState(state string) {
+	tb.t.Helper()
+	tb.poll(fmt.Sprintf(`document.getElementById('content').dataset.state === %q`, state), "state "+state)
+}
+
+func (tb *tab) waitOrder(uid string) {
+	tb.t.Helper()
+	tb.poll(fmt.Sprintf(`document.getElementById('content').dataset.state === 'order' &&
+		document.getElementById('order-title')?.textContent === %q`, uid), "order "+uid)
+	if got := tb.location(); !strings.HasSuffix(got, "/?uid="+uid) {
+		tb.t.Errorf("location = %q while order %s is shown", got, uid)
+	}
+}
+
+func (tb *tab) waitRecent(n int) {
+	tb.t.Helper()
+	tb.poll(fmt.Sprintf(`document.querySelectorAll('#recent-list a').length >= %d`, n),
+		fmt.Sprintf("at least %d recent orders", n))
+}
+
+// describe says what the page shows, for failure messages.
+func (tb *tab) describe() string {
+	ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`(document.getElementById('content')?.dataset.state ?? '?') + ': ' + (document.getElementById('status')?.textContent ?? '').trim().replace(/\s+/g, ' ')`))
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	return fmt.Sprintf("%q at %s", s, tb.location0(ctx))
+}
+
+func (tb *tab) location() string {
+	tb.t.Helper()
+	return eval[string](tb, `location.href`)
+}
+
+func (tb *tab) location0(ctx context.Context) string {
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+	return s
+}
+
+func (tb *tab) text(sel string) string {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		tb.t.Fatalf("text of %s: %v (state %s)", sel, err, tb.describe())
+	}
+	return strings.TrimSpace(s)
+}
+
+func (tb *tab) textContent(sel string) string {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+	if err != nil {
+		tb.t.Fatalf("text content of %s: %v", sel, err)
+	}
+	return s
+}
+
+func (tb *tab) value(sel string) string {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(sel)))
+	if err != nil {
+		tb.t.Fatalf("value of %s: %v", sel, err)
+	}
+	return s
+}
+
+// wantText checks that the visible text of sel contains want.
+func (tb *tab) wantText(sel, want string) {
+	tb.t.Helper()
+	if got := tb.text(sel); !strings.Contains(got, want) {
+		tb.t.Errorf("%s shows %q, want it to contain %q", sel, got, want)
+	}
+}
+
+func (tb *tab) wantExactText(sel, want string) {
+	tb.t.Helper()
+	if got := tb.textContent(sel); got != want {
+		tb.t.Errorf("%s shows %q, want exactly %q", sel, got, want)
+	}
+}
+
+// focused names the focused element as tag#id or tag.class.
+func (tb *tab) focused() string {
+	tb.t.Helper()
+	return eval[string](tb, `(() => { const e = document.activeElement;
+		if (!e) return '';
+		const tag = e.tagName.toLowerCase();
+		return e.id ? tag + '#' + e.id : tag + '.' + (e.classList[0] || ''); })()`)
+}
+
+func (tb *tab) requests() []string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return slices.Clone(tb.reqs)
+}
+
+// orderRequests lists the paths of the requests sent to GET /order/.
+func (tb *tab) orderRequests() []string {
+	var out []string
+	for _, u := range tb.requests() {
+		if i := strings.Index(u, "/order/"); i >= 0 {
+			out = append(out, u[i:])
+		}
+	}
+	return out
+}
+
+// responded reports whether a response with status came for a URL that
+// ends with path.
+func (tb *tab) responded(status int, path string) bool {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return slices.ContainsFunc(tb.statuses, func(s string) bool {
+		return strings.HasPrefix(s, fmt.Sprintf("%d ", status)) && strings.HasSuffix(s, path)
+	})
+}
+
+// wantNoConsoleErrors checks the tab logged no error, no exception and no
+// Content-Security-Policy violation.
+func (tb *tab) wantNoConsoleErrors() {
+	tb.t.Helper()
+	if v := eval[[]string](tb, `window.__csp`); len(v) != 0 {
+		tb.t.Errorf("Content-Security-Policy violations: %q", v)
+	}
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, p := range tb.problems {
+		tb.t.Errorf("browser console: %s", p)
+	}
+}
+
+func (tb *tab) grantClipboard(origin string) {
+	tb.t.Helper()
+	tb.call(func(ctx context.Context) error {
+		for _, name := range []string{"clipboard-read", "clipboard-write"} {
+			_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+				Permission: &browser.PermissionDescriptor{Name: name},
+				Setting:    browser.PermissionSettingGranted,
+				Origin:     origin,
+			})
+			if err != nil {
+				return fmt.Errorf("grant %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// blockAPI makes the browser fail every request to the reader's API, as a
+// network error.
+func (tb *tab) blockAPI(on bool) {
+	tb.t.Helper()
+	var patterns []*network.BlockPattern
+	if on {
+		patterns = []*network.BlockPattern{
+			{URLPattern: "*://*:*/order/*", Block: true},
+			{URLPattern: "*://*:*/orders", Block: true},
+		}
+	}
+	tb.call(func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: patterns})
+		return err
+	})
+}
+
+func headerValue(h network.Headers, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return fmt.Sprint(v)
+		}
+	}
+	return ""
+}
+
+// variant is a copy of o with another uid (and transaction, which is unique).
+func variant(o *model.Order, uid string) *model.Order {
+	c := *o
+	c.OrderUID = uid
+	c.Payment.Transaction = uid
+	c.Items = slices.Clone(o.Items)
+	return &c
+}
+
+// readerStack is a reader started with run, with a way to add orders.
+type readerStack struct {
+	base   string
+	insert func(t *testing.T, orders ...*model.Order)
+	// cutDB takes the reader's database away (connections drop, new ones
+	// are refused) until restoreDB.
+	cutDB, restoreDB func()
+}
+
+// startReader runs the reader (run, as main does) on a free port against a
+// fresh database and a private Redis key prefix, and waits until /readyz
+// says it is ready.
+func startReader(t *testing.T) *readerStack {
+	t.Helper()
+	pg := testenv.Postgres(t)
+	rd := testenv.Redis(t)
+	addr := testenv.FreeAddr(t)
+	// The reader reaches PostgreSQL through a proxy, so that a test can take
+	// the database away and see the page's "unavailable" state for real.
+	dbURL, err := url.Parse(pg.URLAs("order_reader"))
+	if err != nil {
+		t.Fatalf("database URL: %v", err)
+	}
+	proxy := testenv.NewProxy(t, dbURL.Host)
+	dbURL.Host = proxy.Addr()
+	vars := map[string]string{
+		"READER_LISTEN_ADDR":      addr,
+		"DATABASE_URL":            dbURL.String(),
+		"REDIS_URL":               rd.URL,
+		"READER_REDIS_KEY_PREFIX": rd.Prefix,
+		"LOG_LEVEL":               "warn",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("reader run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("reader did not stop within 10s of cancel")
+		}
+	})
+
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("reader stopped before it was ready: %v", err)
+		default:
+		}
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader not ready at %s/readyz within 30s (last: %v)", base, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &readerStack{
+		base:      base,
+		cutDB:     proxy.Cut,
+		restoreDB: proxy.Restore,
+		insert: func(t *testing.T, orders ...*model.Order) {
+			t.Helper()
+			testenv.InsertOrders(t, pg.Pool, orders...)
+		},
+	}
+}

@@ -36,15 +36,28 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// After the first signal, restore the default behaviour so that a
-		// second Ctrl-C kills a flush that takes too long.
-		<-ctx.Done()
-		stop()
-	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	go handleSignals(cancel)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// handleSignals cancels the run at the first SIGINT or SIGTERM, which
+// flushes and reports. A later one exits at once, unless it follows the
+// first within a second: tools like timeout(1) signal both the process and
+// its group, and a single Ctrl-C must not skip the report.
+func handleSignals(cancel context.CancelFunc) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	first := <-sig
+	at := time.Now()
+	cancel()
+	for range sig {
+		if time.Since(at) > time.Second {
+			fmt.Fprintf(os.Stderr, "producer: %v again: exiting without waiting for deliveries\n", first)
+			os.Exit(exitInterrupted)
+		}
+	}
 }
 
 // exitCode prints err (if any) and maps it to an exit status.
@@ -56,6 +69,7 @@ func exitCode(err error, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "producer: %v\nRun 'producer --help' for usage.\n", err)
 		return exitUsage
 	case errors.Is(err, errInterrupted):
+		fmt.Fprintln(stderr, "producer: interrupted")
 		return exitInterrupted
 	default:
 		fmt.Fprintf(stderr, "producer: %v\n", err)

@@ -17,7 +17,12 @@ import (
 	"github.com/orderservice/orders/shared/model"
 )
 
-func TestMain(m *testing.M) { Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv("TESTENV_HELPER") == "1" {
+		helperProcess()
+	}
+	Main(m)
+}
 
 func TestPostgresIsMigratedIsolatedAndDropped(t *testing.T) {
 	t.Parallel()

@@ -1,0 +1,156 @@
+package config_test
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/orderservice/orders/reader/config"
+)
+
+func getenv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var minimal = map[string]string{
+	"DATABASE_URL": "postgres://order_reader@db:5432/orders",
+	"REDIS_URL":    "redis://cache:6379/0",
+}
+
+func with(extra map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range minimal {
+		m[k] = v
+	}
+	for k, v := range extra {
+		if v == "" {
+			delete(m, k)
+			continue
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(getenv(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Config{
+		ListenAddr: ":8080", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, QueryTimeout: 3 * time.Second,
+		RedisURL: minimal["REDIS_URL"], RedisTTL: 24 * time.Hour, RedisTimeout: 100 * time.Millisecond,
+		CacheBytes: 256 << 20, NegativeTTL: 2 * time.Second, WarmCount: 1000, WarmTimeout: 30 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		IdleTimeout: 120 * time.Second, RequestTimeout: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
+		LogFormat: "json", LogLevel: "info",
+	}
+	if *c != want {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(*config.Config) bool
+		errs  []string // substrings of the error; nil means success
+	}{
+		{"prefixed", with(map[string]string{"READER_LISTEN_ADDR": "127.0.0.1:9000", "READER_WARM_COUNT": "0"}),
+			func(c *config.Config) bool { return c.ListenAddr == "127.0.0.1:9000" && c.WarmCount == 0 }, nil},
+		{"prefixed wins over unprefixed", with(map[string]string{"READER_DATABASE_URL": "postgres://a/b", "DATABASE_URL": "postgres://c/d"}),
+			func(c *config.Config) bool { return c.DatabaseURL == "postgres://a/b" }, nil},
+		{"unprefixed fallback", with(map[string]string{"LOG_FORMAT": "text", "READER_REDIS_KEY_PREFIX": "x:"}),
+			func(c *config.Config) bool { return c.LogFormat == "text" && c.RedisKeyPrefix == "x:" }, nil},
+		{"missing urls", map[string]string{}, nil, []string{"READER_DATABASE_URL (or DATABASE_URL) is required", "REDIS_URL"}},
+		{"bad duration", with(map[string]string{"READER_REDIS_TTL": "forever"}), nil, []string{"READER_REDIS_TTL", "not a duration"}},
+		{"bad integer", with(map[string]string{"READER_CACHE_BYTES": "1GB"}), nil, []string{"READER_CACHE_BYTES", "not an integer"}},
+		{"negative ttl too long", with(map[string]string{"READER_NEGATIVE_TTL": "2m"}), nil, []string{"READER_NEGATIVE_TTL"}},
+		{"bad scheme", with(map[string]string{"DATABASE_URL": "mysql://x"}), nil, []string{"READER_DATABASE_URL: must be a postgres:// URL"}},
+		{"bad log format", with(map[string]string{"LOG_FORMAT": "xml"}), nil, []string{"LOG_FORMAT"}},
+		{"bad log level", with(map[string]string{"READER_LOG_LEVEL": "loud"}), nil, []string{"LOG_LEVEL"}},
+		{"zero timeout", with(map[string]string{"READER_READ_TIMEOUT": "0s"}), nil, []string{"READER_READ_TIMEOUT: must be positive"}},
+		{"request longer than write", with(map[string]string{"READER_REQUEST_TIMEOUT": "20s"}), nil, []string{"READER_REQUEST_TIMEOUT"}},
+		{"bad listen", with(map[string]string{"READER_LISTEN_ADDR": "8080"}), nil, []string{"READER_LISTEN_ADDR"}},
+		{"warm count", with(map[string]string{"READER_WARM_COUNT": "-1"}), nil, []string{"READER_WARM_COUNT"}},
+		{"several at once", with(map[string]string{"READER_WARM_COUNT": "-1", "READER_DB_MAX_CONNS": "0"}), nil,
+			[]string{"READER_WARM_COUNT", "READER_DB_MAX_CONNS"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := config.Load(getenv(tc.env))
+			if tc.errs == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !tc.check(c) {
+					t.Fatalf("unexpected config %+v", c)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted: %+v", c)
+			}
+			for _, want := range tc.errs {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestMatchesEnvconfig checks that Load reads the same variables as
+// envconfig.Process would from the process environment, so the documented
+// envconfig conventions hold. Not parallel: it sets process variables.
+func TestMatchesEnvconfig(t *testing.T) {
+	env := with(map[string]string{
+		"READER_LISTEN_ADDR": ":9999", "READER_CACHE_BYTES": "1024", "READER_NEGATIVE_TTL": "500ms",
+		"LOG_LEVEL": "debug", "READER_WARM_COUNT": "7", "READER_DB_MAX_CONNS": "3",
+	})
+	for _, name := range config.Names() {
+		if _, ok := os.LookupEnv(name); ok {
+			t.Setenv(name, "") // cleared below, restored at cleanup
+			os.Unsetenv(name)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var viaEnvconfig config.Config
+	if err := envconfig.Process(config.Prefix, &viaEnvconfig); err != nil {
+		t.Fatal(err)
+	}
+	got, err := config.Load(getenv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*got, viaEnvconfig) {
+		t.Fatalf("Load and envconfig differ:\n Load      %+v\n envconfig %+v", *got, viaEnvconfig)
+	}
+}
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+	names := config.Names()
+	for _, want := range []string{"READER_LISTEN_ADDR", "DATABASE_URL", "REDIS_URL", "READER_REDIS_KEY_PREFIX",
+		"READER_CACHE_BYTES", "READER_REDIS_TTL", "READER_WARM_COUNT", "READER_WARM_TIMEOUT", "LOG_FORMAT"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Names() lacks %s", want)
+		}
+	}
+	if n := len(config.Vars()); n != reflect.TypeFor[config.Config]().NumField() {
+		t.Errorf("Vars() has %d entries for %d fields", n, reflect.TypeFor[config.Config]().NumField())
+	}
+	if !strings.Contains(config.Usage(), "READER_WARM_COUNT") {
+		t.Error("Usage() does not document READER_WARM_COUNT")
+	}
+}

@@ -1,0 +1,231 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/go-chi/chi/v5"
+	"github.com/orderservice/orders/reader/cache"
+	"github.com/orderservice/orders/reader/httpapi"
+	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/reader/postgres"
+	"github.com/orderservice/orders/reader/redis"
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func init() {
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+}
+
+// stack is the API over real tiers.
+type stack struct {
+	srv   *httptest.Server
+	ready atomic.Bool
+}
+
+func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv) *stack {
+	t.Helper()
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	store, err := postgres.Open(ctx, dbURL, 4, m.DBQueryDuration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	rc, err := redis.New(redis.Options{URL: rd.URL, Prefix: rd.Prefix, TTL: 60e9, Timeout: 200e6, Up: m.RedisUp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	tiers, err := cache.New(cache.Options{Store: store, Remote: rc, LocalBytes: 1 << 20, NegativeTTL: 1e9, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tiers.Close)
+	s := &stack{}
+	s.ready.Store(true)
+	h := httpapi.NewServer(httpapi.Deps{
+		Orders: tiers, Summaries: store, Metrics: m, Gatherer: reg, Ready: s.ready.Load, RedisUp: rc.Up,
+	})
+	s.srv = httptest.NewServer(h)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(httpapi.OpenAPI)
+	if err != nil {
+		t.Fatalf("openapi.yaml does not load: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.yaml is not valid OpenAPI 3: %v", err)
+	}
+	// The spec's server is relative ("/"); match any host the test uses.
+	doc.Servers = nil
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc, router
+}
+
+// TestContract sends real requests to the real handler stack and validates
+// every response (status, headers, content type, body) against
+// openapi.yaml, so that the spec and the code cannot drift apart.
+func TestContract(t *testing.T) {
+	t.Parallel()
+	_, router := loadSpec(t)
+	pg := testenv.Postgres(t)
+	rd := testenv.Redis(t)
+	gen := ordergen.New(11)
+	o := gen.Order()
+	testenv.InsertOrders(t, pg.Pool, testenv.Sample(t), o, gen.Order(), gen.Order())
+	up := newStack(t, pg.URLAs("order_reader"), rd)
+	// A stack whose database is a closed port: every uncached order is 503.
+	down := newStack(t, pg.URLVia(testenv.FreeAddr(t)), rd)
+
+	get := func(s *stack, method, path string, hdr ...string) *http.Request {
+		req, err := http.NewRequest(method, s.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		return req
+	}
+	first, err := http.DefaultClient.Do(get(up, http.MethodGet, "/order/"+o.OrderUID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Body.Close()
+	etag := first.Header.Get("ETag")
+
+	cases := []struct {
+		name       string
+		stack      *stack
+		req        *http.Request
+		status     int
+		badRequest bool // the request itself breaks the spec on purpose
+		notReady   bool
+	}{
+		{"order", up, get(up, "GET", "/order/"+o.OrderUID), 200, false, false},
+		{"sample order", up, get(up, "GET", "/order/b563feb7b2b84b6test"), 200, false, false},
+		{"order not modified", up, get(up, "GET", "/order/"+o.OrderUID, "If-None-Match", etag), 304, false, false},
+		{"order head", up, get(up, "HEAD", "/order/"+o.OrderUID), 200, false, false},
+		{"order head unknown", up, get(up, "HEAD", "/order/nope"), 404, false, false},
+		{"order malformed", up, get(up, "GET", "/order/"+strings.Repeat("x", 65)), 400, false, false},
+		{"order bad char", up, get(up, "GET", "/order/a.b"), 400, false, false},
+		{"order unknown", up, get(up, "GET", "/order/unknown_uid"), 404, false, false},
+		{"order db down", down, get(down, "GET", "/order/"+gen.Order().OrderUID), 503, false, false},
+		{"orders", up, get(up, "GET", "/orders"), 200, false, false},
+		{"orders limit", up, get(up, "GET", "/orders?limit=2"), 200, false, false},
+		{"orders bad limit", up, get(up, "GET", "/orders?limit=0"), 400, true, false},
+		{"orders db down", down, get(down, "GET", "/orders"), 503, false, false},
+		{"healthz", up, get(up, "GET", "/healthz"), 200, false, false},
+		{"readyz", up, get(up, "GET", "/readyz"), 200, false, false},
+		{"readyz warming", down, get(down, "GET", "/readyz"), 503, false, true},
+		{"metrics", up, get(up, "GET", "/metrics"), 200, false, false},
+		{"openapi", up, get(up, "GET", "/openapi.yaml"), 200, false, false},
+		{"swagger", up, get(up, "GET", "/swagger/"), 200, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.stack.ready.Store(!tc.notReady)
+			defer tc.stack.ready.Store(true)
+			resp, err := http.DefaultClient.Do(tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Error("no X-Content-Type-Options: nosniff")
+			}
+			route, params, err := router.FindRoute(tc.req)
+			if err != nil {
+				t.Fatalf("%s %s is not in openapi.yaml: %v", tc.req.Method, tc.req.URL.Path, err)
+			}
+			reqIn := &openapi3filter.RequestValidationInput{
+				Request: tc.req, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+			}
+			ctx := context.Background()
+			if !tc.badRequest {
+				if err := openapi3filter.ValidateRequest(ctx, reqIn); err != nil {
+					t.Fatalf("request does not match the spec: %v", err)
+				}
+			}
+			out := &openapi3filter.ResponseValidationInput{
+				RequestValidationInput: reqIn,
+				Status:                 resp.StatusCode,
+				Header:                 resp.Header,
+				Body:                   io.NopCloser(bytes.NewReader(body)),
+				Options:                &openapi3filter.Options{IncludeResponseStatus: true},
+			}
+			if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+				t.Fatalf("response does not match the spec: %v\nbody: %.500s", err, body)
+			}
+		})
+	}
+}
+
+// TestEveryRouteDocumented walks the router and requires a spec path for
+// every API route, and a route for every spec path.
+func TestEveryRouteDocumented(t *testing.T) {
+	t.Parallel()
+	doc, _ := loadSpec(t)
+	h := httpapi.NewServer(httpapi.Deps{Gatherer: prometheus.NewRegistry()})
+	r, ok := h.(chi.Routes)
+	if !ok {
+		t.Fatalf("NewServer returned %T, not a chi router", h)
+	}
+	routed := map[string]bool{}
+	err := chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		switch route {
+		case "/order/", "/swagger", "/swagger/*", "/", "/static/*":
+			// /order/ is the empty-uid 400; /swagger redirects; the
+			// Swagger UI assets and the web UI are not API.
+			if route == "/swagger/*" {
+				routed["/swagger/"] = true
+			}
+			return nil
+		}
+		routed[route] = true
+		if doc.Paths.Find(route) == nil {
+			t.Errorf("route %s %s is not in openapi.yaml", method, route)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path := range doc.Paths.Map() {
+		if !routed[path] {
+			t.Errorf("openapi.yaml documents %s, which no route serves", path)
+		}
+	}
+}

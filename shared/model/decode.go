@@ -24,7 +24,8 @@ var (
 	// ErrTooLarge means the input exceeded the decoder's size limit.
 	ErrTooLarge = errors.New("message too large")
 	// ErrMalformed means the input is not one JSON object of the order's
-	// shape: bad syntax, trailing data, a wrong type or a number out of range.
+	// shape: bad syntax, trailing data, a wrong type or null, a number out of
+	// range, or a known key repeated or spelled in another case.
 	ErrMalformed = errors.New("malformed order")
 )
 
@@ -40,7 +41,8 @@ func Decode(data []byte) (*Order, error) { return Decoder{}.Decode(data) }
 
 // Decode parses data as one JSON order object. Unknown fields are ignored (the
 // upstream feed may add some), but everything else must be exact: one object,
-// valid UTF-8, the right JSON type for every known field, integers that fit,
+// valid UTF-8, the right JSON type (not null) for every known field, integers
+// that fit, known field names spelled with their exact case and given once,
 // and nothing after the object. Decode does not validate the values; call
 // Order.Validate for that.
 func (d Decoder) Decode(data []byte) (*Order, error) {
@@ -71,6 +73,9 @@ func (d Decoder) Decode(data []byte) (*Order, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: unexpected data after the order object", ErrMalformed)
+	}
+	if err := checkKeys(trimmed); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return &o, nil
 }

@@ -54,6 +54,19 @@ func patch(t testing.TB, path, raw string) []byte {
 	return b
 }
 
+// replace returns the compacted sample with the first old replaced by new.
+func replace(t testing.TB, old, new string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, sampleJSON(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b.Bytes(), []byte(old)) {
+		t.Fatalf("sample has no %s", old)
+	}
+	return bytes.Replace(b.Bytes(), []byte(old), []byte(new), 1)
+}
+
 func TestDecodeErrors(t *testing.T) {
 	s := sampleJSON(t)
 	cases := []struct {
@@ -121,6 +134,25 @@ func TestDecodeErrors(t *testing.T) {
 		{"overlong UTF-8", bytes.Replace(s, []byte("Kraiot"), []byte("Kr\xc0\xafiot"), 1), model.ErrMalformed, []string{"UTF-8"}},
 		{"UTF-16 surrogate bytes", bytes.Replace(s, []byte("alpha"), []byte("al\xed\xa0\x80pha"), 1), model.ErrMalformed, []string{"UTF-8"}},
 		{"invalid UTF-8 in unknown key", []byte("{\"x\xfe\":1}"), model.ErrMalformed, []string{"UTF-8"}},
+
+		{"null string", patch(t, "order_uid", `null`), model.ErrMalformed, []string{"order_uid: must not be null"}},
+		{"null optional string", patch(t, "payment.request_id", `null`), model.ErrMalformed, []string{"payment.request_id: must not be null"}},
+		{"null int", patch(t, "payment.custom_fee", `null`), model.ErrMalformed, []string{"payment.custom_fee: must not be null"}},
+		{"null item int", patch(t, "items.0.sale", `null`), model.ErrMalformed, []string{"items[0].sale: must not be null"}},
+		{"null object", patch(t, "delivery", `null`), model.ErrMalformed, []string{"delivery: must not be null"}},
+		{"null items", patch(t, "items", `null`), model.ErrMalformed, []string{"items: must not be null"}},
+		{"null item", patch(t, "items.0", `null`), model.ErrMalformed, []string{"items[0]: must not be null"}},
+		{"null date", patch(t, "date_created", `null`), model.ErrMalformed, []string{"date_created: must not be null"}},
+
+		{"upper-case key", replace(t, `"order_uid"`, `"ORDER_UID"`), model.ErrMalformed, []string{`"ORDER_UID": field names are case-sensitive; want "order_uid"`}},
+		{"title-case object key", replace(t, `"payment"`, `"Payment"`), model.ErrMalformed, []string{`"Payment": field names are case-sensitive`}},
+		{"nested case variant", replace(t, `"amount"`, `"Amount"`), model.ErrMalformed, []string{`payment."Amount": field names are case-sensitive; want "amount"`}},
+		{"item case variant", replace(t, `"price"`, `"PRICE"`), model.ErrMalformed, []string{`items[0]."PRICE"`}},
+		{"kelvin sign folds to k", replace(t, `"track_number":"WBILMTESTTRACK","entry"`, `"track_number":"WBILMTESTTRACK","trac\u212a_number":"X","entry"`), model.ErrMalformed, []string{"case-sensitive"}},
+		{"case variant next to the real key", replace(t, `"locale":"en"`, `"locale":"en","LOCALE":"ru"`), model.ErrMalformed, []string{`"LOCALE"`}},
+		{"duplicate key", replace(t, `"locale":"en"`, `"locale":"en","locale":"ru"`), model.ErrMalformed, []string{"locale: duplicate field"}},
+		{"duplicate nested key", replace(t, `"price":453`, `"price":453,"price":1`), model.ErrMalformed, []string{"items[0].price: duplicate field"}},
+		{"duplicate object", replace(t, `"locale":"en"`, `"locale":"en","delivery":{}`), model.ErrMalformed, []string{"delivery: duplicate field"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,6 +257,9 @@ func TestDecodeAccepts(t *testing.T) {
 		{"escaped unicode", patch(t, "delivery.city", `"Kiryat \u004dozkin"`), nil},
 		{"escaped HTML", patch(t, "items.0.brand", `"\u003cb\u003e"`), func(o *model.Order) { o.Items[0].Brand = "<b>" }},
 		{"empty items", patch(t, "items", `[]`), func(o *model.Order) { o.Items = []model.Item{} }},
+		{"null in unknown fields", patch(t, "payment.installments", `[null,{"a":null}]`), nil},
+		{"duplicate unknown keys", replace(t, `"locale":"en"`, `"x":1,"locale":"en","x":2`), nil},
+		{"unknown key that only resembles a field", replace(t, `"locale":"en"`, `"locale":"en","order_uid_v2":"x","orderuid":"y"`), nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -128,6 +128,8 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("items total value = %s, want %d", got, sample.Payment.GoodsTotal)
 		}
 		tab.wantText("#items-total-check", "matches payment")
+		// Screen readers hear that the order is there.
+		tab.wantExactText("#announcer", "Showing order "+sample.OrderUID+".")
 
 		if got, want := tab.location(), stack.base+"/?uid="+sample.OrderUID; got != want {
 			t.Errorf("location = %q, want %q", got, want)
@@ -365,11 +367,26 @@ func TestBrowser(t *testing.T) {
 		tab.waitState("unavailable")
 		tab.wantText("#status", "The order service is unavailable")
 
+		// Back online, "Try again" repeats the lookup.
 		tab.blockAPI(false)
-		tab.search(sample.OrderUID)
+		tab.do(chromedp.Click(chromedp.ID("status-retry")))
 		tab.waitOrder(sample.OrderUID)
 		tab.do(chromedp.Click(chromedp.ID("recent-refresh")))
 		tab.waitRecent(1)
+	})
+
+	t.Run("formats follow the viewer's locale", func(t *testing.T) {
+		tab := newTab(t, browserCtx)
+		tab.call(func(ctx context.Context) error {
+			_, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de_DE"})
+			return err
+		})
+		tab.navigate(stack.base + "/?uid=" + sample.OrderUID)
+		tab.waitOrder(sample.OrderUID)
+		// German groups with "." and puts the symbol after the number.
+		tab.wantText(`[data-field="payment.amount"]`, "1.817")
+		tab.wantText(`[data-field="payment.amount"]`, "$")
+		tab.wantText(`[data-field="date_created"]`, "26.11.2021")
 	})
 
 	t.Run("screenshots", func(t *testing.T) {

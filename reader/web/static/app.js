@@ -18,6 +18,8 @@ const content = $('content');
 const statusBox = $('status');
 const statusTitle = $('status-title');
 const statusText = $('status-text');
+const statusRetry = $('status-retry');
+const announcer = $('announcer');
 const orderBox = $('order');
 const recentList = $('recent-list');
 const recentStatus = $('recent-status');
@@ -42,7 +44,12 @@ function setState(state, title, detail) {
   statusTitle.textContent = title;
   statusText.textContent = detail || '';
   statusBox.hidden = state === 'order';
+  statusRetry.hidden = state !== 'unavailable' && state !== 'error';
   orderBox.hidden = state !== 'order';
+  if (state !== 'order') {
+    // The status box speaks for itself; the announcer is for the order.
+    announcer.textContent = '';
+  }
   if (state !== 'order') {
     orderBox.replaceChildren();
   }
@@ -109,6 +116,7 @@ async function show(uid, { focusOrder = false } = {}) {
     orderBox.replaceChildren(renderOrder(order));
     document.title = `Order ${order.order_uid || uid} — Orders`;
     setState('order', '', '');
+    announcer.textContent = `Showing order ${order.order_uid || uid}.`;
     markCurrent(uid);
     if (focusOrder) {
       $('order-title').focus();
@@ -154,6 +162,9 @@ form.addEventListener('submit', (ev) => {
   }
   navigate(uid);
 });
+
+// Try again repeats the lookup that the address bar names.
+statusRetry.addEventListener('click', () => show(uidFromLocation()));
 
 window.addEventListener('popstate', () => {
   const uid = uidFromLocation();

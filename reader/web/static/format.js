@@ -10,10 +10,10 @@ export function isValidUID(uid) {
   return UID_PATTERN.test(uid);
 }
 
-// The viewer's locale, from the browser. undefined lets Intl pick the default
-// if the browser reports nothing usable.
+// The viewer's locale: undefined makes Intl use the browser's default
+// locale, which follows the browser's language settings.
 function locale() {
-  return navigator.languages && navigator.languages.length ? navigator.languages[0] : undefined;
+  return undefined;
 }
 
 // formatMoney shows an amount with its currency in the viewer's locale. The

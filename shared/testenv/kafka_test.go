@@ -19,9 +19,10 @@ func TestKafkaWithLibrdkafka(t *testing.T) {
 	const n = 30
 
 	p, err := kafka.NewProducer(&kafka.ConfigMap{
-		"bootstrap.servers":  k.Brokers,
-		"enable.idempotence": true,
-		"acks":               "all",
+		"bootstrap.servers":   k.Brokers,
+		"enable.idempotence":  true,
+		"acks":                "all",
+		"enable.metrics.push": false, // kfake answers telemetry requests; keep the log quiet
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -58,11 +59,12 @@ func TestKafkaWithLibrdkafka(t *testing.T) {
 	consume := func(want int) map[string]bool {
 		t.Helper()
 		c, err := kafka.NewConsumer(&kafka.ConfigMap{
-			"bootstrap.servers":  k.Brokers,
-			"group.id":           group,
-			"auto.offset.reset":  "earliest",
-			"enable.auto.commit": false,
-			"session.timeout.ms": 6000,
+			"bootstrap.servers":   k.Brokers,
+			"group.id":            group,
+			"auto.offset.reset":   "earliest",
+			"enable.auto.commit":  false,
+			"session.timeout.ms":  6000,
+			"enable.metrics.push": false,
 		})
 		if err != nil {
 			t.Fatal(err)

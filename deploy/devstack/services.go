@@ -47,11 +47,20 @@ func pingRedis(ctx context.Context, rawURL string) error {
 	if err != nil {
 		return fmt.Errorf("parse redis url: %w", err)
 	}
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// A plain connect first: when nothing listens (the usual reason for a
+	// failure here) go-redis would log its dial failure to stderr.
+	d := net.Dialer{}
+	conn, err := d.DialContext(ctx, opts.Network, opts.Addr)
+	if err != nil {
+		return err
+	}
+	_ = conn.Close()
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	c := redis.NewClient(opts)
+	defer c.Close()
 	return c.Ping(ctx).Err()
 }
 
@@ -167,11 +176,13 @@ type throwaway struct {
 	sig os.Signal // the signal that makes it shut down quickly
 }
 
-// stop shuts the server down and removes its files.
+// stop shuts the server down and removes its files, and says how long
+// that took.
 func (s *throwaway) stop() time.Duration {
-	d := s.proc.stop(s.sig, 15*time.Second)
+	start := time.Now()
+	s.proc.stop(s.sig, 15*time.Second)
 	_ = os.RemoveAll(s.dir)
-	return d
+	return time.Since(start)
 }
 
 // pgCredential returns who PostgreSQL runs as: the current user, or for

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// syncBuffer is a bytes.Buffer that run may write while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestConsolePrefixesWholeLines(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		close  bool
+		want   string
+	}{
+		{"one line", []string{"hello\n"}, false, "reader   | hello\n"},
+		{"split line", []string{"hel", "lo\nwor", "ld\n"}, false, "reader   | hello\nreader   | world\n"},
+		{"partial line waits", []string{"no newline"}, false, ""},
+		{"close flushes the rest", []string{"a\nb"}, true, "reader   | a\nreader   | b\n"},
+		{"CRLF", []string{"x\r\n"}, false, "reader   | x\n"},
+		{"empty line kept", []string{"\n"}, false, "reader   | \n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			w := newConsole(&out, false).Writer("reader")
+			for _, s := range tt.writes {
+				if n, err := w.Write([]byte(s)); err != nil || n != len(s) {
+					t.Fatalf("Write(%q) = %d, %v", s, n, err)
+				}
+			}
+			if tt.close {
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := out.String(); got != tt.want {
+				t.Errorf("output %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConsoleNeverInterleavesLines(t *testing.T) {
+	var out bytes.Buffer
+	con := newConsole(&out, false)
+	var wg sync.WaitGroup
+	for _, name := range []string{"ingestor", "reader", "producer"} {
+		w := con.Writer(name)
+		wg.Go(func() {
+			for i := range 200 {
+				// Byte by byte: the worst case for interleaving.
+				for _, b := range []byte(fmt.Sprintf("%s line %d\n", name, i)) {
+					_, _ = w.Write([]byte{b})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 600 {
+		t.Fatalf("%d lines, want 600", len(lines))
+	}
+	for _, l := range lines {
+		prefix, rest, ok := strings.Cut(l, " | ")
+		if !ok || strings.TrimSpace(prefix)+" line" != rest[:strings.LastIndex(rest, " ")] {
+			t.Fatalf("mixed line %q", l)
+		}
+	}
+}
+
+func TestNextMigrationVersion(t *testing.T) {
+	tests := []struct {
+		names []string
+		want  int
+	}{
+		{nil, 1},
+		{[]string{"000001_orders.up.sql", "000001_orders.down.sql"}, 2},
+		{[]string{"000001_a.up.sql", "000009_b.down.sql", "000010_c.up.sql", "README.md"}, 11},
+		{[]string{"notes.sql", "1_x.up.sql"}, 2},
+	}
+	for _, tt := range tests {
+		got, err := nextMigrationVersion(tt.names)
+		if err != nil || got != tt.want {
+			t.Errorf("nextMigrationVersion(%v) = %d, %v; want %d", tt.names, got, err, tt.want)
+		}
+	}
+}
+
+func TestMigrateCreateWritesNextPair(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"000001_orders.up.sql", "000001_orders.down.sql"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("-- x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"migrate", "create", "--dir", dir, "Add order-status"}, noEnv, &out); err != nil {
+		t.Fatalf("migrate create: %v\n%s", err, out.String())
+	}
+	if _, _, err := createMigration(dir, "second one"); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	want := []string{
+		"000001_orders.down.sql", "000001_orders.up.sql",
+		"000002_add_order_status.down.sql", "000002_add_order_status.up.sql",
+		"000003_second_one.down.sql", "000003_second_one.up.sql",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("files %v, want %v", got, want)
+	}
+
+	for _, bad := range []string{"", "drop;table", "../escape", "ÜBER"} {
+		if _, _, err := createMigration(dir, bad); err == nil {
+			t.Errorf("createMigration(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func noEnv(string) string { return "" }
+
+// freePort returns a loopback port nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(testenv.FreeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+func TestBrokerOnlyServesTopicsAndLargeRecordsUntilInterrupted(t *testing.T) {
+	port := freePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--broker-only", "--kafka-port", strconv.Itoa(port)}, noEnv, out) }()
+
+	client, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerBatchMaxBytes(4<<20),
+		// Uncompressed, so that the broker sees the record's full size.
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	adm := kadm.NewClient(client)
+
+	var topics kadm.TopicDetails
+	err = waitFor(ctx, 20*time.Second, func(ctx context.Context) error {
+		select {
+		case err := <-done:
+			return stopWaiting(fmt.Errorf("run returned early: %w\n%s", err, out.String()))
+		default:
+		}
+		topics, err = adm.ListTopics(ctx)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("broker never answered: %v", err)
+	}
+	for name, partitions := range map[string]int{ordersTopic: ordersPartitions, dlqTopic: 1} {
+		if got := len(topics[name].Partitions); got != partitions {
+			t.Errorf("topic %s has %d partitions, want %d (topics: %v)", name, got, partitions, topics.Names())
+		}
+	}
+
+	// The producer's --bad mode sends a record over 1 MiB: the broker must
+	// take it so that the ingestor is the one to reject it.
+	big := bytes.Repeat([]byte("x"), 2<<20)
+	pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer pcancel()
+	if err := client.ProduceSync(pctx, &kgo.Record{Topic: ordersTopic, Value: big}).FirstErr(); err != nil {
+		t.Fatalf("produce a 2 MiB record: %v", err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after interrupt = %v, want nil (a clean exit)", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return within 15 s of the interrupt")
+	}
+	if !strings.Contains(out.String(), addr) {
+		t.Errorf("output does not name the broker address %s:\n%s", addr, out.String())
+	}
+}
+
+func TestMigrateUpCreatesDatabaseAndDownReverts(t *testing.T) {
+	pg := testenv.Postgres(t) // a server with trust auth (and the roles existing)
+	name := "devstack_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	dsn, err := withDatabase(pg.URL, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := pg.Pool.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"migrate", "up", "--database", dsn}, noEnv, &out); err != nil {
+		t.Fatalf("migrate up: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "schema version 1 ") {
+		t.Errorf("migrate up printed %q, want the schema version", out.String())
+	}
+	if got := tableCount(t, dsn); got != 4 {
+		t.Errorf("%d order tables after migrate up, want 4", got)
+	}
+	// Again: an up-to-date schema is a no-op, not an error.
+	if err := run(t.Context(), []string{"migrate", "up"}, func(k string) string {
+		if k == "DATABASE_URL" {
+			return dsn
+		}
+		return ""
+	}, &out); err != nil {
+		t.Fatalf("second migrate up: %v", err)
+	}
+
+	out.Reset()
+	if err := run(t.Context(), []string{"migrate", "down", "--database", dsn}, noEnv, &out); err != nil {
+		t.Fatalf("migrate down: %v\n%s", err, out.String())
+	}
+	if got := tableCount(t, dsn); got != 0 {
+		t.Errorf("%d order tables after migrate down, want 0", got)
+	}
+	if !strings.Contains(out.String(), "no migration applied") {
+		t.Errorf("migrate down printed %q, want no migration applied", out.String())
+	}
+	// Nothing left to revert is not an error either.
+	if err := run(t.Context(), []string{"migrate", "down", "--database", dsn}, noEnv, &out); err != nil {
+		t.Fatalf("migrate down on an empty schema: %v", err)
+	}
+}
+
+func tableCount(t *testing.T, dsn string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	err = conn.QueryRow(t.Context(), `SELECT count(*) FROM information_schema.tables
+		WHERE table_schema = 'public' AND table_name IN ('orders', 'delivery', 'payment', 'items')`).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -102,9 +102,7 @@ func bar(w io.Writer, total int64, counts func() Counts) func(bool) {
 		progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("msg"),
 		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionFullWidth(),
-		progressbar.OptionClearOnFinish(),
 	)
 	return func(final bool) {
 		c := counts()
@@ -112,10 +110,15 @@ func bar(w io.Writer, total int64, counts func() Counts) func(bool) {
 		if c.Failed > 0 {
 			desc = fmt.Sprintf("sending (%d failed)", c.Failed)
 		}
-		b.Describe(desc)
-		_ = b.Set64(c.Delivered + c.Failed)
+		if !b.IsFinished() {
+			b.Describe(desc)
+			_ = b.Set64(c.Delivered + c.Failed)
+		}
 		if final {
+			// The bar stays on screen at its last state, above the
+			// summary.
 			_ = b.Exit()
+			fmt.Fprintln(w)
 		}
 	}
 }

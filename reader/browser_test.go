@@ -193,9 +193,9 @@ func TestBrowser(t *testing.T) {
 		tab.navigate(stack.base + "/")
 		tab.search("no-such-order-0001")
 		tab.waitState("not-found")
-		if !tab.responded(http.StatusNotFound, "/order/no-such-order-0001") {
-			t.Error("no 404 from the reader for the unknown uid")
-		}
+		tab.eventually("a 404 from the reader for the unknown uid", func() bool {
+			return tab.responded(http.StatusNotFound, "/order/no-such-order-0001")
+		})
 		tab.wantText("#status", "Order not found")
 		tab.wantText("#status", "There is no order with UID “no-such-order-0001”")
 	})
@@ -217,6 +217,7 @@ func TestBrowser(t *testing.T) {
 		// request for the bad inputs would have shown before it.
 		tab.search("sentinel-0001")
 		tab.waitState("not-found")
+		tab.eventually("the sentinel's request", func() bool { return slices.Contains(tab.orderRequests(), "/order/sentinel-0001") })
 		if got := tab.orderRequests(); !slices.Equal(got, []string{"/order/sentinel-0001"}) {
 			t.Errorf("order requests = %q, want only the sentinel's", got)
 		}
@@ -269,6 +270,11 @@ func TestBrowser(t *testing.T) {
 		// A new order appears at the top after Refresh, without a reload.
 		fresh := gen.Order()
 		fresh.DateCreated = time.Now().UTC().Truncate(time.Second)
+		for _, o := range others {
+			if !o.DateCreated.Before(fresh.DateCreated) {
+				fresh.DateCreated = o.DateCreated.Add(time.Minute)
+			}
+		}
 		stack.insert(t, fresh)
 		tab.do(chromedp.Click(chromedp.ID("recent-refresh")))
 		tab.poll(fmt.Sprintf(`document.querySelector('#recent-list a')?.dataset.uid === %q`, fresh.OrderUID),
@@ -351,9 +357,9 @@ func TestBrowser(t *testing.T) {
 		tab.waitState("unavailable")
 		tab.wantText("#status", "The order service is unavailable")
 		tab.wantText("#status", "Please try again in a moment.")
-		if !tab.responded(http.StatusServiceUnavailable, "/order/not-cached-0001") {
-			t.Error("the reader did not answer 503 with its database cut")
-		}
+		tab.eventually("a 503 from the reader with its database cut", func() bool {
+			return tab.responded(http.StatusServiceUnavailable, "/order/not-cached-0001")
+		})
 		tab.do(chromedp.Click(chromedp.ID("recent-refresh")))
 		tab.poll(`document.getElementById('recent-status').textContent.includes('service is unavailable')`,
 			"the recent list to report the outage")
@@ -814,6 +820,19 @@ func (tb *tab) orderRequests() []string {
 	return out
 }
 
+// eventually waits for a condition on what the tab recorded. Protocol
+// events can arrive a little after the page has acted on the response.
+func (tb *tab) eventually(what string, cond func() bool) {
+	tb.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.t.Fatalf("no %s within 5s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // responded reports whether a response with status came for a URL that
 // ends with path.
 func (tb *tab) responded(status int, path string) bool {
@@ -841,6 +860,10 @@ func (tb *tab) wantNoConsoleErrors() {
 func (tb *tab) grantClipboard(origin string) {
 	tb.t.Helper()
 	tb.call(func(ctx context.Context) error {
+		// The clipboard API wants a focused document.
+		if _, err := chromedp.Call(ctx, page.BringToFront, cdp.Empty{}); err != nil {
+			return fmt.Errorf("bring tab to front: %w", err)
+		}
 		for _, name := range []string{"clipboard-read", "clipboard-write"} {
 			_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
 				Permission: &browser.PermissionDescriptor{Name: name},

@@ -18,7 +18,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"strings"
 	"time"
 )
 
@@ -131,8 +130,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	// Only the embedded names exist: a path with "..", a directory or a
+	// source file simply is not in the map.
 	a, ok := h.assets[r.URL.Path]
-	if !ok || strings.Contains(r.URL.Path, "..") {
+	if !ok {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}

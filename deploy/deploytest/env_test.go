@@ -175,3 +175,88 @@ func TestGracePeriodsCoverShutdown(t *testing.T) {
 		}
 	}
 }
+
+// deploymentSpecific are the settings compose and k8s may set differently:
+// where the dependencies are, and how chatty the logs are.
+var deploymentSpecific = map[string]bool{
+	"INGESTOR_KAFKA_BROKERS": true, "INGESTOR_DATABASE_URL": true, "INGESTOR_REDIS_URL": true,
+	"READER_DATABASE_URL": true, "READER_REDIS_URL": true,
+	"INGESTOR_LOG_LEVEL": true, "READER_LOG_LEVEL": true,
+}
+
+// TestComposeAndK8sAgree: the tuning settings are the same in both
+// deployments, so the end-to-end test, which runs the services with the
+// compose values, vouches for the k8s values too.
+func TestComposeAndK8sAgree(t *testing.T) {
+	t.Parallel()
+	c := loadCompose(t)
+	b := loadK8s(t)
+	for _, sv := range []serviceVars{readerVars(), ingestorVars()} {
+		cEnv := c.service(t, sv.name).Environment
+		kEnv := b.envNames(t, b.container(t, "Deployment/"+sv.name))
+		for _, s := range sv.settings {
+			name := s[0]
+			if deploymentSpecific[name] {
+				continue
+			}
+			cv, cok := cEnv[name]
+			kv, kok := kEnv[name]
+			if cok && kok && interpolate(cv) != kv {
+				t.Errorf("%s: compose %q, k8s %q", name, interpolate(cv), kv)
+			}
+		}
+	}
+}
+
+// TestReaderAcceptsDeployedSettings loads the reader's configuration from
+// the compose and k8s values in-process (reader/config takes a getenv), so
+// a value the reader would refuse at start fails here.
+func TestReaderAcceptsDeployedSettings(t *testing.T) {
+	t.Parallel()
+	c := loadCompose(t)
+	b := loadK8s(t)
+	for where, env := range map[string]map[string]string{
+		"compose": c.service(t, "reader").Environment,
+		"k8s":     b.envNames(t, b.container(t, "Deployment/reader")),
+	} {
+		vals := map[string]string{}
+		for k, v := range env {
+			vals[k] = interpolate(v)
+		}
+		// Secrets are placeholders here; give them well-formed values.
+		vals["READER_DATABASE_URL"] = "postgres://order_reader:pw@postgres:5432/orders"
+		vals["READER_REDIS_URL"] = "redis://:pw@redis:6379/0"
+		cfg, err := readerconfig.Load(func(k string) string { return vals[k] })
+		if err != nil {
+			t.Errorf("%s: the reader refuses its settings: %v", where, err)
+			continue
+		}
+		if cfg.ListenAddr != ":"+itoa(readerPort) {
+			t.Errorf("%s: reader listens on %q", where, cfg.ListenAddr)
+		}
+	}
+}
+
+// TestSecretKeysAreUsed: every key of secrets.env.example is read by some
+// container, so the example holds no stale credentials.
+func TestSecretKeysAreUsed(t *testing.T) {
+	t.Parallel()
+	b := loadK8s(t)
+	used := map[string]bool{}
+	for _, o := range b.objects {
+		for _, c := range digList(o, "spec", "template", "spec", "containers") {
+			for _, e := range digList(c, "env") {
+				if k := digString(e, "valueFrom", "secretKeyRef", "key"); k != "" {
+					used[k] = true
+				}
+			}
+		}
+	}
+	for name, keys := range b.secretKeys {
+		for k := range keys {
+			if !used[k] {
+				t.Errorf("Secret %s key %s is used by no container", name, k)
+			}
+		}
+	}
+}

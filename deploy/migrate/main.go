@@ -38,9 +38,11 @@ func main() {
 	}
 }
 
-// Roles maps each service role to the environment variable holding its
-// password. The role names are fixed by migrations/sql.
-var Roles = []struct{ Role, Env string }{
+// rolePassword names a database role and the variable holding its password.
+type rolePassword struct{ Role, Env string }
+
+// serviceRoles are the roles migrations/sql creates for the services.
+var serviceRoles = []rolePassword{
 	{"order_ingestor", "ORDER_INGESTOR_PASSWORD"},
 	{"order_reader", "ORDER_READER_PASSWORD"},
 }
@@ -85,7 +87,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	}
 	log.InfoContext(ctx, "schema up to date")
 
-	if err := setPasswords(ctx, url, getenv, log); err != nil {
+	if err := setPasswords(ctx, url, serviceRoles, getenv, log); err != nil {
 		return err
 	}
 	return nil
@@ -94,9 +96,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 // setPasswords sets the login password of each service role whose password
 // variable is non-empty. Roles with no password configured are left alone,
 // so a DBA who manages them elsewhere keeps control.
-func setPasswords(ctx context.Context, url string, getenv func(string) string, log *slog.Logger) error {
+func setPasswords(ctx context.Context, url string, roles []rolePassword, getenv func(string) string, log *slog.Logger) error {
 	var todo []string
-	for _, r := range Roles {
+	for _, r := range roles {
 		if getenv(r.Env) != "" {
 			todo = append(todo, r.Role)
 		}
@@ -109,7 +111,7 @@ func setPasswords(ctx context.Context, url string, getenv func(string) string, l
 		return fmt.Errorf("connect to set role passwords: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for _, r := range Roles {
+	for _, r := range roles {
 		pw := getenv(r.Env)
 		if pw == "" {
 			continue

@@ -16,7 +16,8 @@
 //  2. A Docker engine, if one answers a ping within a second
 //     (DOCKER_HOST or the default socket): containers postgres:16,
 //     redis:7 and apache/kafka:3.9 (single-node KRaft), removed when the
-//     process ends (see Main) and after ten minutes at the latest.
+//     process ends (see Main); containers of test processes that died
+//     without cleanup are removed by a later test process.
 //  3. The local machine: PostgreSQL on 127.0.0.1:5432 (user postgres, trust
 //     authentication) and Redis on 127.0.0.1:6379; when nothing answers
 //     there, throwaway servers started from the system binaries (initdb and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -11,9 +12,9 @@ import (
 	dc "github.com/ory/dockertest/v3/docker"
 )
 
-// containerTTL bounds a container's life when the test process dies before
-// Main can remove it.
-const containerTTL = 600
+// containerLabel marks the containers testenv starts; its value is
+// "<pid> <unix time>" of the test process that started it (see sweepContainers).
+const containerLabel = "org.orderservice.testenv"
 
 var docker struct {
 	once sync.Once
@@ -38,6 +39,7 @@ func dockerPool() (*dockertest.Pool, error) {
 		}
 		pool.MaxWait = 2 * time.Minute
 		docker.pool = pool
+		sweepContainers(pool)
 	})
 	return docker.pool, docker.err
 }
@@ -45,6 +47,7 @@ func dockerPool() (*dockertest.Pool, error) {
 // runContainer starts a container that removes itself when stopped and is
 // purged by Shutdown, and returns the host address of its port.
 func runContainer(pool *dockertest.Pool, opts *dockertest.RunOptions, port string) (*dockertest.Resource, string, error) {
+	opts.Labels = map[string]string{containerLabel: fmt.Sprintf("%d %d", os.Getpid(), time.Now().Unix())}
 	res, err := pool.RunWithOptions(opts, func(hc *dc.HostConfig) {
 		hc.AutoRemove = true
 		hc.RestartPolicy = dc.RestartPolicy{Name: "no"}
@@ -52,13 +55,41 @@ func runContainer(pool *dockertest.Pool, opts *dockertest.RunOptions, port strin
 	if err != nil {
 		return nil, "", fmt.Errorf("start %s:%s container: %w", opts.Repository, opts.Tag, err)
 	}
-	_ = res.Expire(containerTTL) // best effort: Shutdown purges it anyway
+	// Not res.Expire: it stops the container right away, only gracefully.
 	atExit(func() { _ = pool.Purge(res) })
 	hostPort := res.GetHostPort(port)
 	if hostPort == "" {
 		return nil, "", fmt.Errorf("%s:%s container publishes no %s", opts.Repository, opts.Tag, port)
 	}
+	// GetHostPort says localhost, which may resolve to ::1 first.
+	if host, p, err := net.SplitHostPort(hostPort); err == nil && host == "localhost" {
+		hostPort = net.JoinHostPort("127.0.0.1", p)
+	}
 	return res, hostPort, nil
+}
+
+// sweepContainers removes the containers of test processes that died
+// before Shutdown (a timeout, a kill), with the rule sweep applies to
+// databases. Failures only leave litter.
+func sweepContainers(pool *dockertest.Pool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := pool.Client.ListContainers(dc.ListContainersOptions{
+		All: true, Filters: map[string][]string{"label": {containerLabel}}, Context: ctx,
+	})
+	if err != nil {
+		return
+	}
+	for _, c := range list {
+		var pid int
+		var created int64
+		if _, err := fmt.Sscanf(c.Labels[containerLabel], "%d %d", &pid, &created); err != nil {
+			continue
+		}
+		if abandoned(pid, created) {
+			_ = pool.Client.RemoveContainer(dc.RemoveContainerOptions{ID: c.ID, Force: true, RemoveVolumes: true, Context: ctx})
+		}
+	}
 }
 
 // dockerPostgres starts postgres:16 with trust authentication, so that the

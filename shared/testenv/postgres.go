@@ -238,22 +238,32 @@ func (s *pgServer) sweep(ctx context.Context) {
 		return
 	}
 	type db struct{ name, comment string }
-	dbs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[db])
+	dbs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (db, error) {
+		var d db
+		return d, row.Scan(&d.name, &d.comment)
+	})
 	if err != nil {
 		return
 	}
-	now := time.Now()
 	for _, d := range dbs {
 		var pid int
 		var created int64
 		if _, err := fmt.Sscanf(d.comment, sweepMark+" pid=%d created=%d", &pid, &created); err != nil {
 			continue
 		}
-		age := now.Sub(time.Unix(created, 0))
-		if age > 24*time.Hour || (age > time.Hour && !processAlive(pid)) {
+		if abandoned(pid, created) {
 			_, _ = s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(d.name)+" WITH (FORCE)")
 		}
 	}
+}
+
+// abandoned reports whether something created by process pid at unix time
+// created may be removed: over a day old, or over an hour old and its
+// creator gone. The hour covers pid namespaces (containers, CI runners)
+// where the creator's pid means nothing here.
+func abandoned(pid int, created int64) bool {
+	age := time.Since(time.Unix(created, 0))
+	return age > 24*time.Hour || (age > time.Hour && !processAlive(pid))
 }
 
 // processAlive reports whether a process with this pid exists here.

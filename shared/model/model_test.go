@@ -289,3 +289,40 @@ func TestHostileStrings(t *testing.T) {
 		})
 	}
 }
+
+func TestHostileDecodedStrings(t *testing.T) {
+	// A 300,000-rune value inside the size limit decodes, and Validate
+	// names the field instead of passing it on to the database.
+	huge := strings.Repeat("ф", 300_000)
+	o, err := model.Decode(patch(t, "delivery.city", strconv.Quote(huge)))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if o.Delivery.City != huge {
+		t.Fatalf("city decoded to %d bytes, want %d", len(o.Delivery.City), len(huge))
+	}
+	ve := assertFields(t, o.Validate(), []string{"delivery.city"})
+	if r := reasonFor(ve, "delivery.city"); !strings.Contains(r, "between 1 and 255") {
+		t.Errorf("reason %q", r)
+	}
+	if len(ve.Error()) > 200 {
+		t.Errorf("the message repeats the hostile value: %d bytes", len(ve.Error()))
+	}
+
+	// An escaped NUL decodes to a real NUL and is then rejected.
+	o, err = model.Decode(patch(t, "items.0.name", `"Masc\u0000aras"`))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	assertFields(t, o.Validate(), []string{"items[0].name"})
+
+	// A lone surrogate escape cannot be stored as such: encoding/json
+	// turns it into U+FFFD, valid UTF-8 that PostgreSQL accepts.
+	o, err = model.Decode(patch(t, "items.0.brand", `"Viv\ud800"`))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if o.Items[0].Brand != "Viv\uFFFD" {
+		t.Errorf("brand = %q, want the replacement character", o.Items[0].Brand)
+	}
+}

@@ -121,6 +121,12 @@ func TestValidateRules(t *testing.T) {
 		{"items empty", func(o *model.Order) { o.Items = []model.Item{} }, []string{"items"}, "at least one item"},
 		{"items 1000", func(o *model.Order) { setItems(o, model.MaxItems) }, nil, ""},
 		{"items 1001", func(o *model.Order) { setItems(o, model.MaxItems+1) }, []string{"items"}, "1 to 1000 items"},
+		{"items 1001 are not checked one by one", func(o *model.Order) {
+			setItems(o, model.MaxItems+1)
+			for i := range o.Items {
+				o.Items[i].TrackNumber, o.Items[i].Price = "OTHER", -1
+			}
+		}, []string{"items"}, "1 to 1000 items"},
 		{"items[0].price negative", func(o *model.Order) { o.Items[0].Price = -1 }, []string{"items[0].price"}, "no less than 0"},
 		{"items[0].total_price negative", func(o *model.Order) { o.Items[0].TotalPrice = -1 }, []string{"items[0].total_price"}, "no less than 0"},
 		{"items[0].sale above 100", func(o *model.Order) { o.Items[0].Sale = 101 }, []string{"items[0].sale"}, "no greater than 100"},

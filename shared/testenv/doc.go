@@ -34,7 +34,8 @@
 // call hands out something private: Postgres creates a database
 // (t_<random>) by copying a migrated template database and drops it at
 // cleanup; Redis hands out a unique key prefix and deletes the keys under
-// it at cleanup; KafkaEnv.Topic creates uniquely named topics.
+// it at cleanup; KafkaEnv.Topic creates uniquely named topics (consumer
+// group names are the test's to make unique, e.g. with the topic's name).
 //
 // The template database (tmpl_<hash of the migration files>) is built once
 // per server and schema version, under a PostgreSQL advisory lock so that
@@ -48,9 +49,12 @@
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //
-// which stops them when the tests end. Without it, throwaway servers still
-// die with the test process (they are started with a parent-death signal)
-// and containers expire on their own.
+// which stops them when the tests end. Without it, or when the process is
+// killed, throwaway servers still die with the test process (they are
+// started with a parent-death signal), and a later test process removes
+// what was left behind: the servers' temporary directories, containers,
+// and t_* databases whose creator is gone (each database carries its
+// creator's pid and creation time in its comment).
 //
 // # Roles
 //

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -118,7 +119,7 @@ func startPostgres(ctx context.Context, bin string) (string, *server, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	dir, err := os.MkdirTemp("", "testenv-pg-")
+	dir, err := serverDir("testenv-pg-")
 	if err != nil {
 		return "", nil, err
 	}
@@ -170,7 +171,7 @@ func startPostgres(ctx context.Context, bin string) (string, *server, error) {
 // startRedis starts redis-server without persistence on a free loopback
 // port and returns its URL.
 func startRedis(ctx context.Context, bin string) (string, *server, error) {
-	dir, err := os.MkdirTemp("", "testenv-redis-")
+	dir, err := serverDir("testenv-redis-")
 	if err != nil {
 		return "", nil, err
 	}
@@ -200,6 +201,44 @@ func startRedis(ctx context.Context, bin string) (string, *server, error) {
 		return "", nil, fmt.Errorf("throwaway redis-server did not start: %w", err)
 	}
 	return url, srv, nil
+}
+
+// ownerFile, in a throwaway server's directory, holds the pid of the test
+// process that started the server.
+const ownerFile = "testenv.owner"
+
+// serverDir makes a directory for a throwaway server, after removing those
+// of earlier test processes that died without Shutdown: their servers died
+// with them (parent-death signal), but the data stays on disk.
+func serverDir(prefix string) (string, error) {
+	sweepServerDirs(os.TempDir())
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// sweepServerDirs removes testenv-* directories under tmp whose owner
+// process is gone. Directories without an owner file are being set up (or
+// are not ours) and are left alone.
+func sweepServerDirs(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "testenv-*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || processAlive(pid) {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 // startServer starts a long-lived server process. The parent-death signal

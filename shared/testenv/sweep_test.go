@@ -2,8 +2,10 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -74,6 +76,40 @@ func TestSweepDropsOnlyAbandonedTestDatabases(t *testing.T) {
 		}
 		if exists == tt.dropped {
 			t.Errorf("%s (comment %q): exists = %v, want dropped = %v", tt.name, tt.comment, exists, tt.dropped)
+		}
+	}
+}
+
+func TestSweepServerDirs(t *testing.T) {
+	tmp := t.TempDir()
+	tests := []struct {
+		dir     string
+		owner   string // "" for no owner file
+		removed bool
+	}{
+		{"testenv-pg-dead", fmt.Sprint(deadPid), true},
+		{"testenv-redis-dead", fmt.Sprint(deadPid), true},
+		{"testenv-pg-alive", fmt.Sprint(os.Getpid()), false},
+		{"testenv-pg-starting", "", false},
+		{"testenv-pg-garbage", "not a pid", false},
+		{"other-dead", fmt.Sprint(deadPid), false},
+	}
+	for _, tt := range tests {
+		d := filepath.Join(tmp, tt.dir)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if tt.owner != "" {
+			if err := os.WriteFile(filepath.Join(d, ownerFile), []byte(tt.owner), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sweepServerDirs(tmp)
+	for _, tt := range tests {
+		_, err := os.Stat(filepath.Join(tmp, tt.dir))
+		if removed := errors.Is(err, os.ErrNotExist); removed != tt.removed {
+			t.Errorf("%s (owner %q): removed = %v, want %v", tt.dir, tt.owner, removed, tt.removed)
 		}
 	}
 }

@@ -44,7 +44,7 @@ type result struct {
 }
 
 // runCLI runs the command with args and no environment.
-func runCLI(t testing.TB, ctx context.Context, stdin io.Reader, args ...string) result {
+func runCLI(ctx context.Context, t testing.TB, stdin io.Reader, args ...string) result {
 	t.Helper()
 	if stdin == nil {
 		stdin = strings.NewReader("")
@@ -57,7 +57,7 @@ func runCLI(t testing.TB, ctx context.Context, stdin io.Reader, args ...string) 
 // mustRun runs the command and fails the test if it does not succeed.
 func mustRun(t testing.TB, args ...string) result {
 	t.Helper()
-	r := runCLI(t, context.Background(), nil, args...)
+	r := runCLI(context.Background(), t, nil, args...)
 	if r.err != nil {
 		t.Fatalf("producer %s: %v\nstderr:\n%s", strings.Join(args, " "), r.err, r.stderr)
 	}

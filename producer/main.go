@@ -107,7 +107,6 @@ type config struct {
 	duration  time.Duration
 	dryRun    bool
 	workers   int
-	modeCount int
 	unlimited bool // --generate 0
 
 	connectTimeout time.Duration
@@ -301,7 +300,7 @@ func openSource(ctx context.Context, c *config, stdin io.Reader) (source.Source,
 	case c.file != "":
 		r, name := stdin, "stdin"
 		if c.file != "-" {
-			f, err := os.Open(c.file)
+			f, err := os.Open(c.file) //nolint:gosec // reading the file the user names is the point
 			if err != nil {
 				return nil, fmt.Errorf("--file: %w", err)
 			}
@@ -320,7 +319,8 @@ func openSource(ctx context.Context, c *config, stdin io.Reader) (source.Source,
 		// Bad messages are built from orders of their own stream, so that
 		// their uids never collide with the good ones'.
 		gen := ordergen.New(source.WorkerSeed(c.seed, corrupterStream))
-		rng := rand.New(rand.NewPCG(uint64(c.seed), 0x6261642d72617465)) // "bad-rate"
+		// Reproducible test data, not secrets: a seeded PRNG is what is wanted.
+		rng := rand.New(rand.NewPCG(uint64(c.seed), 0x6261642d72617465)) //nolint:gosec // "bad-rate" stream
 		src = source.Mix(src, source.NewCorrupter(gen), c.badRate, rng)
 	}
 	return src, nil
@@ -448,6 +448,13 @@ func summarize(w io.Writer, c *config, s send.Stats, elapsed time.Duration) {
 	}
 	fmt.Fprintln(w)
 	for _, e := range s.Errors {
-		fmt.Fprintf(w, "  %d × %s\n", e.Count, e.Err)
+		if e.Key != "" {
+			fmt.Fprintf(w, "  %d × %s (first: key %q)\n", e.Count, e.Err, e.Key)
+		} else {
+			fmt.Fprintf(w, "  %d × %s\n", e.Count, e.Err)
+		}
+		if strings.Contains(e.Err, "Message size too large") {
+			fmt.Fprintln(w, "    the broker's or topic's max.message.bytes is below the message size (too_large needs over 1.1 MiB uncompressed)")
+		}
 	}
 }

@@ -124,7 +124,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := runCLI(t, context.Background(), nil, tt.args...)
+			r := runCLI(context.Background(), t, nil, tt.args...)
 			var stderr bytes.Buffer
 			if code := exitCode(r.err, &stderr); code != exitUsage {
 				t.Fatalf("exit code %d, want %d (err %v)", code, exitUsage, r.err)
@@ -153,7 +153,7 @@ func TestEnvironmentSetsBrokersAndTopic(t *testing.T) {
 func TestDryRunPrintsNDJSONThatFileReadsBack(t *testing.T) {
 	t.Parallel()
 	dry := mustRun(t, "--dry-run", "--generate", "20", "--seed", "5")
-	again := runCLI(t, context.Background(), strings.NewReader(dry.stdout), "--dry-run", "--file", "-")
+	again := runCLI(context.Background(), t, strings.NewReader(dry.stdout), "--dry-run", "--file", "-")
 	if again.err != nil {
 		t.Fatalf("--file - of the dry-run output: %v\n%s", again.err, again.stderr)
 	}

@@ -62,13 +62,13 @@ func TestFileFormatsAreConsumedBack(t *testing.T) {
 			args := []string{"--brokers", brokers, "--topic", topic}
 			var r result
 			if tt.stdin {
-				r = runCLI(t, context.Background(), bytes.NewReader(tt.input), append(args, "--file", "-")...)
+				r = runCLI(context.Background(), t, bytes.NewReader(tt.input), append(args, "--file", "-")...)
 			} else {
 				path := filepath.Join(t.TempDir(), "orders.json")
 				if err := os.WriteFile(path, tt.input, 0o600); err != nil {
 					t.Fatal(err)
 				}
-				r = runCLI(t, context.Background(), nil, append(args, "--file", path)...)
+				r = runCLI(context.Background(), t, nil, append(args, "--file", path)...)
 			}
 			if r.err != nil {
 				t.Fatalf("run: %v\n%s", r.err, r.stderr)
@@ -126,7 +126,7 @@ func TestFileErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			brokers, topic := kafkaTopic(t, 1)
-			r := runCLI(t, context.Background(), nil, "--brokers", brokers, "--topic", topic, "--file", tt.path)
+			r := runCLI(context.Background(), t, nil, "--brokers", brokers, "--topic", topic, "--file", tt.path)
 			if r.err == nil {
 				t.Fatalf("run succeeded, want an error")
 			}
@@ -149,7 +149,7 @@ func TestFileRawSendsBytesAsTheyAre(t *testing.T) {
 	t.Parallel()
 	brokers, topic := kafkaTopic(t, 1)
 	input := "{\"order_uid\":\"raw-1\",\"items\":\"nope\"}\nnot json at all\n{\"truncated\":\n"
-	r := runCLI(t, context.Background(), strings.NewReader(input), "--brokers", brokers, "--topic", topic, "--file", "-", "--raw")
+	r := runCLI(context.Background(), t, strings.NewReader(input), "--brokers", brokers, "--topic", topic, "--file", "-", "--raw")
 	if r.err != nil {
 		t.Fatalf("run: %v\n%s", r.err, r.stderr)
 	}
@@ -316,7 +316,7 @@ func TestDeliveryFailureExitsNonZero(t *testing.T) {
 	brokers, topic := kafkaTopic(t, 1)
 	// Uncompressed, the too_large message (7th class) exceeds the
 	// broker's max.message.bytes and is rejected.
-	r := runCLI(t, context.Background(), nil, "--brokers", brokers, "--topic", topic, "--bad", "7", "--seed", "1",
+	r := runCLI(context.Background(), t, nil, "--brokers", brokers, "--topic", topic, "--bad", "7", "--seed", "1",
 		"-X", "compression.type=none", "-X", "linger.ms=0")
 	if r.err == nil {
 		t.Fatalf("run succeeded; want a delivery failure\n%s", r.stderr)
@@ -332,7 +332,7 @@ func TestDeliveryFailureExitsNonZero(t *testing.T) {
 func TestUnreachableBroker(t *testing.T) {
 	t.Parallel()
 	addr := testenv.FreeAddr(t) // nothing listens there
-	r := runCLI(t, context.Background(), nil, "--brokers", addr, "--topic", "orders", "--sample", "--connect-timeout", "2s")
+	r := runCLI(context.Background(), t, nil, "--brokers", addr, "--topic", "orders", "--sample", "--connect-timeout", "2s")
 	if r.err == nil {
 		t.Fatal("run succeeded against a closed port")
 	}
@@ -344,7 +344,7 @@ func TestUnreachableBroker(t *testing.T) {
 func TestMissingTopic(t *testing.T) {
 	t.Parallel()
 	k := testenv.Kafka(t)
-	r := runCLI(t, context.Background(), nil, "--brokers", k.Brokers, "--topic", "no-such-topic", "--sample", "--connect-timeout", "2s")
+	r := runCLI(context.Background(), t, nil, "--brokers", k.Brokers, "--topic", "no-such-topic", "--sample", "--connect-timeout", "2s")
 	if r.err == nil || !strings.Contains(r.err.Error(), `"no-such-topic"`) {
 		t.Errorf("error %v, want one naming the missing topic", r.err)
 	}
@@ -357,7 +357,7 @@ func TestInterruptFlushesAndReports(t *testing.T) {
 	defer cancel()
 	done := make(chan result, 1)
 	go func() {
-		done <- runCLI(t, ctx, nil, "--brokers", brokers, "--topic", topic, "--generate", "0", "--rate", "500")
+		done <- runCLI(ctx, t, nil, "--brokers", brokers, "--topic", topic, "--generate", "0", "--rate", "500")
 	}()
 	// Interrupt once messages are arriving.
 	deadline := time.Now().Add(20 * time.Second)

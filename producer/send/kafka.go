@@ -178,7 +178,7 @@ func (k *Kafka) events() {
 		case *kafka.Message:
 			if err := e.TopicPartition.Error; err != nil {
 				k.failed.Add(1)
-				k.recordError(err.Error())
+				k.recordError(err.Error(), string(e.Key))
 			} else {
 				k.delivered.Add(1)
 			}
@@ -191,13 +191,13 @@ func (k *Kafka) events() {
 			// librdkafka; a message that cannot be delivered in the end
 			// fails with its own report. Fatal ones fail everything.
 			if e.IsFatal() {
-				k.recordError("fatal: " + e.Error())
+				k.recordError("fatal: "+e.Error(), "")
 			}
 		}
 	}
 }
 
-func (k *Kafka) recordError(msg string) {
+func (k *Kafka) recordError(msg, key string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for i := range k.errors {
@@ -207,7 +207,7 @@ func (k *Kafka) recordError(msg string) {
 		}
 	}
 	if len(k.errors) < maxDistinctErrors {
-		k.errors = append(k.errors, ErrorCount{Err: msg, Count: 1})
+		k.errors = append(k.errors, ErrorCount{Err: msg, Count: 1, Key: key})
 	}
 }
 

@@ -104,8 +104,8 @@ func TestPacerNeverRunsAhead(t *testing.T) {
 	}
 	// The n-th event is due (n-1)/rate after the first: it cannot come
 	// sooner, whatever the machine's load.
-	if got, min := time.Since(start), time.Duration(n-1)*time.Second/rate; got < min {
-		t.Errorf("%d events at %d/s took %s, want at least %s", n, rate, got, min)
+	if got, least := time.Since(start), time.Duration(n-1)*time.Second/rate; got < least {
+		t.Errorf("%d events at %d/s took %s, want at least %s", n, rate, got, least)
 	}
 }
 

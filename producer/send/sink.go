@@ -22,6 +22,9 @@ type Stats struct {
 type ErrorCount struct {
 	Err   string
 	Count int64
+	// Key is the key of the first message that failed with Err, to find
+	// it again.
+	Key string
 }
 
 // Sink is where messages go.

@@ -16,7 +16,6 @@ import (
 type Writer struct {
 	w       *bufio.Writer
 	written atomic.Int64
-	err     error
 }
 
 // NewWriter returns a sink that writes to w.

@@ -29,6 +29,12 @@ var (
 	ErrMalformed = errors.New("malformed order")
 )
 
+// TimePrecision is the finest date_created the system keeps: PostgreSQL's
+// timestamptz holds microseconds. Decode and Canonical truncate to it, so an
+// order read back from the database encodes to the same bytes (and the same
+// content hash) as the one that was ingested.
+const TimePrecision = time.Microsecond
+
 // Decoder decodes orders strictly. The zero value is ready to use and limits
 // input to DefaultMaxSize bytes.
 type Decoder struct {
@@ -77,6 +83,7 @@ func (d Decoder) Decode(data []byte) (*Order, error) {
 	if err := checkKeys(trimmed); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	o.DateCreated = o.DateCreated.Truncate(TimePrecision)
 	return &o, nil
 }
 

@@ -6,13 +6,14 @@ import (
 )
 
 // Canonical returns the canonical JSON encoding of o: compact, fields in the
-// order of the upstream sample, date_created in UTC, items as an array even
+// order of the upstream sample, date_created in UTC truncated to
+// TimePrecision, items as an array even
 // when empty. The same order always gives the same bytes, so the encoding can
 // be hashed to tell a redelivered order from a conflicting one, cached, and
 // compared byte for byte.
 func (o *Order) Canonical() ([]byte, error) {
 	c := *o
-	c.DateCreated = c.DateCreated.UTC()
+	c.DateCreated = c.DateCreated.UTC().Truncate(TimePrecision)
 	if c.Items == nil {
 		c.Items = []Item{}
 	}

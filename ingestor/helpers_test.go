@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
+
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,7 +43,7 @@ type env struct {
 	adm   *kadm.Client
 }
 
-func newEnv(t *testing.T, partitions int32) *env {
+func newEnv(t testing.TB, partitions int32) *env {
 	t.Helper()
 	e := &env{pg: testenv.Postgres(t), redis: testenv.Redis(t), kafka: testenv.Kafka(t)}
 	e.topic = e.kafka.Topic(t, "orders", partitions)
@@ -84,7 +84,7 @@ type instance struct {
 }
 
 // start runs serve in the background; the test's cleanup stops it.
-func start(t *testing.T, cfg config.Config) *instance {
+func start(t testing.TB, cfg config.Config) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -105,7 +105,7 @@ func start(t *testing.T, cfg config.Config) *instance {
 }
 
 // stop cancels the instance (as SIGTERM does) and returns serve's error.
-func (in *instance) stop(t *testing.T) error {
+func (in *instance) stop(t testing.TB) error {
 	t.Helper()
 	in.cancel()
 	select {
@@ -337,7 +337,7 @@ var (
 )
 
 // binary builds the ingestor once per test process.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ingestor-bin-")
@@ -365,7 +365,7 @@ type proc struct {
 }
 
 // startBinary runs the built ingestor with cfg as its environment.
-func startBinary(t *testing.T, cfg config.Config, name string) *proc {
+func startBinary(t testing.TB, cfg config.Config, name string) *proc {
 	t.Helper()
 	ops := testenv.FreeAddr(t)
 	cmd := exec.Command(binary(t))
@@ -387,8 +387,10 @@ func startBinary(t *testing.T, cfg config.Config, name string) *proc {
 		"INGESTOR_SHUTDOWN_TIMEOUT=10s",
 		"INGESTOR_LOG_LEVEL=info",
 	}
-	cmd.Stdout = &prefixWriter{t: t, prefix: name + ": "}
-	cmd.Stderr = cmd.Stdout
+	if _, isBench := t.(*testing.B); !isBench { // a benchmark's log is truncated anyway
+		cmd.Stdout = &prefixWriter{t: t, prefix: name + ": "}
+		cmd.Stderr = cmd.Stdout
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start ingestor: %v", err)
 	}
@@ -408,7 +410,7 @@ func startBinary(t *testing.T, cfg config.Config, name string) *proc {
 }
 
 // kill sends SIGKILL and waits for the process to die.
-func (p *proc) kill(t *testing.T) {
+func (p *proc) kill(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatalf("kill: %v", err)
@@ -418,7 +420,7 @@ func (p *proc) kill(t *testing.T) {
 }
 
 type prefixWriter struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 	mu     sync.Mutex
 }
@@ -431,5 +433,3 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
-
-var errStop = errors.New("stop")

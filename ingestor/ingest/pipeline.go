@@ -132,15 +132,73 @@ type entry struct {
 	outcome string
 }
 
-// Handle gives every message of msgs a durable outcome. It returns nil when
+// Batch is a prepared batch: every message decoded, validated and
+// canonically encoded, not yet written anywhere. Preparing is pure CPU work
+// with no side effect, so the consumer prepares the next batch while the
+// current one is being written.
+type Batch struct {
+	entries []entry
+}
+
+// Len is the number of messages in the batch.
+func (b *Batch) Len() int { return len(b.entries) }
+
+// Messages calls f for every message of the batch, in order.
+func (b *Batch) Messages(f func(*Message)) {
+	for i := range b.entries {
+		f(b.entries[i].msg)
+	}
+}
+
+// Keep drops the messages whose partition keep rejects (the consumer lost
+// those partitions while the batch waited; their new owner handles them).
+func (b *Batch) Keep(keep func(partition int32) bool) {
+	kept := b.entries[:0]
+	for _, e := range b.entries {
+		if keep(e.msg.Partition) {
+			kept = append(kept, e)
+		}
+	}
+	b.entries = kept
+}
+
+// Handle prepares and commits msgs; see Prepare and Commit.
+func (p *Pipeline) Handle(ctx context.Context, msgs []Message, wait WaitFunc) error {
+	return p.Commit(ctx, p.Prepare(msgs), wait)
+}
+
+// Prepare decodes, validates and encodes every message canonically,
+// spreading the work over the available cores: JSON decoding and validation
+// are the CPU-heavy part of ingestion.
+func (p *Pipeline) Prepare(msgs []Message) *Batch {
+	entries := make([]entry, len(msgs))
+	workers := runtime.GOMAXPROCS(0)
+	if len(msgs) < 64 {
+		workers = 1
+	}
+	chunk := max((len(msgs)+workers-1)/workers, 1)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(msgs); lo += chunk {
+		hi := min(lo+chunk, len(msgs))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				entries[i] = p.prepareOne(&msgs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return &Batch{entries: entries}
+}
+
+// Commit gives every message of b a durable outcome. It returns nil when
 // all are resolved (their offsets may be stored) and ctx's error when it
 // was cancelled first (none may be stored).
-func (p *Pipeline) Handle(ctx context.Context, msgs []Message, wait WaitFunc) error {
-	if len(msgs) == 0 {
+func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
+	if b.Len() == 0 {
 		return nil
 	}
-	p.metrics.BatchSize.Observe(float64(len(msgs)))
-	entries := p.prepare(msgs)
+	p.metrics.BatchSize.Observe(float64(b.Len()))
+	entries := b.entries
 
 	// Resolve uids repeated within the batch; only first occurrences go to
 	// the database.
@@ -220,29 +278,6 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []Message, wait WaitFunc) er
 		}
 	}
 	return nil
-}
-
-// prepare decodes, validates and encodes every message canonically,
-// spreading the work over the available cores: JSON decoding and validation
-// are the CPU-heavy part of ingestion.
-func (p *Pipeline) prepare(msgs []Message) []entry {
-	entries := make([]entry, len(msgs))
-	workers := runtime.GOMAXPROCS(0)
-	if len(msgs) < 64 {
-		workers = 1
-	}
-	chunk := (len(msgs) + workers - 1) / workers
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(msgs); lo += chunk {
-		hi := min(lo+chunk, len(msgs))
-		wg.Go(func() {
-			for i := lo; i < hi; i++ {
-				entries[i] = p.prepareOne(&msgs[i])
-			}
-		})
-	}
-	wg.Wait()
-	return entries
 }
 
 func (p *Pipeline) prepareOne(m *Message) entry {

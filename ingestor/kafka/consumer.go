@@ -10,11 +10,13 @@
 // and at shutdown, so a new owner starts right after the last durable
 // message and re-reads nothing that was stored.
 //
-// Threading. One goroutine owns the consumer: it polls, handles the batch
-// and polls again. Rebalance callbacks run inside Poll, therefore never
-// while a batch is being written, except during a transient outage, when
-// the pipeline's WaitFunc polls (with every partition paused) to keep the
-// member in the group. Every Poll uses a short timeout so that shutdown is
+// Threading. One goroutine owns the consumer: it polls, commits a batch
+// (while the next one is prepared on other goroutines) and polls again.
+// Rebalance callbacks run inside Poll, therefore never while a batch is
+// being written, except during a transient outage, when the pipeline's
+// WaitFunc polls (with every partition paused) to keep the member in the
+// group; the loop goroutine is blocked meanwhile, so only one goroutine
+// ever touches the consumer. Every Poll uses a short timeout so that shutdown is
 // never stuck in librdkafka.
 package kafka
 
@@ -41,9 +43,12 @@ const pollInterval = 100 * time.Millisecond
 // watermark and position calls, but not per message).
 const lagInterval = 3 * time.Second
 
-// Handler gives a batch durable outcomes; see ingest.Pipeline.Handle.
+// Handler gives batches durable outcomes in two steps; see
+// ingest.Pipeline. Prepare must have no side effect (the consumer may drop
+// part of a prepared batch); Commit makes the outcomes durable.
 type Handler interface {
-	Handle(ctx context.Context, msgs []ingest.Message, wait ingest.WaitFunc) error
+	Prepare(msgs []ingest.Message) *ingest.Batch
+	Commit(ctx context.Context, b *ingest.Batch, wait ingest.WaitFunc) error
 }
 
 // ConsumerConfig configures a Consumer.
@@ -160,29 +165,85 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	})
 	defer stop()
 
+	// inflight is the prepared batch to commit next. While it is written,
+	// the messages librdkafka already holds are prepared as the next batch:
+	// decoding is CPU work in this process, writing mostly waits for
+	// PostgreSQL, and overlapping them is most of the throughput.
+	var inflight *ingest.Batch
 	for {
-		if err := c.collect(ctx); err != nil {
-			return err
-		}
-		if len(c.pending) > 0 {
-			batch := c.pending
-			c.pending = nil
-			if err := c.handler.Handle(work, batch, c.wait); err != nil {
-				// Only a cancelled context stops the handler: shutting down
-				// and out of time. Nothing of the batch is stored; the next
-				// owner of the partitions handles it again.
-				c.log.Warn("batch abandoned at shutdown; it will be consumed again", "messages", len(batch), "error", err)
+		if inflight == nil {
+			if ctx.Err() != nil {
+				c.log.Info("stopping consumer: batch in flight done")
 				return nil
 			}
-			c.store(batch)
-			c.resume()
+			if err := c.collect(ctx); err != nil {
+				return err
+			}
+			if len(c.pending) == 0 {
+				c.refreshLag(false)
+				continue
+			}
+			inflight = c.handler.Prepare(c.take())
+		}
+
+		var next []ingest.Message
+		if ctx.Err() == nil { // at shutdown, fetch nothing new
+			if err := c.drain(); err != nil {
+				return err
+			}
+			next = c.take()
+		}
+		var nextBatch *ingest.Batch
+		prepared := make(chan struct{})
+		go func() {
+			defer close(prepared)
+			if len(next) > 0 {
+				nextBatch = c.handler.Prepare(next)
+			}
+		}()
+		err := c.handler.Commit(work, inflight, c.wait)
+		<-prepared
+		if err != nil {
+			// Only a cancelled context stops Commit: shutting down and out
+			// of time. Nothing of the batch is stored; the next owner of
+			// the partitions handles it again.
+			c.log.Warn("batch abandoned at shutdown; it will be consumed again", "messages", inflight.Len(), "error", err)
+			return nil
+		}
+		c.store(inflight)
+		c.resume()
+		inflight = nextBatch
+		if inflight != nil {
+			// Partitions revoked during an outage's waits: not ours now.
+			inflight.Keep(func(p int32) bool { return c.assigned[p] })
+			if inflight.Len() == 0 {
+				inflight = nil
+			}
 		}
 		c.refreshLag(false)
-		if ctx.Err() != nil {
-			c.log.Info("stopping consumer: batch in flight done")
+	}
+}
+
+// take hands over the collected messages.
+func (c *Consumer) take() []ingest.Message {
+	msgs := c.pending
+	c.pending = nil
+	return msgs
+}
+
+// drain adds what librdkafka already holds to the pending messages,
+// without waiting, up to a batch.
+func (c *Consumer) drain() error {
+	for len(c.pending) < c.cfg.BatchSize {
+		before := len(c.pending)
+		if err := c.poll(0); err != nil {
+			return err
+		}
+		if len(c.pending) == before {
 			return nil
 		}
 	}
+	return nil
 }
 
 // collect polls until the batch is full, BatchLinger has passed since its
@@ -289,13 +350,13 @@ func (c *Consumer) resume() {
 // A partition revoked meanwhile answers ERR__STATE: its new owner consumes
 // those messages again, which is harmless (idempotent writes), so the error
 // is ignored.
-func (c *Consumer) store(batch []ingest.Message) {
+func (c *Consumer) store(b *ingest.Batch) {
 	last := map[int32]int64{}
-	for i := range batch {
-		if o, ok := last[batch[i].Partition]; !ok || batch[i].Offset > o {
-			last[batch[i].Partition] = batch[i].Offset
+	b.Messages(func(m *ingest.Message) {
+		if o, ok := last[m.Partition]; !ok || m.Offset > o {
+			last[m.Partition] = m.Offset
 		}
-	}
+	})
 	for p, off := range last {
 		if !c.assigned[p] {
 			continue

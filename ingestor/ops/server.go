@@ -1,11 +1,13 @@
 // Package ops serves the ingestor's operational HTTP endpoints: /healthz
-// (the process is alive), /readyz (it can do its job) and /metrics.
+// (the process is alive), /readyz (it can do its job), /metrics and
+// /debug/pprof.
 package ops
 
 import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +22,11 @@ type Check func(ctx context.Context) error
 func NewHandler(reg *prometheus.Registry, checks map[string]Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// Profiling on the ops port (never exposed publicly) is how a slow
+	// ingestor is diagnosed in place.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

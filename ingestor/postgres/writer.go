@@ -1,12 +1,17 @@
 // Package postgres writes batches of orders to PostgreSQL idempotently.
 //
-// One batch is one transaction: the orders rows go in with a single
-// INSERT ... SELECT FROM unnest(...) ON CONFLICT (order_uid) DO NOTHING
-// RETURNING order_uid, and only the orders that were really inserted get
-// their delivery, payment and items rows, streamed with COPY. An order whose
-// uid was already stored is then a duplicate when its content hash
-// (orders.content_sha256) matches and a conflict when it does not; either
-// way the stored copy is left untouched.
+// One batch is one transaction, written in one of two ways:
+//
+//   - fast: the four tables are loaded with COPY, as fast as PostgreSQL
+//     takes rows. This is the steady state, where every order is new.
+//   - careful, when the fast way hits a unique violation (an order
+//     redelivered after a crash or a rebalance) or any other data error: the
+//     orders rows go in with one INSERT ... SELECT FROM unnest(...) ON
+//     CONFLICT (order_uid) DO NOTHING RETURNING order_uid, and only the
+//     orders really inserted get their delivery, payment and items rows
+//     (COPY). An order whose uid was already stored is a duplicate when its
+//     content hash (orders.content_sha256) matches and a conflict when it
+//     does not; either way the stored copy is left untouched.
 //
 // Errors are classified: a data or constraint error (SQLSTATE classes 22 and
 // 23, e.g. a payment transaction id already used by another order) is
@@ -116,17 +121,22 @@ func (w *Writer) Ping(ctx context.Context) error { return w.pool.Ping(ctx) }
 // resolved and durable.
 func (w *Writer) Write(ctx context.Context, orders []Order) ([]Result, error) {
 	res := make([]Result, len(orders))
+	err := w.tx(ctx, orders, res, true)
+	if err == nil || !IsPermanent(err) {
+		return res, err
+	}
+	// A stored uid or a bad row: let the careful path sort it out.
 	return res, w.write(ctx, orders, res)
 }
 
-// write stores orders in one transaction, bisecting on permanent errors.
+// write stores orders the careful way, bisecting on permanent errors.
 // Each half commits on its own: it is still all-or-nothing per order, and
 // the caller stores no offset before the whole batch is resolved.
 func (w *Writer) write(ctx context.Context, orders []Order, res []Result) error {
 	if len(orders) == 0 {
 		return nil
 	}
-	err := w.tx(ctx, orders, res)
+	err := w.tx(ctx, orders, res, false)
 	switch {
 	case err == nil:
 		return nil
@@ -154,6 +164,8 @@ RETURNING order_uid`
 const storedHashes = `SELECT order_uid, content_sha256 FROM orders WHERE order_uid = ANY($1::text[])`
 
 var (
+	orderCols = []string{"order_uid", "track_number", "entry", "locale", "internal_signature", "customer_id",
+		"delivery_service", "shardkey", "sm_id", "date_created", "oof_shard", "content_sha256"}
 	deliveryCols = []string{"order_uid", "name", "phone", "zip", "city", "address", "region", "email"}
 	paymentCols  = []string{"order_uid", "transaction", "request_id", "currency", "provider", "amount",
 		"payment_dt", "bank", "delivery_cost", "goods_total", "custom_fee"}
@@ -161,8 +173,9 @@ var (
 		"sale", "size", "total_price", "nm_id", "brand", "status"}
 )
 
-// tx runs one transaction for orders and fills res only if it commits.
-func (w *Writer) tx(ctx context.Context, orders []Order, res []Result) (err error) {
+// tx runs one transaction for orders, the fast or the careful way, and
+// fills res only if it commits.
+func (w *Writer) tx(ctx context.Context, orders []Order, res []Result, fast bool) (err error) {
 	if w.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, w.timeout)
@@ -180,6 +193,26 @@ func (w *Writer) tx(ctx context.Context, orders []Order, res []Result) (err erro
 	// Rollback after Commit is a no-op; it must not depend on ctx, which
 	// may be what failed.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	if fast {
+		all := make([]*Order, len(orders))
+		for i := range orders {
+			all[i] = &orders[i]
+		}
+		if err := copyOrders(ctx, tx, all); err != nil {
+			return err
+		}
+		if err := copyChildren(ctx, tx, all); err != nil {
+			return err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		for i := range res {
+			res[i] = Result{Status: Inserted}
+		}
+		return nil
+	}
 
 	n := len(orders)
 	uids, tracks, entries, locales, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -246,6 +279,25 @@ func (w *Writer) tx(ctx context.Context, orders []Order, res []Result) (err erro
 			// deleted concurrently. Retrying is the safe answer.
 			return fmt.Errorf("order %q neither inserted nor found", o.OrderUID)
 		}
+	}
+	return nil
+}
+
+// copyOrders streams the orders rows; a stored uid makes it fail with a
+// unique violation.
+func copyOrders(ctx context.Context, tx pgx.Tx, orders []*Order) error {
+	i := 0
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"orders"}, orderCols, pgx.CopyFromFunc(func() ([]any, error) {
+		if i == len(orders) {
+			return nil, nil
+		}
+		o := orders[i]
+		i++
+		return []any{o.OrderUID, o.TrackNumber, o.Entry, o.Locale, o.InternalSignature, o.CustomerID,
+			o.DeliveryService, o.ShardKey, o.SmID, o.DateCreated, o.OofShard, o.SHA256[:]}, nil
+	}))
+	if err != nil {
+		return fmt.Errorf("copy orders: %w", err)
 	}
 	return nil
 }

@@ -454,7 +454,7 @@ func summarize(w io.Writer, c *config, s send.Stats, elapsed time.Duration) {
 			fmt.Fprintf(w, "  %d × %s\n", e.Count, e.Err)
 		}
 		if strings.Contains(e.Err, "Message size too large") {
-			fmt.Fprintln(w, "    the broker's or topic's max.message.bytes is below the message size (too_large needs over 1.1 MiB uncompressed)")
+			fmt.Fprintln(w, "    the broker's or topic's max.message.bytes is below the message size (too_large is 1 MiB + 1 KiB uncompressed)")
 		}
 	}
 }

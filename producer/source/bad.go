@@ -36,10 +36,12 @@ var Classes = []Class{
 }
 
 // TooLargeSize is the size of the too_large message: just over the decoder's
-// limit. Sending it needs the producer's message.max.bytes above it (the
-// producer sets that) and, unless compression shrinks it, the broker's and
-// topic's max.message.bytes too.
-const TooLargeSize = model.DefaultMaxSize + 64<<10
+// limit (1 KiB over, not more, so that the ingestor's dead-letter producer,
+// whose message.max.bytes leaves 64 KiB above the limit for key and headers,
+// can still forward it). Sending it needs the producer's message.max.bytes
+// above it (the producer sets that) and, unless compression shrinks it, the
+// broker's and topic's max.message.bytes too.
+const TooLargeSize = model.DefaultMaxSize + 1<<10
 
 // Corrupter makes bad messages, one class after another. It builds them
 // from fresh generated orders and remembers the last valid order sent, whose

@@ -73,7 +73,7 @@ func TestBrowser(t *testing.T) {
 	artifacts := artifactsDir(t)
 
 	t.Run("search shows the order in its sections", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		resp := tab.navigateResponse(stack.base + "/")
 		for name, want := range map[string]string{
 			"Content-Security-Policy": "default-src 'self'",
@@ -160,7 +160,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("deep link, back and forward", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		tab.navigate(stack.base + "/?uid=" + sample.OrderUID)
 		tab.waitOrder(sample.OrderUID)
 		if got := tab.value("#uid-input"); got != sample.OrderUID {
@@ -189,7 +189,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("unknown uid shows not found", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		tab.navigate(stack.base + "/")
 		tab.search("no-such-order-0001")
 		tab.waitState("not-found")
@@ -201,7 +201,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("invalid uid is refused before any request", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		tab.navigate(stack.base + "/")
 		for _, bad := range []string{"../etc", "a b", "x/../../etc/passwd", strings.Repeat("a", 65)} {
 			tab.search(bad)
@@ -224,7 +224,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("hostile fields render as text and run nothing", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		tab.navigate(stack.base + "/?uid=" + hostile.OrderUID)
 		tab.waitOrder(hostile.OrderUID)
 		tab.wantExactText(`[data-field="items[0].name"]`, xssScript)
@@ -250,7 +250,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("recent orders open and refresh", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		tab.navigate(stack.base + "/")
 		tab.waitRecent(1 + len(others))
 
@@ -283,7 +283,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("keyboard only", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		tab.navigate(stack.base + "/")
 		tab.waitRecent(1)
 
@@ -340,7 +340,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("service unavailable", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		tab.navigate(stack.base + "/")
 		tab.waitRecent(1)
 
@@ -382,7 +382,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("formats follow the viewer's locale", func(t *testing.T) {
-		tab := newTab(t, browserCtx)
+		tab := newTab(browserCtx, t)
 		tab.call(func(ctx context.Context) error {
 			_, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de_DE"})
 			return err
@@ -408,7 +408,7 @@ func TestBrowser(t *testing.T) {
 		}
 		for _, s := range shots {
 			t.Run(s.name, func(t *testing.T) {
-				tab := newTab(t, browserCtx)
+				tab := newTab(browserCtx, t)
 				opts := []chromedp.EmulateViewportOption{}
 				if s.mobile {
 					opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
@@ -543,7 +543,7 @@ type tab struct {
 
 const waitTimeout = 15 * time.Second
 
-func newTab(t *testing.T, browserCtx context.Context) *tab {
+func newTab(browserCtx context.Context, t *testing.T) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browserCtx)
 	t.Cleanup(cancel)

@@ -86,7 +86,7 @@ func TestHandler(t *testing.T) {
 func TestHandlerRevalidation(t *testing.T) {
 	h := Handler()
 	first := httptest.NewRecorder()
-	h.ServeHTTP(first, httptest.NewRequest("GET", "/static/app.js", nil))
+	h.ServeHTTP(first, httptest.NewRequest(http.MethodGet, "/static/app.js", nil))
 	etag := first.Header().Get("ETag")
 	if etag == "" {
 		t.Fatal("no ETag on the first response")
@@ -102,7 +102,7 @@ func TestHandlerRevalidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := httptest.NewRequest("GET", "/static/app.js", nil)
+			req := httptest.NewRequest(http.MethodGet, "/static/app.js", nil)
 			req.Header.Set("If-None-Match", tc.ifNoneMat)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
@@ -147,7 +147,7 @@ func TestPageSatisfiesPolicy(t *testing.T) {
 	h := Handler()
 	for _, m := range regexp.MustCompile(`(?:src|href)="(/static/[^"]+)"`).FindAllStringSubmatch(page, -1) {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", m[1], nil))
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, m[1], nil))
 		if rec.Code != http.StatusOK {
 			t.Errorf("index.html refers to %s, which answers %d", m[1], rec.Code)
 		}

@@ -1,0 +1,162 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func hashed(t *testing.T, o *model.Order) Order {
+	t.Helper()
+	c, err := o.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Order{Order: o, SHA256: sha256.Sum256(c)}
+}
+
+func newWriter(t *testing.T) (*Writer, *testenv.PG) {
+	t.Helper()
+	pg := testenv.Postgres(t)
+	pool, err := Connect(context.Background(), pg.URLAs("order_ingestor"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return NewWriter(pool, 10*time.Second, nil), pg
+}
+
+// Write tells new, duplicate, conflicting and rejected orders apart, in one
+// batch, and stores exactly the new ones.
+func TestWriteOutcomes(t *testing.T) {
+	t.Parallel()
+	w, pg := newWriter(t)
+	gen := ordergen.New(3)
+	stored, storedToo := gen.Order(), gen.Order()
+	testenv.InsertOrders(t, pg.Pool, stored, storedToo)
+
+	changed := *storedToo
+	changed.Locale = "fr"
+	reuse := gen.Order()
+	reuse.Payment.Transaction = stored.Payment.Transaction
+	fresh1, fresh2 := gen.Order(), gen.Order()
+	sameTxA, sameTxB := gen.Order(), gen.Order()
+	sameTxB.Payment.Transaction = sameTxA.Payment.Transaction
+
+	tests := []struct {
+		name  string
+		batch []*model.Order
+		want  []Status
+	}{
+		{"all new (fast path)", []*model.Order{fresh1}, []Status{Inserted}},
+		{"mixed", []*model.Order{fresh2, stored, &changed, reuse},
+			[]Status{Inserted, Duplicate, Conflict, Rejected}},
+		{"two new orders share a payment transaction: the first wins",
+			[]*model.Order{sameTxA, sameTxB}, []Status{Inserted, Rejected}},
+	}
+	for _, tt := range tests {
+		batch := make([]Order, len(tt.batch))
+		for i, o := range tt.batch {
+			batch[i] = hashed(t, o)
+		}
+		res, err := w.Write(context.Background(), batch)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		for i, r := range res {
+			if r.Status != tt.want[i] {
+				t.Errorf("%s: order %d: %s (%v), want %s", tt.name, i, r.Status, r.Err, tt.want[i])
+			}
+			if r.Status == Rejected && !IsPermanent(r.Err) {
+				t.Errorf("%s: order %d rejected with a non-permanent error %v", tt.name, i, r.Err)
+			}
+		}
+	}
+	var locale string
+	if err := pg.Pool.QueryRow(context.Background(), `SELECT locale FROM orders WHERE order_uid=$1`, storedToo.OrderUID).Scan(&locale); err != nil || locale != storedToo.Locale {
+		t.Errorf("conflicting write changed the stored order: locale %q, %v", locale, err)
+	}
+	var orders, items int
+	if err := pg.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM items)`).Scan(&orders, &items); err != nil {
+		t.Fatal(err)
+	}
+	wantItems := 0
+	for _, o := range []*model.Order{stored, storedToo, fresh1, fresh2, sameTxA} {
+		wantItems += len(o.Items)
+	}
+	if orders != 5 || items != wantItems {
+		t.Errorf("stored %d orders and %d items, want 5 and %d", orders, items, wantItems)
+	}
+}
+
+// An unreachable server is a transient error and leaves every order
+// pending.
+func TestWriteUnreachableIsTransient(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { // accept and hang up at once, like a server going away
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(c, 1))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	pool, err := Connect(context.Background(), fmt.Sprintf("postgres://order_ingestor@%s/x?sslmode=disable", ln.Addr()), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	w := NewWriter(pool, 2*time.Second, nil)
+	res, err := w.Write(context.Background(), []Order{hashed(t, ordergen.New(1).Order())})
+	if err == nil || IsPermanent(err) {
+		t.Fatalf("Write through a dead server: err %v, want a transient error", err)
+	}
+	if res[0].Status != Pending {
+		t.Errorf("status %s, want pending", res[0].Status)
+	}
+}
+
+func TestIsPermanent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "23505"}, true},                         // unique_violation
+		{&pgconn.PgError{Code: "23514"}, true},                         // check_violation
+		{&pgconn.PgError{Code: "22001"}, true},                         // string too long
+		{fmt.Errorf("copy: %w", &pgconn.PgError{Code: "23503"}), true}, // wrapped
+		{&pgconn.PgError{Code: "40001"}, false},                        // serialization failure
+		{&pgconn.PgError{Code: "40P01"}, false},                        // deadlock
+		{&pgconn.PgError{Code: "57P01"}, false},                        // admin shutdown
+		{&pgconn.PgError{Code: "53300"}, false},                        // too many connections
+		{&pgconn.PgError{Code: "42501"}, false},                        // insufficient privilege: wait for an operator
+		{context.DeadlineExceeded, false},
+		{errors.New("conn closed"), false},
+	}
+	for _, tt := range tests {
+		if got := IsPermanent(tt.err); got != tt.want {
+			t.Errorf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

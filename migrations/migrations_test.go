@@ -179,7 +179,7 @@ func TestConstraintsRejectBadRows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer tx.Rollback(ctx)
+			defer func() { _ = tx.Rollback(ctx) }()
 			uid := "copy" + string(rune('a'+i))
 			set := map[string]any{"order_uid": uid}
 			if tt.table == "payment" {
@@ -238,13 +238,13 @@ func TestRolePrivileges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer tx.Rollback(ctx)
+			defer func() { _ = tx.Rollback(ctx) }()
 			_, err = tx.Exec(ctx, tt.statement)
 			var pgErr *pgconn.PgError
 			switch {
 			case tt.allowed && err != nil:
 				t.Errorf("%s: %v", tt.role, err)
-			case !tt.allowed && !(errors.As(err, &pgErr) && pgErr.Code == "42501"):
+			case !tt.allowed && (!errors.As(err, &pgErr) || pgErr.Code != "42501"):
 				t.Errorf("%s: got %v, want insufficient_privilege", tt.role, err)
 			}
 		})

@@ -141,7 +141,10 @@ func (k *KafkaEnv) createTopic(name string, partitions int32) error {
 		}
 		td, ok := md.Topics[name]
 		if !ok || td.Err != nil {
-			return fmt.Errorf("topic %s not in metadata yet: %v", name, td.Err)
+			if td.Err != nil {
+				return fmt.Errorf("topic %s not in metadata yet: %w", name, td.Err)
+			}
+			return fmt.Errorf("topic %s not in metadata yet", name)
 		}
 		if int32(len(td.Partitions)) != partitions {
 			return fmt.Errorf("topic %s has %d of %d partitions", name, len(td.Partitions), partitions)

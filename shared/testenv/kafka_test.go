@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -78,7 +79,8 @@ func TestKafkaWithLibrdkafka(t *testing.T) {
 		for len(got) < want && time.Now().Before(deadline) {
 			m, err := c.ReadMessage(200 * time.Millisecond)
 			if err != nil {
-				if kerr, ok := err.(kafka.Error); ok && kerr.IsTimeout() {
+				var kerr kafka.Error
+				if errors.As(err, &kerr) && kerr.IsTimeout() {
 					continue
 				}
 				t.Fatalf("read: %v", err)

@@ -90,8 +90,8 @@ func pgBinDir(glob string, lookPath func(string) (string, error)) (string, error
 		}
 	}
 	if p, err := lookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			p = resolved
 		}
 		d := filepath.Dir(p)
 		if isExec(filepath.Join(d, "postgres")) {
@@ -144,7 +144,7 @@ func startPostgres(ctx context.Context, bin string) (string, *server, error) {
 		return fail(err)
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	srv, err := startServer(dir, cred, syscall.SIGQUIT, filepath.Join(bin, "postgres"),
+	srv, err := startServer(ctx, dir, cred, syscall.SIGQUIT, filepath.Join(bin, "postgres"),
 		"-D", data, "-p", port, "-k", dir,
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
@@ -181,7 +181,7 @@ func startRedis(ctx context.Context, bin string) (string, *server, error) {
 		return "", nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	srv, err := startServer(dir, nil, syscall.SIGTERM, bin,
+	srv, err := startServer(ctx, dir, nil, syscall.SIGTERM, bin,
 		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -244,8 +244,9 @@ func sweepServerDirs(tmp string) {
 // startServer starts a long-lived server process. The parent-death signal
 // makes the kernel stop it if the test process dies without running
 // Shutdown (a panic, a timeout, kill -9).
-func startServer(dir string, cred *syscall.Credential, sig syscall.Signal, name string, args ...string) (*server, error) {
-	cmd := exec.Command(name, args...)
+func startServer(ctx context.Context, dir string, cred *syscall.Credential, sig syscall.Signal, name string, args ...string) (*server, error) {
+	// The server outlives the search for it: ctx must not kill it.
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), name, args...)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Dir = dir

@@ -68,47 +68,47 @@ func Postgres(t testing.TB) *PG {
 }
 
 // database creates a database from the template, dropped at cleanup.
-func (srv *pgServer) database(t testing.TB) *PG {
+func (s *pgServer) database(t testing.TB) *PG {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tmpl, err := srv.template(ctx)
+	tmpl, err := s.template(ctx)
 	if err != nil {
-		t.Fatalf("testenv: PostgreSQL (%s): %v", srv.source, err)
+		t.Fatalf("testenv: PostgreSQL (%s): %v", s.source, err)
 	}
 	name := "t_" + randomHex(8)
 	err = retryInUse(ctx, func() error {
-		_, err := srv.admin.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE "+ident(tmpl))
+		_, err := s.admin.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE "+ident(tmpl))
 		return err
 	})
 	if err != nil {
-		t.Fatalf("testenv: PostgreSQL (%s): create database from template %s: %v", srv.source, tmpl, err)
+		t.Fatalf("testenv: PostgreSQL (%s): create database from template %s: %v", s.source, tmpl, err)
 	}
 	// The comment lets a later process drop the database if this one dies
 	// before its cleanup (see sweep).
 	comment := fmt.Sprintf("%s pid=%d created=%d", sweepMark, os.Getpid(), time.Now().Unix())
-	if _, err := srv.admin.Exec(ctx, "COMMENT ON DATABASE "+ident(name)+" IS "+literal(comment)); err != nil {
+	if _, err := s.admin.Exec(ctx, "COMMENT ON DATABASE "+ident(name)+" IS "+literal(comment)); err != nil {
 		t.Errorf("testenv: comment on database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := srv.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
+		if _, err := s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
 			t.Errorf("testenv: drop database %s: %v", name, err)
 		}
 	})
 	// CONNECT on a database is not copied from the template; grant it as
 	// the migration does, in case PUBLIC lost it on this server.
-	if _, err := srv.admin.Exec(ctx, "GRANT CONNECT ON DATABASE "+ident(name)+" TO order_ingestor, order_reader"); err != nil {
-		t.Fatalf("testenv: PostgreSQL (%s): grant connect on %s: %v", srv.source, name, err)
+	if _, err := s.admin.Exec(ctx, "GRANT CONNECT ON DATABASE "+ident(name)+" TO order_ingestor, order_reader"); err != nil {
+		t.Fatalf("testenv: PostgreSQL (%s): grant connect on %s: %v", s.source, name, err)
 	}
-	dbURL, err := withDatabase(srv.url, name)
+	dbURL, err := withDatabase(s.url, name)
 	if err != nil {
-		t.Fatalf("testenv: PostgreSQL (%s): %v", srv.source, err)
+		t.Fatalf("testenv: PostgreSQL (%s): %v", s.source, err)
 	}
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
-		t.Fatalf("testenv: PostgreSQL (%s): connect to %s: %v", srv.source, name, err)
+		t.Fatalf("testenv: PostgreSQL (%s): connect to %s: %v", s.source, name, err)
 	}
 	t.Cleanup(pool.Close)
 	return &PG{URL: dbURL, Name: name, Pool: pool}
@@ -389,7 +389,7 @@ func retryInUse(ctx context.Context, op func() error) error {
 	return waitFor(ctx, 30*time.Second, func(context.Context) error {
 		err := op()
 		var pgErr *pgconn.PgError
-		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "55006") {
+		if err != nil && (!errors.As(err, &pgErr) || pgErr.Code != "55006") {
 			return permanent{err}
 		}
 		return err

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +14,8 @@ import (
 type Proxy struct {
 	target string
 	ln     net.Listener
+	ctx    context.Context // cancelled when the proxy closes
+	cancel context.CancelFunc
 
 	mu    sync.Mutex
 	cut   bool
@@ -24,11 +27,13 @@ type Proxy struct {
 // (host:port), and stops it when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
+		cancel()
 		t.Fatalf("testenv: proxy to %s: %v", target, err)
 	}
-	p := &Proxy{target: target, ln: ln, conns: make(map[net.Conn]struct{})}
+	p := &Proxy{target: target, ln: ln, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(p.close)
@@ -87,7 +92,7 @@ func (p *Proxy) serve() {
 
 func (p *Proxy) forward(client net.Conn) {
 	defer p.wg.Done()
-	server, err := net.Dial("tcp", p.target)
+	server, err := new(net.Dialer).DialContext(p.ctx, "tcp", p.target)
 	if err != nil {
 		p.drop(client)
 		return
@@ -123,6 +128,7 @@ func (p *Proxy) drop(c net.Conn) {
 
 // close stops the proxy and waits for its goroutines.
 func (p *Proxy) close() {
+	p.cancel()
 	_ = p.ln.Close()
 	p.Cut()
 	p.wg.Wait()

@@ -200,7 +200,7 @@ func TestTemplateBuiltOnceUnderConcurrency(t *testing.T) {
 		}
 	})
 	const builders = 4
-	key := int64(time.Now().UnixNano())
+	key := time.Now().UnixNano()
 	var wg sync.WaitGroup
 	errs := make([]error, builders)
 	for i := range builders {

@@ -28,7 +28,7 @@ func FreeAddr(t testing.TB) string {
 }
 
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
@@ -48,7 +48,9 @@ func randomHex(n int) string {
 
 // answers reports whether something accepts TCP connections at addr.
 func answers(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := new(net.Dialer).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -113,6 +115,6 @@ func defaultSources() sources {
 // failure message.
 type reasons []string
 
-func (r *reasons) add(format string) { *r = append(*r, format) }
+func (r *reasons) add(reason string) { *r = append(*r, reason) }
 
 func (r reasons) String() string { return strings.Join(r, "; ") }

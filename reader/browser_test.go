@@ -181,9 +181,17 @@ func TestBrowser(t *testing.T) {
 		tab.history(+1)
 		tab.waitOrder(second.OrderUID)
 
-		// Back past the first lookup reaches the deep link, and a reload
-		// of a deep link shows the same order.
+		// A reload of a deep link shows the same order.
 		tab.do(chromedp.Reload())
+		tab.waitOrder(second.OrderUID)
+
+		// The home link leads to the start page, and Back returns from it.
+		tab.do(chromedp.Click(chromedp.ID("home-link")))
+		tab.waitState("idle")
+		if got := tab.value("#uid-input"); got != "" {
+			t.Errorf("search box on the start page = %q, want it empty", got)
+		}
+		tab.history(-1)
 		tab.waitOrder(second.OrderUID)
 		tab.wantNoConsoleErrors()
 	})

@@ -72,7 +72,7 @@ func (e *env) config() config.Config {
 	c.BatchLinger = 20 * time.Millisecond
 	c.RetryInitial, c.RetryMax = 50*time.Millisecond, 500*time.Millisecond
 	c.ShutdownTimeout = 10 * time.Second
-	c.KafkaProperties = config.Properties{"session.timeout.ms": "6000"}
+	c.KafkaProperties = "session.timeout.ms=6000"
 	return c
 }
 
@@ -375,7 +375,7 @@ func startBinary(t testing.TB, cfg config.Config, name string) *proc {
 		"INGESTOR_KAFKA_TOPIC=" + cfg.KafkaTopic,
 		"INGESTOR_KAFKA_GROUP=" + cfg.KafkaGroup,
 		"INGESTOR_KAFKA_DLQ_TOPIC=" + cfg.KafkaDLQTopic,
-		"INGESTOR_KAFKA_PROPERTIES=session.timeout.ms=6000",
+		"INGESTOR_KAFKA_PROPERTIES=" + string(cfg.KafkaProperties),
 		"DATABASE_URL=" + cfg.DatabaseURL, // the unprefixed fallback
 		"INGESTOR_REDIS_URL=" + cfg.RedisURL,
 		"INGESTOR_REDIS_PREFIX=" + cfg.RedisPrefix,

@@ -98,7 +98,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	defer rc.Close()
 	cache := redis.New(rc, cfg.RedisPrefix, cfg.RedisTTL, cfg.RedisTimeout)
 
-	dlq, err := kafka.NewDeadLetterProducer(log, cfg.KafkaBrokers, cfg.KafkaDLQTopic, cfg.KafkaGroup, cfg.MaxMessageSize, cfg.KafkaProperties)
+	props, err := cfg.KafkaProperties.Parse()
+	if err != nil {
+		return fmt.Errorf("INGESTOR_KAFKA_PROPERTIES: %w", err)
+	}
+	dlq, err := kafka.NewDeadLetterProducer(log, cfg.KafkaBrokers, cfg.KafkaDLQTopic, cfg.KafkaGroup, cfg.MaxMessageSize, props)
 	if err != nil {
 		return err
 	}
@@ -109,7 +113,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	consumer, err := kafka.NewConsumer(log, m, kafka.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, Group: cfg.KafkaGroup,
 		BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger,
-		ShutdownTimeout: cfg.ShutdownTimeout, Properties: cfg.KafkaProperties,
+		ShutdownTimeout: cfg.ShutdownTimeout, Properties: props,
 	}, pipeline)
 	if err != nil {
 		return err

@@ -141,7 +141,7 @@ func TestGracefulShutdownCommitsOffsets(t *testing.T) {
 	cfg := e.config()
 	// Long auto-commit interval would hide a missing final commit; the
 	// default (1s) could commit by chance, so stop right after storing.
-	cfg.KafkaProperties["auto.commit.interval.ms"] = "60000"
+	cfg.KafkaProperties += ";auto.commit.interval.ms=60000"
 
 	in := start(t, cfg)
 	var l ledger

@@ -7,11 +7,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"text/template"
 	"time"
 
@@ -59,14 +61,15 @@ type Config struct {
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for make run)"`
 }
 
-// Properties are librdkafka configuration properties given as text.
-type Properties map[string]string
+// Properties are librdkafka configuration properties as text: key=value
+// pairs separated by ';' or newlines. Values may contain '=' (SASL JAAS
+// strings do). Validate checks the syntax; Parse returns them.
+type Properties string
 
-// Decode implements envconfig.Decoder: "a=1;b=2" or one key=value per line.
-// Values may contain '=' (SASL JAAS strings do).
-func (p *Properties) Decode(value string) error {
-	out := Properties{}
-	for _, entry := range strings.FieldsFunc(value, func(r rune) bool { return r == ';' || r == '\n' }) {
+// Parse returns the properties as a map.
+func (p Properties) Parse() (map[string]string, error) {
+	out := map[string]string{}
+	for _, entry := range strings.FieldsFunc(string(p), func(r rune) bool { return r == ';' || r == '\n' }) {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
 			continue
@@ -74,12 +77,12 @@ func (p *Properties) Decode(value string) error {
 		k, v, ok := strings.Cut(entry, "=")
 		k = strings.TrimSpace(k)
 		if !ok || k == "" {
-			return fmt.Errorf("property %q: want key=value", entry)
+			// Name the key only: the value may be a secret.
+			return nil, fmt.Errorf("entry %d: want key=value", len(out)+1)
 		}
 		out[k] = strings.TrimSpace(v)
 	}
-	*p = out
-	return nil
+	return out, nil
 }
 
 // Load reads the configuration from the process environment and checks it.
@@ -115,6 +118,9 @@ func (c Config) Validate() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s_%s: %s", Prefix, name, fmt.Sprintf(format, args...)))
+	}
+	if _, err := c.KafkaProperties.Parse(); err != nil {
+		bad("KAFKA_PROPERTIES", "%v", err)
 	}
 	if strings.TrimSpace(c.KafkaBrokers) == "" {
 		bad("KAFKA_BROKERS", "must not be empty")
@@ -217,6 +223,10 @@ func Vars() []string {
 
 // Usage writes envconfig's table of variables, types, defaults and
 // descriptions.
-func Usage(w interface{ Write([]byte) (int, error) }) error {
-	return envconfig.Usagef(Prefix, &Config{}, w, envconfig.DefaultTableFormat)
+func Usage(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
+	if err := envconfig.Usagef(Prefix, &Config{}, tw, envconfig.DefaultTableFormat); err != nil {
+		return err
+	}
+	return tw.Flush()
 }

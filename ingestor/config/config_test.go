@@ -27,12 +27,8 @@ func TestLoad(t *testing.T) {
 	}
 	want := Default("postgres://order_ingestor@db:5432/orders", "redis://cache:6379/0")
 	want.BatchSize, want.BatchLinger, want.LogLevel = 500, 10*time.Millisecond, slog.LevelDebug
-	want.KafkaProperties = Properties{"security.protocol": "SASL_SSL", "sasl.jaas.config": "a=b"}
-	if c.KafkaProperties["sasl.jaas.config"] != "a=b" || len(c.KafkaProperties) != 2 {
-		t.Errorf("properties = %v", c.KafkaProperties)
-	}
-	c.KafkaProperties, want.KafkaProperties = nil, nil
-	if !reflect.DeepEqual(c, want) {
+	want.KafkaProperties = "security.protocol=SASL_SSL; sasl.jaas.config=a=b"
+	if c != want {
 		t.Errorf("Load:\n got %+v\nwant %+v", c, want)
 	}
 }
@@ -77,6 +73,7 @@ func TestValidate(t *testing.T) {
 		{"ops address", func(c *Config) { c.OpsAddr = "9101" }, "OPS_ADDR"},
 		{"log format", func(c *Config) { c.LogFormat = "yaml" }, "LOG_FORMAT"},
 		{"zero ttl", func(c *Config) { c.RedisTTL = 0 }, "REDIS_TTL"},
+		{"bad properties", func(c *Config) { c.KafkaProperties = "sasl.password" }, "KAFKA_PROPERTIES: entry 1"},
 	}
 	for _, tt := range tests {
 		c := ok
@@ -110,22 +107,21 @@ func TestVars(t *testing.T) {
 	}
 }
 
-func TestPropertiesDecode(t *testing.T) {
+func TestPropertiesParse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		in      string
-		want    Properties
+		in      Properties
+		want    map[string]string
 		wantErr bool
 	}{
-		{"", Properties{}, false},
-		{"a=1;b=2", Properties{"a": "1", "b": "2"}, false},
-		{"a=1\nb = x=y\n", Properties{"a": "1", "b": "x=y"}, false},
+		{"", map[string]string{}, false},
+		{"a=1;b=2", map[string]string{"a": "1", "b": "2"}, false},
+		{"a=1\nb = x=y\n", map[string]string{"a": "1", "b": "x=y"}, false},
 		{"novalue", nil, true},
 		{"=1", nil, true},
 	}
 	for _, tt := range tests {
-		var p Properties
-		err := p.Decode(tt.in)
+		p, err := tt.in.Parse()
 		if (err != nil) != tt.wantErr {
 			t.Errorf("Decode(%q) error = %v", tt.in, err)
 			continue
@@ -135,4 +131,3 @@ func TestPropertiesDecode(t *testing.T) {
 		}
 	}
 }
-

@@ -27,6 +27,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/fetch"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -157,6 +158,47 @@ func TestBrowser(t *testing.T) {
 		}
 
 		tab.wantNoConsoleErrors()
+	})
+
+	t.Run("loading state while the reader answers", func(t *testing.T) {
+		tab := newTab(browserCtx, t)
+		tab.navigate(stack.base + "/")
+		// Hold the order request in the browser until the loading state has
+		// been seen, then let it through.
+		ctx, cancel := context.WithTimeout(tab.ctx, waitTimeout)
+		defer cancel()
+		paused := chromedp.Events(ctx, fetch.RequestPaused)
+		tab.call(func(ctx context.Context) error {
+			_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{
+				Patterns: []*fetch.RequestPattern{{URLPattern: "*/order/*"}},
+			})
+			return err
+		})
+		tab.search(sample.OrderUID)
+		var held fetch.RequestID
+		for ev, err := range paused {
+			if err != nil {
+				t.Fatalf("waiting for the order request: %v", err)
+			}
+			held = ev.RequestID
+			break
+		}
+		tab.waitState("loading")
+		tab.wantText("#status", "Looking up order “"+sample.OrderUID+"”")
+		if got := eval[string](tab, `document.getElementById('content').getAttribute('aria-busy')`); got != "true" {
+			t.Errorf("aria-busy while loading = %q, want true", got)
+		}
+		tab.call(func(ctx context.Context) error {
+			if _, err := chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: held}); err != nil {
+				return err
+			}
+			_, err := chromedp.Call(ctx, fetch.Disable, cdp.Empty{})
+			return err
+		})
+		tab.waitOrder(sample.OrderUID)
+		if got := eval[string](tab, `document.getElementById('content').getAttribute('aria-busy')`); got != "false" {
+			t.Errorf("aria-busy with the order shown = %q, want false", got)
+		}
 	})
 
 	t.Run("deep link, back and forward", func(t *testing.T) {

@@ -40,6 +40,7 @@ function urlFor(uid) {
 // hear each sentence.
 function setState(state, title, detail) {
   content.dataset.state = state;
+  content.setAttribute('aria-busy', String(state === 'loading'));
   statusBox.dataset.kind = state;
   statusTitle.textContent = title;
   statusText.textContent = detail || '';

@@ -158,6 +158,12 @@ func TestBrowser(t *testing.T) {
 		}
 
 		tab.wantNoConsoleErrors()
+		// Everything comes from the reader: the page works offline.
+		for _, u := range tab.requests() {
+			if !strings.HasPrefix(u, stack.base+"/") && !strings.HasPrefix(u, "data:") {
+				t.Errorf("the page requested %s, outside the reader", u)
+			}
+		}
 	})
 
 	t.Run("loading state while the reader answers", func(t *testing.T) {

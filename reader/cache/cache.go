@@ -184,6 +184,20 @@ func (t *Tiered) Close() {
 	}
 }
 
+// Cached returns the order when the in-process tier holds it, else nil.
+// It never waits: callers use it to skip setting up a deadline for a
+// lookup that cannot block.
+func (t *Tiered) Cached(uid string) *Order {
+	if t.local == nil {
+		return nil
+	}
+	o, ok := t.local.GetIfPresent(uid)
+	if ok {
+		t.c.localHit.Inc()
+	}
+	return o
+}
+
 type loaded struct {
 	order  *Order
 	source Source

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/orderservice/orders/reader/cache"
@@ -41,8 +42,9 @@ func validUID(s string) bool {
 	return true
 }
 
-// getOrder serves GET and HEAD /order/{order_uid}.
-func getOrder(log *slog.Logger, orders Orders) http.Handler {
+// getOrder serves GET and HEAD /order/{order_uid}. A locally cached
+// order is answered at once; a miss waits at most timeout.
+func getOrder(log *slog.Logger, orders Orders, timeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		uid := chi.URLParam(r, "order_uid")
 		if !validUID(uid) {
@@ -50,10 +52,16 @@ func getOrder(log *slog.Logger, orders Orders) http.Handler {
 				"order_uid must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")
 			return
 		}
-		o, src, err := orders.Get(r.Context(), uid)
-		if err != nil {
-			orderError(log, w, r, err)
-			return
+		o, src := orders.Cached(uid), cache.Local
+		if o == nil {
+			ctx, cancel := context.WithTimeoutCause(r.Context(), timeout, errRequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+			var err error
+			if o, src, err = orders.Get(ctx, uid); err != nil {
+				orderError(log, w, r, err)
+				return
+			}
 		}
 		h := w.Header()
 		h["Etag"] = []string{o.ETag}
@@ -79,14 +87,14 @@ func orderError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 		writeProblem(w, r, http.StatusNotFound, "no order with this order_uid")
 	case timedOut(ctx, err):
 		log.LogAttrs(ctx, slog.LevelWarn, "order lookup timed out",
-			slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+			slog.String("request_id", requestID(w)), slog.Any("err", err))
 		w.Header()["Retry-After"] = []string{"1"}
 		writeProblem(w, r, http.StatusServiceUnavailable, "the order could not be loaded in time")
 	case errors.Is(err, context.Canceled):
 		// The client went away: nobody reads an answer.
 	default:
 		log.LogAttrs(ctx, slog.LevelError, "order lookup failed",
-			slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+			slog.String("request_id", requestID(w)), slog.Any("err", err))
 		w.Header()["Retry-After"] = []string{"1"}
 		writeProblem(w, r, http.StatusServiceUnavailable, "the order is not cached and the database is unavailable")
 	}
@@ -136,7 +144,7 @@ func listOrders(log *slog.Logger, s Summaries) http.Handler {
 				return
 			}
 			log.LogAttrs(ctx, slog.LevelError, "listing orders failed",
-				slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+				slog.String("request_id", requestID(w)), slog.Any("err", err))
 			w.Header()["Retry-After"] = []string{"1"}
 			writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable")
 			return

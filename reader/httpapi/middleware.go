@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/orderservice/orders/reader/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Header values shared by every response: assigning a ready slice skips
@@ -63,14 +65,14 @@ func validRequestID(s string) bool {
 	return true
 }
 
-type ctxKey int
-
-const requestIDKey ctxKey = 0
-
-// RequestID returns the id of the request ctx belongs to.
-func RequestID(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey).(string)
-	return s
+// requestID returns the id observe gave the request: handlers read it
+// from the response header, which spares a context value (and a copy of
+// the request) on every request.
+func requestID(w http.ResponseWriter) string {
+	if v := w.Header()["X-Request-Id"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // recorder captures the status and size of a response for the access log
@@ -100,12 +102,33 @@ func (r *recorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// observe is the outermost middleware: it gives the request an id and a
-// deadline, recovers panics, and records the access log line and the
-// metrics. One middleware instead of five saves a request copy per layer on
-// a path that must stay close to a bare net/http server.
-func observe(log *slog.Logger, m *metrics.Metrics, timeout time.Duration) func(http.Handler) http.Handler {
+// counterKey identifies one series of reader_http_requests_total.
+type counterKey struct {
+	route, method string
+	code          int
+}
+
+// observe is the outermost middleware: it gives the request an id,
+// recovers panics, and records the access log line and the metrics. One
+// middleware instead of four keeps the hot path close to a bare net/http
+// server: no context value, no copy of the request.
+func observe(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
 	ids := newRequestIDs()
+	// Resolved series, so that a request costs no label hashing.
+	var counters, durations sync.Map
+	count := func(route, method string, code int, elapsed time.Duration) {
+		key := counterKey{route, method, code}
+		c, ok := counters.Load(key)
+		if !ok {
+			c, _ = counters.LoadOrStore(key, m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(code)))
+		}
+		c.(prometheus.Counter).Inc()
+		d, ok := durations.Load(route)
+		if !ok {
+			d, _ = durations.LoadOrStore(route, m.HTTPDuration.WithLabelValues(route))
+		}
+		d.(prometheus.Observer).Observe(elapsed.Seconds())
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -114,10 +137,6 @@ func observe(log *slog.Logger, m *metrics.Metrics, timeout time.Duration) func(h
 				id = ids.next()
 			}
 			w.Header()["X-Request-Id"] = []string{id}
-			ctx, cancel := context.WithTimeoutCause(context.WithValue(r.Context(), requestIDKey, id),
-				timeout, errRequestTimeout)
-			defer cancel()
-			r = r.WithContext(ctx)
 			rec := &recorder{ResponseWriter: w}
 
 			defer func() {
@@ -125,7 +144,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, timeout time.Duration) func(h
 					if v == http.ErrAbortHandler {
 						panic(v)
 					}
-					log.LogAttrs(ctx, slog.LevelError, "panic serving request",
+					log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
 						slog.String("request_id", id), slog.Any("panic", v),
 						slog.String("stack", string(debug.Stack())))
 					if rec.status == 0 {
@@ -138,16 +157,19 @@ func observe(log *slog.Logger, m *metrics.Metrics, timeout time.Duration) func(h
 				}
 				elapsed := time.Since(start)
 				route := "unmatched"
-				if rc := chi.RouteContext(ctx); rc != nil {
+				if rc := chi.RouteContext(r.Context()); rc != nil {
 					if p := rc.RoutePattern(); p != "" {
 						route = p
 					}
 				}
 				if m != nil {
-					m.HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-					m.HTTPDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+					count(route, r.Method, status, elapsed)
 				}
-				log.LogAttrs(ctx, slog.LevelInfo, "request",
+				var xCache string
+				if v := rec.Header()["X-Cache"]; len(v) > 0 {
+					xCache = v[0]
+				}
+				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 					slog.String("request_id", id),
 					slog.String("method", r.Method),
 					slog.String("path", r.URL.Path),
@@ -156,7 +178,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, timeout time.Duration) func(h
 					slog.Int("bytes", rec.bytes),
 					slog.Duration("duration", elapsed),
 					slog.String("remote", r.RemoteAddr),
-					slog.String("x_cache", rec.Header().Get("X-Cache")))
+					slog.String("x_cache", xCache))
 			}()
 			next.ServeHTTP(rec, r)
 		})
@@ -165,6 +187,19 @@ func observe(log *slog.Logger, m *metrics.Metrics, timeout time.Duration) func(h
 
 // errRequestTimeout is the cause of a request's context ending at its limit.
 var errRequestTimeout = errors.New("request timeout")
+
+// withTimeout bounds a request that waits on I/O. It is applied per route
+// and, for /order, only on a cache miss: a local hit has nothing to wait
+// for, and a timer per request would be a measurable part of its cost.
+func withTimeout(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeoutCause(r.Context(), d, errRequestTimeout)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
 
 // timedOut reports whether err comes from the request's own limit.
 func timedOut(ctx context.Context, err error) bool {

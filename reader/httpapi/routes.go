@@ -10,7 +10,7 @@ import (
 // routes maps the whole API surface.
 func routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(secure, observe(d.Logger, d.Metrics, d.RequestTimeout))
+	r.Use(secure, observe(d.Logger, d.Metrics))
 
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such resource")
@@ -19,21 +19,22 @@ func routes(d Deps) http.Handler {
 		writeProblem(w, r, http.StatusMethodNotAllowed, "method not allowed")
 	})
 
-	order := getOrder(d.Logger, d.Orders)
+	order := getOrder(d.Logger, d.Orders, d.RequestTimeout)
 	r.Method(http.MethodGet, "/order/{order_uid}", order)
 	r.Method(http.MethodHead, "/order/{order_uid}", order)
 	// An empty order_uid is a malformed one, not an unknown route.
 	r.Method(http.MethodGet, "/order/", order)
 	r.Method(http.MethodHead, "/order/", order)
 
-	list := listOrders(d.Logger, d.Summaries)
+	timeout := withTimeout(d.RequestTimeout)
+	list := timeout(listOrders(d.Logger, d.Summaries))
 	r.Method(http.MethodGet, "/orders", list)
 	r.Method(http.MethodHead, "/orders", list)
 
 	r.Method(http.MethodGet, "/healthz", healthz())
 	r.Method(http.MethodGet, "/readyz", readyz(d.Ready, d.RedisUp))
 	if d.Gatherer != nil {
-		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+		r.Method(http.MethodGet, "/metrics", timeout(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))
 	}
 
 	r.Method(http.MethodGet, "/openapi.yaml", openAPISpec())

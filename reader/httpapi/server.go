@@ -19,6 +19,9 @@ import (
 
 // Orders looks orders up (cache.Tiered).
 type Orders interface {
+	// Cached returns the order when the in-process tier holds it, else nil.
+	Cached(uid string) *cache.Order
+	// Get looks the order up in every tier.
 	Get(ctx context.Context, uid string) (*cache.Order, cache.Source, error)
 }
 

@@ -1,0 +1,388 @@
+package main
+
+// Benchmarks of the whole reader (run, real PostgreSQL and Redis) over
+// loopback TCP with 64 keep-alive connections, each against a "ceiling": a
+// minimal net/http server returning the same bytes, measured in the same
+// run. They are load tests with a fixed duration, not b.N loops: run them
+// with -benchtime=1x, e.g.
+//
+//	go test -run '^$' -bench . -benchtime=1x ./reader
+//
+// When wrk is installed (apt-get install wrk) it generates the load, as a
+// C client costs the 2-core machine less than a Go one; otherwise a Go
+// client does. READER_BENCH_SECONDS sets the duration of each measurement.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+const benchConns = 64
+
+func benchDuration() time.Duration {
+	if s, err := strconv.Atoi(os.Getenv("READER_BENCH_SECONDS")); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 3 * time.Second
+}
+
+// loadResult is one measurement.
+type loadResult struct {
+	requests int
+	errors   int
+	rps      float64
+	p99      time.Duration
+	tool     string
+}
+
+func (r loadResult) String() string {
+	return fmt.Sprintf("%s: %.0f req/s, p99 %v, %d requests, %d errors", r.tool, r.rps, r.p99.Round(10*time.Microsecond), r.requests, r.errors)
+}
+
+// goLoad sends GETs of paths (round robin, each worker its own stride) over
+// benchConns keep-alive connections, for d or until every path was asked
+// once when once is set.
+func goLoad(b *testing.B, base string, paths []string, d time.Duration, once bool) loadResult {
+	b.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: benchConns, MaxConnsPerHost: benchConns, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var next atomic.Int64
+	var errs atomic.Int64
+	lat := make([][]time.Duration, benchConns)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range benchConns {
+		wg.Go(func() {
+			buf := make([]byte, 32<<10)
+			for time.Now().Before(deadline) {
+				i := next.Add(1) - 1
+				if once && int(i) >= len(paths) {
+					return
+				}
+				t0 := time.Now()
+				resp, err := client.Get(base + paths[int(i)%len(paths)])
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				_, _ = io.CopyBuffer(io.Discard, resp.Body, buf)
+				resp.Body.Close()
+				if resp.StatusCode >= 500 {
+					errs.Add(1)
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	res := loadResult{requests: len(all), errors: int(errs.Load()), rps: float64(len(all)) / elapsed.Seconds(), tool: "go"}
+	if len(all) > 0 {
+		res.p99 = all[len(all)*99/100]
+	}
+	return res
+}
+
+var (
+	wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkP99 = regexp.MustCompile(`\n\s+99%\s+([0-9.]+)(us|ms|s)`)
+	wrkReq = regexp.MustCompile(`([0-9]+) requests in`)
+	wrkErr = regexp.MustCompile(`Non-2xx or 3xx responses: ([0-9]+)`)
+)
+
+// wrkLoad runs wrk with 2 threads and benchConns connections; paths are
+// spread over the threads by a Lua script. It returns ok=false when wrk
+// is not installed.
+func wrkLoad(b *testing.B, base string, paths []string, d time.Duration) (loadResult, bool) {
+	b.Helper()
+	bin, err := exec.LookPath("wrk")
+	if err != nil {
+		return loadResult{}, false
+	}
+	var script strings.Builder
+	script.WriteString("local paths = {\n")
+	for _, p := range paths {
+		fmt.Fprintf(&script, "%q,\n", p)
+	}
+	script.WriteString(`}
+local n = 0
+function setup(thread) thread:set("id", n); n = n + 1 end
+function init(args) i = id end
+function request()
+  i = i + 2
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+`)
+	lua := filepath.Join(b.TempDir(), "paths.lua")
+	if err := os.WriteFile(lua, []byte(script.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	secs := max(1, int(d.Seconds()))
+	out, err := exec.Command(bin, "-t2", "-c"+strconv.Itoa(benchConns), "-d"+strconv.Itoa(secs)+"s",
+		"--latency", "-s", lua, base).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk: %v\n%s", err, out)
+	}
+	s := string(out)
+	res := loadResult{tool: "wrk"}
+	if m := wrkRPS.FindStringSubmatch(s); m != nil {
+		res.rps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := wrkReq.FindStringSubmatch(s); m != nil {
+		res.requests, _ = strconv.Atoi(m[1])
+	}
+	if m := wrkErr.FindStringSubmatch(s); m != nil {
+		res.errors, _ = strconv.Atoi(m[1])
+	}
+	if m := wrkP99.FindStringSubmatch(s); m != nil {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
+		res.p99 = time.Duration(v * float64(unit))
+	}
+	if res.rps == 0 {
+		b.Fatalf("cannot read wrk's output:\n%s", s)
+	}
+	return res, true
+}
+
+// ceiling serves body for every request, as little as net/http allows.
+func ceiling(b *testing.B, body []byte) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = []string{"application/json"}
+		_, _ = w.Write(body)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// benchReader starts the reader with the access log formatted as in
+// production but written to io.Discard (a terminal or pipe would measure
+// the log consumer).
+func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) string {
+	b.Helper()
+	pg := testenv.Postgres(b)
+	rd := testenv.Redis(b)
+	for i := 0; i < len(orders); i += 1000 {
+		testenv.InsertOrders(b, pg.Pool, orders[i:min(i+1000, len(orders))]...)
+	}
+	// A fresh database has no planner statistics until autovacuum runs;
+	// production tables have them.
+	if _, err := pg.Pool.Exec(context.Background(), "ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	vars := map[string]string{
+		"READER_LISTEN_ADDR": testenv.FreeAddr(b), "DATABASE_URL": pg.URLAs("order_reader"),
+		"REDIS_URL": rd.URL, "READER_REDIS_KEY_PREFIX": rd.Prefix,
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard) }()
+	b.Cleanup(func() { cancel(); <-done })
+	base := "http://" + vars["READER_LISTEN_ADDR"]
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("reader not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func report(b *testing.B, name string, reader, ceil loadResult) {
+	b.Helper()
+	b.Logf("%s ceiling %v", name, ceil)
+	b.Logf("%s reader  %v", name, reader)
+	b.Logf("%s ratio: %.2f of the ceiling's req/s; p99 %.2fx the ceiling's", name, reader.rps/ceil.rps,
+		float64(reader.p99)/float64(ceil.p99))
+	b.ReportMetric(reader.rps, "req/s")
+	b.ReportMetric(ceil.rps, "ceiling-req/s")
+	b.ReportMetric(reader.rps/ceil.rps, "rps-ratio")
+	b.ReportMetric(float64(reader.p99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(ceil.p99.Microseconds())/1000, "ceiling-p99-ms")
+	b.ReportMetric(0, "ns/op")
+	if reader.errors > 0 && name != "unknown" {
+		b.Errorf("%s: %d errors", name, reader.errors)
+	}
+}
+
+// compare measures the ceiling and the reader with the same client (wrk
+// when installed, else Go), alternating in rounds so that a burst of load
+// from elsewhere on the machine does not fall on one side only. Each
+// side's figure is the median of its rounds.
+func compare(b *testing.B, name, readerBase string, paths []string, body []byte) {
+	b.Helper()
+	ceil := ceiling(b, body)
+	const rounds = 3
+	d := max(time.Second, benchDuration()/rounds)
+	measure := func(base string) loadResult {
+		if r, ok := wrkLoad(b, base, paths, d); ok {
+			return r
+		}
+		return goLoad(b, base, paths, d, false)
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Log("wrk not installed: measuring with the Go client (apt-get install wrk for lower client overhead)")
+	}
+	var cs, rs []loadResult
+	for range rounds {
+		cs = append(cs, measure(ceil))
+		rs = append(rs, measure(readerBase))
+	}
+	for i := range rounds {
+		b.Logf("%s round %d: ceiling %.0f req/s p99 %v; reader %.0f req/s p99 %v", name, i+1,
+			cs[i].rps, cs[i].p99.Round(10*time.Microsecond), rs[i].rps, rs[i].p99.Round(10*time.Microsecond))
+	}
+	report(b, name, median(rs), median(cs))
+}
+
+// median takes the median req/s and the median p99 of rounds, and sums the
+// counts.
+func median(rounds []loadResult) loadResult {
+	rps := make([]float64, len(rounds))
+	p99 := make([]time.Duration, len(rounds))
+	out := loadResult{tool: rounds[0].tool}
+	for i, r := range rounds {
+		rps[i], p99[i] = r.rps, r.p99
+		out.requests += r.requests
+		out.errors += r.errors
+	}
+	slices.Sort(rps)
+	slices.Sort(p99)
+	out.rps, out.p99 = rps[len(rps)/2], p99[len(p99)/2]
+	return out
+}
+
+// BenchmarkGetCached: GET of one order from the local tier.
+func BenchmarkGetCached(b *testing.B) {
+	o := testenv.Sample(b)
+	body, err := o.Canonical()
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := benchReader(b, nil, []*model.Order{o})
+	paths := []string{"/order/" + o.OrderUID}
+	if resp := mustGet(b, base+paths[0]); resp != "local" {
+		b.Fatalf("warmed order answered from %q, not local", resp)
+	}
+	for b.Loop() {
+		compare(b, "cached", base, paths, body)
+	}
+}
+
+// BenchmarkGetUnknownFlood: 1,000 unknown uids requested over and over:
+// the negative cache answers 404 without the database.
+func BenchmarkGetUnknownFlood(b *testing.B) {
+	base := benchReader(b, nil, nil)
+	paths := make([]string, 1000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/order/unknown_%d", i)
+	}
+	body := []byte(`{"type":"about:blank","title":"Not Found","status":404,"detail":"no order with this order_uid","instance":"/order/unknown_0","request_id":"0123456789ab-1"}`)
+	for b.Loop() {
+		compare(b, "unknown", base, paths, body)
+	}
+}
+
+// BenchmarkGetUncached: 10,000 distinct orders, each requested once, none
+// cached (no warm-up, empty Redis prefix): every answer is a local miss, a
+// Redis miss and one PostgreSQL query.
+func BenchmarkGetUncached(b *testing.B) {
+	gen := ordergen.New(99)
+	orders := make([]*model.Order, 10_000)
+	paths := make([]string, len(orders))
+	for i := range orders {
+		orders[i] = gen.Order()
+		paths[i] = "/order/" + orders[i].OrderUID
+	}
+	base := benchReader(b, map[string]string{"READER_WARM_COUNT": "0"}, orders)
+	for b.Loop() {
+		r := goLoad(b, base, paths, time.Minute, true)
+		b.Logf("uncached reader %v", r)
+		if r.requests != len(paths) || r.errors > 0 {
+			b.Fatalf("%d requests, %d errors", r.requests, r.errors)
+		}
+		if got := mustGet(b, base+paths[0]); got != "local" {
+			b.Fatalf("after the run the order came from %q, not local", got)
+		}
+		sum := scrape(b, base, `reader_db_query_duration_seconds_sum{query="get"}`)
+		count := scrape(b, base, `reader_db_query_duration_seconds_count{query="get"}`)
+		b.Logf("%v database queries, mean %.2f ms", count, sum/count*1000)
+		b.ReportMetric(r.rps, "req/s")
+		b.ReportMetric(float64(r.p99.Microseconds())/1000, "p99-ms")
+		b.ReportMetric(0, "ns/op")
+	}
+}
+
+func mustGet(b *testing.B, url string) string {
+	b.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, bufio.NewReader(resp.Body))
+	if resp.StatusCode != 200 {
+		b.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	return resp.Header.Get("X-Cache")
+}
+
+func scrape(b *testing.B, base, series string) float64 {
+	b.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			v, _ := strconv.ParseFloat(rest, 64)
+			return v
+		}
+	}
+	return 0
+}

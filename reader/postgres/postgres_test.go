@@ -1,0 +1,162 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/orderservice/orders/reader/postgres"
+	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func open(t testing.TB, pg *testenv.PG) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), pg.URLAs("order_reader"), 8, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestGetIsCanonical: the one-query document, re-encoded, is byte for byte
+// the canonical JSON of the ingested order (what the ingestor caches).
+func TestGetIsCanonical(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	gen := ordergen.New(21)
+	orders := []*model.Order{testenv.Sample(t)}
+	for range 20 {
+		orders = append(orders, gen.Order())
+	}
+	// Edge cases the schema allows: empty optional strings, JSON-special
+	// and non-ASCII characters, many items (their order must hold), a
+	// non-UTC, sub-second creation time.
+	odd := gen.Order()
+	odd.InternalSignature = ""
+	odd.Payment.RequestID = ""
+	odd.Delivery.Name = `Quote " back\slash <tag> & Ünïcødé 日本`
+	odd.DateCreated = time.Date(2024, 2, 29, 23, 59, 59, 123456000, time.FixedZone("X", 3*3600+1800))
+	for i := range 40 {
+		it := odd.Items[0]
+		it.ChrtID = int64(1000 - i)
+		it.Name = string(rune('A' + i%26))
+		odd.Items = append(odd.Items, it)
+	}
+	orders = append(orders, odd)
+	testenv.InsertOrders(t, pg.Pool, orders...)
+	s := open(t, pg)
+	ctx := context.Background()
+	for _, o := range orders {
+		got, err := s.Get(ctx, o.OrderUID)
+		if err != nil {
+			t.Fatalf("Get(%s): %v", o.OrderUID, err)
+		}
+		want, err := o.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Get(%s):\n got %s\nwant %s", o.OrderUID, got, want)
+		}
+	}
+	if _, err := s.Get(ctx, "missing"); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRecentAndSummaries(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	gen := ordergen.New(22)
+	var orders []*model.Order
+	for range 23 {
+		orders = append(orders, gen.Order())
+	}
+	testenv.InsertOrders(t, pg.Pool, orders...)
+	s := open(t, pg)
+	ctx := context.Background()
+
+	for _, tc := range []struct{ n, batch, want, pages int }{
+		{10, 4, 10, 3}, {23, 5, 23, 5}, {100, 10, 23, 3}, {0, 5, 0, 0},
+	} {
+		var got []postgres.Entry
+		pages := 0
+		err := s.Recent(ctx, tc.n, tc.batch, func(p []postgres.Entry) error {
+			pages++
+			got = append(got, p...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != tc.want || pages != tc.pages {
+			t.Fatalf("Recent(%d, %d): %d orders in %d pages, want %d in %d", tc.n, tc.batch, len(got), pages, tc.want, tc.pages)
+		}
+		seen := map[string]bool{}
+		for i, e := range got {
+			o, err := model.Decode(e.JSON)
+			if err != nil || o.OrderUID != e.UID {
+				t.Fatalf("entry %d: %v %q", i, err, e.UID)
+			}
+			if seen[e.UID] {
+				t.Fatalf("order %s twice", e.UID)
+			}
+			seen[e.UID] = true
+			if i > 0 {
+				prev, _ := model.Decode(got[i-1].JSON)
+				if o.DateCreated.After(prev.DateCreated) {
+					t.Fatalf("not newest first at %d", i)
+				}
+			}
+		}
+	}
+
+	sums, err := s.Summaries(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 5 {
+		t.Fatalf("%d summaries", len(sums))
+	}
+	var first []postgres.Entry
+	_ = s.Recent(ctx, 5, 5, func(p []postgres.Entry) error { first = p; return nil })
+	for i, sm := range sums {
+		if sm.OrderUID != first[i].UID {
+			t.Fatalf("summary %d is %s, recent order is %s", i, sm.OrderUID, first[i].UID)
+		}
+	}
+}
+
+// BenchmarkGet is the database tier alone: one round trip per order.
+func BenchmarkGet(b *testing.B) {
+	pg := testenv.Postgres(b)
+	gen := ordergen.New(23)
+	uids := make([]string, 1000)
+	orders := make([]*model.Order, len(uids))
+	for i := range orders {
+		orders[i] = gen.Order()
+		uids[i] = orders[i].OrderUID
+	}
+	testenv.InsertOrders(b, pg.Pool, orders...)
+	s := open(b, pg)
+	ctx := context.Background()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(p *testing.PB) {
+		i := 0
+		for p.Next() {
+			if _, err := s.Get(ctx, uids[i%len(uids)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}

@@ -48,11 +48,9 @@ function setState(state, title, detail) {
   statusRetry.hidden = state !== 'unavailable' && state !== 'error';
   orderBox.hidden = state !== 'order';
   if (state !== 'order') {
+    orderBox.replaceChildren();
     // The status box speaks for itself; the announcer is for the order.
     announcer.textContent = '';
-  }
-  if (state !== 'order') {
-    orderBox.replaceChildren();
   }
 }
 

@@ -230,7 +230,9 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 		switch r.Status {
 		case postgres.Inserted:
 			e.outcome = metrics.OutcomeStored
-			p.metrics.EndToEnd.Observe(committed.Sub(e.msg.Timestamp).Seconds())
+			if !e.msg.Timestamp.IsZero() { // records without a timestamp have none to measure from
+				p.metrics.EndToEnd.Observe(max(committed.Sub(e.msg.Timestamp).Seconds(), 0))
+			}
 		case postgres.Duplicate:
 			e.outcome = metrics.OutcomeDuplicate
 		case postgres.Conflict:

@@ -473,7 +473,9 @@ func toMessage(m *ckafka.Message) ingest.Message {
 		Offset:    int64(m.TopicPartition.Offset),
 		Key:       m.Key,
 		Value:     m.Value,
-		Timestamp: m.Timestamp,
+	}
+	if m.TimestampType != ckafka.TimestampNotAvailable {
+		out.Timestamp = m.Timestamp
 	}
 	if len(m.Headers) > 0 {
 		out.Headers = make([]ingest.Header, len(m.Headers))

@@ -93,7 +93,15 @@ func (d *DeadLetterProducer) Send(ctx context.Context, letters []ingest.DeadLett
 	for i := range letters {
 		msg := d.record(&letters[i], false)
 		msg.Opaque = pending{i: i}
-		if err := d.p.Produce(msg, reports); err != nil {
+		err := d.p.Produce(msg, reports)
+		if isCode(err, ckafka.ErrMsgSizeTooLarge) {
+			// Larger than the producer may send (message.max.bytes):
+			// publish the record without the value, as below.
+			msg = d.record(&letters[i], true)
+			msg.Opaque = pending{i: i, dropped: true}
+			err = d.p.Produce(msg, reports)
+		}
+		if err != nil {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("produce dead letter: %w", err)
 			}

@@ -1,0 +1,187 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/orderservice/orders/reader/cache"
+	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/reader/postgres"
+	"github.com/orderservice/orders/reader/redis"
+	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type fixture struct {
+	pg      *testenv.PG
+	rd      *testenv.RedisEnv
+	tiers   *cache.Tiered
+	metrics *metrics.Metrics
+}
+
+func newFixture(t *testing.T, localBytes int64) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	pg := testenv.Postgres(t)
+	rd := testenv.Redis(t)
+	m := metrics.New(prometheus.NewRegistry())
+	store, err := postgres.Open(ctx, pg.URLAs("order_reader"), 4, m.DBQueryDuration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	rc, err := redis.New(redis.Options{URL: rd.URL, Prefix: rd.Prefix, TTL: time.Minute, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	tiers, err := cache.New(cache.Options{Store: store, Remote: rc, LocalBytes: localBytes,
+		NegativeTTL: time.Second, LoadTimeout: 10 * time.Second, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tiers.Close)
+	return &fixture{pg: pg, rd: rd, tiers: tiers, metrics: m}
+}
+
+func (f *fixture) count(tier, result string) float64 {
+	return testutil.ToFloat64(f.metrics.CacheLookups.WithLabelValues(tier, result))
+}
+
+func canonical(t *testing.T, o *model.Order) []byte {
+	t.Helper()
+	b, err := o.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestGiveUpDoesNotCancelSharedLoad: the caller that started a load gives
+// up; another caller waiting for the same order still gets it, from the
+// one query.
+func TestGiveUpDoesNotCancelSharedLoad(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1<<20)
+	o := ordergen.New(31).Order()
+	testenv.InsertOrders(t, f.pg.Pool, o)
+	ctx := context.Background()
+	tx, err := f.pg.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+
+	impatient, giveUp := context.WithCancel(ctx)
+	type result struct {
+		order *cache.Order
+		err   error
+	}
+	first := make(chan result, 1)
+	go func() {
+		order, _, err := f.tiers.Get(impatient, o.OrderUID)
+		first <- result{order, err}
+	}()
+	waitFor(t, "the first lookup to miss", func() bool { return f.count("local", "miss") == 1 })
+	second := make(chan result, 1)
+	go func() {
+		order, _, err := f.tiers.Get(ctx, o.OrderUID)
+		second <- result{order, err}
+	}()
+	waitFor(t, "the second lookup to miss", func() bool { return f.count("local", "miss") == 2 })
+
+	giveUp()
+	if r := <-first; !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("first caller: %v, want context.Canceled", r.err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-second
+	if r.err != nil {
+		t.Fatalf("second caller failed with the first one: %v", r.err)
+	}
+	if !bytes.Equal(r.order.Body, canonical(t, o)) {
+		t.Fatalf("second caller got %s", r.order.Body)
+	}
+	if n := testutil.CollectAndCount(f.metrics.DBQueryDuration); n != 1 {
+		t.Fatalf("%d query series", n)
+	}
+	if got := f.count("db", "hit"); got != 1 {
+		t.Fatalf("%v database loads, want 1", got)
+	}
+}
+
+// TestMalformedRedisValue: what Redis holds is never served unless it is
+// JSON; the database answers instead.
+func TestMalformedRedisValue(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1<<20)
+	o := ordergen.New(32).Order()
+	testenv.InsertOrders(t, f.pg.Pool, o)
+	ctx := context.Background()
+	if err := f.rd.Client.Set(ctx, f.rd.Prefix+"order:"+o.OrderUID, "{not json", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, src, err := f.tiers.Get(ctx, o.OrderUID)
+	if err != nil || src != cache.DB || !bytes.Equal(got.Body, canonical(t, o)) {
+		t.Fatalf("Get: %v from %q: %s", err, src, got)
+	}
+	if f.count("redis", "error") != 1 {
+		t.Fatal("malformed redis value not counted as an error")
+	}
+}
+
+// TestLocalTierBoundedByBytes: the in-process tier never holds more bytes
+// than configured.
+func TestLocalTierBoundedByBytes(t *testing.T) {
+	t.Parallel()
+	const bound = 16 << 10
+	f := newFixture(t, bound)
+	gen := ordergen.New(33)
+	var orders []*model.Order
+	for range 100 {
+		orders = append(orders, gen.Order())
+	}
+	testenv.InsertOrders(t, f.pg.Pool, orders...)
+	n, err := f.tiers.Warm(context.Background(), 100)
+	if err != nil || n != 100 {
+		t.Fatalf("Warm: %d, %v", n, err)
+	}
+	waitFor(t, "eviction down to the bound", func() bool { return f.tiers.LocalBytes() <= bound })
+	if f.tiers.LocalBytes() == 0 {
+		t.Fatal("local tier empty")
+	}
+	// Every order is still served, evicted ones from Redis.
+	for _, o := range orders {
+		got, _, err := f.tiers.Get(context.Background(), o.OrderUID)
+		if err != nil || !bytes.Equal(got.Body, canonical(t, o)) {
+			t.Fatalf("Get(%s): %v", o.OrderUID, err)
+		}
+	}
+	if f.count("db", "hit") != 0 {
+		t.Fatalf("%v database loads: the warm-up filled Redis with every order", f.count("db", "hit"))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -154,11 +155,25 @@ func (s *stack) wait(ctx context.Context) error {
 
 func (s *stack) up(ctx context.Context) error {
 	if s.cfg.brokerOnly {
-		return s.startBroker()
+		if err := s.startBroker(); err != nil {
+			return err
+		}
+		s.log.Info("press Ctrl-C to stop")
+		return nil
 	}
 	root, err := s.repoRoot()
 	if err != nil {
 		return err
+	}
+	// Fail before the slow parts when a port is taken (typically by
+	// another `make run`).
+	for _, p := range []struct {
+		port int
+		flag string
+	}{{s.cfg.readerPort, "--reader-port"}, {s.cfg.opsPort, "--ops-port"}, {s.cfg.kafkaPort, "--kafka-port"}} {
+		if err := portFree(ctx, p.port); err != nil {
+			return fmt.Errorf("port %d is taken (another make run?): stop what uses it or pass %s: %w", p.port, p.flag, err)
+		}
 	}
 	s.cfg.root = root
 	if err := s.startPostgres(ctx); err != nil {
@@ -184,6 +199,23 @@ func (s *stack) up(ctx context.Context) error {
 	}
 	s.printSummary(ctx)
 	return nil
+}
+
+// portFree checks that nothing listens on port (on any address).
+func portFree(ctx context.Context, port int) error {
+	// A listener on 127.0.0.1 alone does not always stop a wildcard
+	// listen (SO_REUSEADDR), but it does answer a connect.
+	d := net.Dialer{Timeout: time.Second}
+	if c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+		_ = c.Close()
+		return errors.New("something answers on it")
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", ":"+strconv.Itoa(port))
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }
 
 // repoRoot is --root or the nearest directory holding go.work.

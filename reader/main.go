@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	tiers, err := cache.New(cache.Options{
 		Store: store, Remote: rc, LocalBytes: cfg.CacheBytes, NegativeTTL: cfg.NegativeTTL,
-		LoadTimeout: cfg.QueryTimeout, Metrics: m, Logger: log.With("component", "cache"),
+		LoadTimeout: cfg.DBQueryTimeout, Metrics: m, Logger: log.With("component", "cache"),
 	})
 	if err != nil {
 		return err

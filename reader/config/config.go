@@ -3,10 +3,12 @@
 // checked before the service starts so that a bad value is a clear error at
 // start instead of a surprise under load.
 //
-// Every variable is READER_<NAME>; the ones shared with other services
-// (DATABASE_URL, REDIS_URL, LOG_FORMAT, LOG_LEVEL...) are also accepted
-// without the prefix, as envconfig does for fields with an explicit tag. The
-// prefixed name wins when both are set.
+// Every variable is READER_<NAME>. The four shared with the other services
+// (DATABASE_URL, REDIS_URL, LOG_FORMAT, LOG_LEVEL) are also accepted
+// without the prefix: envconfig's fallback for fields with an explicit
+// `envconfig` tag; the prefixed name wins when both are set. The others
+// (`split_words`) have no fallback, so that a generic variable such as
+// READ_TIMEOUT meant for another program cannot leak in.
 package config
 
 import (
@@ -25,33 +27,35 @@ import (
 // Prefix is the envconfig prefix of every reader variable.
 const Prefix = "READER"
 
-// Config is everything the reader needs to start. Field tags follow
-// envconfig: `envconfig` is the name after the prefix, `default` the value
-// when unset, `required` fails the start when unset, `desc` documents it.
+// Config is everything the reader needs to start. Field tags are
+// envconfig's: `envconfig` names a variable that also has an unprefixed
+// fallback, `split_words` derives the name from the field's, `default` is
+// the value when unset, `required` fails the start when unset, `desc`
+// documents it.
 type Config struct {
-	ListenAddr string `envconfig:"LISTEN_ADDR" default:":8080" desc:"HTTP listen address"`
+	ListenAddr string `split_words:"true" default:":8080" desc:"HTTP listen address"`
 
-	DatabaseURL  string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL of the read-only role order_reader"`
-	DBMaxConns   int32         `envconfig:"DB_MAX_CONNS" default:"16" desc:"PostgreSQL pool size"`
-	QueryTimeout time.Duration `envconfig:"DB_QUERY_TIMEOUT" default:"3s" desc:"limit of one database load; a load shared by several requests runs to this limit even if its first caller gives up"`
+	DatabaseURL    string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL of the read-only role order_reader"`
+	DBMaxConns     int32         `split_words:"true" default:"16" desc:"PostgreSQL pool size"`
+	DBQueryTimeout time.Duration `split_words:"true" default:"3s" desc:"limit of one database load; a load shared by several requests runs to this limit even if its first caller gives up"`
 
 	RedisURL       string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL of the shared order cache"`
-	RedisKeyPrefix string        `envconfig:"REDIS_KEY_PREFIX" default:"" desc:"prefix of Redis keys (<prefix>order:<order_uid>)"`
-	RedisTTL       time.Duration `envconfig:"REDIS_TTL" default:"24h" desc:"TTL of orders the reader writes to Redis"`
-	RedisTimeout   time.Duration `envconfig:"REDIS_TIMEOUT" default:"100ms" desc:"limit of one Redis command; Redis is a cache, a slow one is skipped"`
+	RedisKeyPrefix string        `split_words:"true" default:"" desc:"prefix of Redis keys (<prefix>order:<order_uid>)"`
+	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"TTL of orders the reader writes to Redis"`
+	RedisTimeout   time.Duration `split_words:"true" default:"100ms" desc:"limit of one Redis command; Redis is a cache, a slow one is skipped"`
 
-	CacheBytes  int64         `envconfig:"CACHE_BYTES" default:"268435456" desc:"in-process cache bound in bytes of encoded orders (256 MiB)"`
-	NegativeTTL time.Duration `envconfig:"NEGATIVE_TTL" default:"2s" desc:"how long an unknown order_uid is remembered as unknown (0 disables)"`
+	CacheBytes  int64         `split_words:"true" default:"268435456" desc:"in-process cache bound in bytes of encoded orders (256 MiB)"`
+	NegativeTTL time.Duration `split_words:"true" default:"2s" desc:"how long an unknown order_uid is remembered as unknown (0 disables)"`
 
-	WarmCount   int           `envconfig:"WARM_COUNT" default:"1000" desc:"most recent orders loaded into the caches at start (0 disables)"`
-	WarmTimeout time.Duration `envconfig:"WARM_TIMEOUT" default:"30s" desc:"limit of the warm-up; past it the reader logs and serves"`
+	WarmCount   int           `split_words:"true" default:"1000" desc:"most recent orders loaded into the caches at start (0 disables)"`
+	WarmTimeout time.Duration `split_words:"true" default:"30s" desc:"limit of the warm-up; past it the reader logs and serves"`
 
-	ReadHeaderTimeout time.Duration `envconfig:"READ_HEADER_TIMEOUT" default:"5s" desc:"http.Server ReadHeaderTimeout"`
-	ReadTimeout       time.Duration `envconfig:"READ_TIMEOUT" default:"10s" desc:"http.Server ReadTimeout"`
-	WriteTimeout      time.Duration `envconfig:"WRITE_TIMEOUT" default:"10s" desc:"http.Server WriteTimeout"`
-	IdleTimeout       time.Duration `envconfig:"IDLE_TIMEOUT" default:"120s" desc:"http.Server IdleTimeout"`
-	RequestTimeout    time.Duration `envconfig:"REQUEST_TIMEOUT" default:"5s" desc:"limit of one request's handling"`
-	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"grace period for in-flight requests at shutdown"`
+	ReadHeaderTimeout time.Duration `split_words:"true" default:"5s" desc:"http.Server ReadHeaderTimeout"`
+	ReadTimeout       time.Duration `split_words:"true" default:"10s" desc:"http.Server ReadTimeout"`
+	WriteTimeout      time.Duration `split_words:"true" default:"10s" desc:"http.Server WriteTimeout"`
+	IdleTimeout       time.Duration `split_words:"true" default:"120s" desc:"http.Server IdleTimeout"`
+	RequestTimeout    time.Duration `split_words:"true" default:"5s" desc:"limit of one request's handling"`
+	ShutdownTimeout   time.Duration `split_words:"true" default:"15s" desc:"grace period for in-flight requests at shutdown"`
 
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for a terminal)"`
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
@@ -64,27 +68,24 @@ func Load(getenv func(string) string) (*Config, error) {
 	var c Config
 	var errs []error
 	v := reflect.ValueOf(&c).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key := f.Tag.Get("envconfig")
-		name := Prefix + "_" + key
+	for _, info := range Vars() {
+		name := info.Name
 		raw, ok := lookup(getenv, name)
-		if !ok {
-			raw, ok = lookup(getenv, key)
+		if !ok && info.Fallback != "" {
+			raw, ok = lookup(getenv, info.Fallback)
 			if ok {
-				name = key
+				name = info.Fallback
 			}
 		}
 		if !ok {
-			if f.Tag.Get("required") == "true" {
-				errs = append(errs, fmt.Errorf("%s (or %s) is required", Prefix+"_"+key, key))
+			if info.Required {
+				errs = append(errs, fmt.Errorf("%s is required", info.Name+orFallback(info.Fallback)))
 				continue
 			}
-			raw = f.Tag.Get("default")
-			name = Prefix + "_" + key + " default"
+			raw = info.Default
+			name = info.Name + " default"
 		}
-		if err := set(v.Field(i), raw); err != nil {
+		if err := set(v.FieldByName(info.field), raw); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", name, raw, err))
 		}
 	}
@@ -95,6 +96,13 @@ func Load(getenv func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("reader config: %w", err)
 	}
 	return &c, nil
+}
+
+func orFallback(alt string) string {
+	if alt == "" {
+		return ""
+	}
+	return " (or " + alt + ")"
 }
 
 // lookup treats an empty value as unset, like a shell's ${VAR:-default}:
@@ -149,7 +157,7 @@ func (c *Config) Validate() error {
 		bad("DB_MAX_CONNS", "%d is outside 1..1000", c.DBMaxConns)
 	}
 	positive := map[string]time.Duration{
-		"DB_QUERY_TIMEOUT": c.QueryTimeout, "REDIS_TTL": c.RedisTTL, "REDIS_TIMEOUT": c.RedisTimeout,
+		"DB_QUERY_TIMEOUT": c.DBQueryTimeout, "REDIS_TTL": c.RedisTTL, "REDIS_TIMEOUT": c.RedisTimeout,
 		"WARM_TIMEOUT": c.WarmTimeout, "READ_HEADER_TIMEOUT": c.ReadHeaderTimeout,
 		"READ_TIMEOUT": c.ReadTimeout, "WRITE_TIMEOUT": c.WriteTimeout, "IDLE_TIMEOUT": c.IdleTimeout,
 		"REQUEST_TIMEOUT": c.RequestTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
@@ -195,34 +203,46 @@ func hasScheme(url string, schemes ...string) bool {
 // Var documents one environment variable.
 type Var struct {
 	Name     string // READER_<KEY>
-	Fallback string // the unprefixed name also accepted
+	Fallback string // the unprefixed name also accepted, or ""
 	Default  string
 	Required bool
 	Desc     string
+	field    string
 }
+
+// varsTemplate makes envconfig itself list the variables it would read,
+// so that Load and the documentation follow envconfig's naming exactly.
+const varsTemplate = "{{range .}}{{.Name}}\t{{.Key}}\t{{.Alt}}\n{{end}}"
 
 // Vars lists every variable the reader reads, in declaration order, for
 // documentation and for deploy tooling that cross-checks its manifests.
 func Vars() []Var {
+	var b strings.Builder
+	if err := envconfig.Usagef(Prefix, &Config{}, &b, varsTemplate); err != nil {
+		panic(fmt.Sprintf("config: envconfig cannot describe Config: %v", err)) // a programming error
+	}
 	t := reflect.TypeFor[Config]()
-	out := make([]Var, 0, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key := f.Tag.Get("envconfig")
+	var out []Var
+	for line := range strings.Lines(b.String()) {
+		parts := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
+		f, _ := t.FieldByName(parts[0])
 		out = append(out, Var{
-			Name: Prefix + "_" + key, Fallback: key, Default: f.Tag.Get("default"),
-			Required: f.Tag.Get("required") == "true", Desc: f.Tag.Get("desc"),
+			Name: parts[1], Fallback: parts[2], Default: f.Tag.Get("default"),
+			Required: f.Tag.Get("required") == "true", Desc: f.Tag.Get("desc"), field: parts[0],
 		})
 	}
 	return out
 }
 
 // Names returns every environment variable name the reader reads: each
-// READER_ name and its unprefixed fallback.
+// READER_ name and the unprefixed fallbacks.
 func Names() []string {
 	var out []string
 	for _, v := range Vars() {
-		out = append(out, v.Name, v.Fallback)
+		out = append(out, v.Name)
+		if v.Fallback != "" {
+			out = append(out, v.Fallback)
+		}
 	}
 	return out
 }

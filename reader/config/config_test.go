@@ -43,7 +43,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Config{
-		ListenAddr: ":8080", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, QueryTimeout: 3 * time.Second,
+		ListenAddr: ":8080", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, DBQueryTimeout: 3 * time.Second,
 		RedisURL: minimal["REDIS_URL"], RedisTTL: 24 * time.Hour, RedisTimeout: 100 * time.Millisecond,
 		CacheBytes: 256 << 20, NegativeTTL: 2 * time.Second, WarmCount: 1000, WarmTimeout: 30 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
@@ -69,6 +69,8 @@ func TestLoad(t *testing.T) {
 			func(c *config.Config) bool { return c.DatabaseURL == "postgres://a/b" }, nil},
 		{"unprefixed fallback", with(map[string]string{"LOG_FORMAT": "text", "READER_REDIS_KEY_PREFIX": "x:"}),
 			func(c *config.Config) bool { return c.LogFormat == "text" && c.RedisKeyPrefix == "x:" }, nil},
+		{"no fallback for reader-only variables", with(map[string]string{"LISTEN_ADDR": ":1", "READ_TIMEOUT": "zzz", "CACHE_BYTES": "-5"}),
+			func(c *config.Config) bool { return c.ListenAddr == ":8080" && c.CacheBytes == 256<<20 }, nil},
 		{"missing urls", map[string]string{}, nil, []string{"READER_DATABASE_URL (or DATABASE_URL) is required", "REDIS_URL"}},
 		{"bad duration", with(map[string]string{"READER_REDIS_TTL": "forever"}), nil, []string{"READER_REDIS_TTL", "not a duration"}},
 		{"bad integer", with(map[string]string{"READER_CACHE_BYTES": "1GB"}), nil, []string{"READER_CACHE_BYTES", "not an integer"}},
@@ -115,8 +117,9 @@ func TestMatchesEnvconfig(t *testing.T) {
 	env := with(map[string]string{
 		"READER_LISTEN_ADDR": ":9999", "READER_CACHE_BYTES": "1024", "READER_NEGATIVE_TTL": "500ms",
 		"LOG_LEVEL": "debug", "READER_WARM_COUNT": "7", "READER_DB_MAX_CONNS": "3",
+		"WARM_TIMEOUT": "1h", "READER_DB_QUERY_TIMEOUT": "1s", "REDIS_TTL": "1m",
 	})
-	for _, name := range config.Names() {
+	for _, name := range append(config.Names(), "WARM_TIMEOUT", "REDIS_TTL") {
 		if _, ok := os.LookupEnv(name); ok {
 			t.Setenv(name, "") // cleared below, restored at cleanup
 			os.Unsetenv(name)
@@ -147,10 +150,30 @@ func TestNames(t *testing.T) {
 			t.Errorf("Names() lacks %s", want)
 		}
 	}
+	for _, v := range config.Vars() {
+		wantFallback := map[string]bool{"DATABASE_URL": true, "REDIS_URL": true, "LOG_FORMAT": true, "LOG_LEVEL": true}
+		if (v.Fallback != "") != wantFallback[strings.TrimPrefix(v.Name, "READER_")] {
+			t.Errorf("%s has fallback %q", v.Name, v.Fallback)
+		}
+	}
 	if n := len(config.Vars()); n != reflect.TypeFor[config.Config]().NumField() {
 		t.Errorf("Vars() has %d entries for %d fields", n, reflect.TypeFor[config.Config]().NumField())
 	}
 	if !strings.Contains(config.Usage(), "READER_WARM_COUNT") {
 		t.Error("Usage() does not document READER_WARM_COUNT")
+	}
+}
+
+// TestREADME keeps the documentation's table in step with the code.
+func TestREADME(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Vars() {
+		if !strings.Contains(string(b), "| `"+v.Name+"` |") {
+			t.Errorf("README.md does not document %s", v.Name)
+		}
 	}
 }

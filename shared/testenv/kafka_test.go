@@ -136,3 +136,121 @@ func TestKafkaTopicsAreUnique(t *testing.T) {
 		t.Errorf("topic %s has %d partitions, want 6", a, got)
 	}
 }
+
+// TestKafkaGroupSharesPartitions checks that two librdkafka members of one
+// group split the topic's partitions between them and together read and
+// commit every message, as two ingestor replicas would. A commit racing a
+// rebalance fails (illegal generation) and its messages are read again by
+// the partition's new owner: delivery is at least once.
+func TestKafkaGroupSharesPartitions(t *testing.T) {
+	t.Parallel()
+	k := Kafka(t)
+	topic := k.Topic(t, "orders", 6)
+	const n = 60
+	p, err := kafka.NewProducer(&kafka.ConfigMap{
+		"bootstrap.servers": k.Brokers, "enable.metrics.push": false,
+		// Flush counts undrained delivery reports as outstanding.
+		"go.delivery.reports": false,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range n {
+		// Explicit partitions: every partition gets messages.
+		err := p.Produce(&kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: int32(i % 6)},
+			Value:          fmt.Appendf(nil, "v%d", i),
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := p.Flush(30_000); left != 0 {
+		t.Fatalf("%d messages not delivered", left)
+	}
+
+	group := topic + "-group"
+	newMember := func() *kafka.Consumer {
+		c, err := kafka.NewConsumer(&kafka.ConfigMap{
+			"bootstrap.servers":             k.Brokers,
+			"group.id":                      group,
+			"auto.offset.reset":             "earliest",
+			"enable.auto.commit":            false,
+			"session.timeout.ms":            6000,
+			"partition.assignment.strategy": "cooperative-sticky",
+			"enable.metrics.push":           false,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if err := c.Subscribe(topic, nil); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	members := []*kafka.Consumer{newMember(), newMember()}
+	all := make([]kafka.TopicPartition, 6)
+	for i := range all {
+		all[i] = kafka.TopicPartition{Topic: &topic, Partition: int32(i)}
+	}
+	// fullyCommitted reports whether the group's offsets are at the end of
+	// every partition (n/6 messages each).
+	fullyCommitted := func() bool {
+		parts, err := members[0].Committed(all, 5000)
+		if err != nil {
+			return false
+		}
+		for _, p := range parts {
+			if p.Offset != kafka.Offset(n/6) {
+				return false
+			}
+		}
+		return true
+	}
+	seen := map[string]int{}
+	perMember := make([]int, len(members))
+	var commitErrs []error
+	deadline := time.Now().Add(60 * time.Second)
+	lastCheck := time.Now()
+	for done := false; !done && time.Now().Before(deadline); {
+		assigned := 0
+		for i, c := range members {
+			ev := c.Poll(50)
+			if m, ok := ev.(*kafka.Message); ok && m.TopicPartition.Error == nil {
+				seen[string(m.Value)]++
+				perMember[i]++
+				if _, err := c.CommitMessage(m); err != nil {
+					commitErrs = append(commitErrs, err)
+				}
+			}
+			if parts, err := c.Assignment(); err == nil && len(parts) > 0 {
+				assigned++
+			}
+		}
+		if len(seen) == n && assigned == len(members) && time.Since(lastCheck) > 200*time.Millisecond {
+			lastCheck = time.Now()
+			done = fullyCommitted()
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("group read %d of %d messages", len(seen), n)
+	}
+	if !fullyCommitted() {
+		t.Fatalf("the group's offsets do not reach the end of every partition")
+	}
+	for _, err := range commitErrs {
+		var kerr kafka.Error
+		if !errors.As(err, &kerr) || (kerr.Code() != kafka.ErrIllegalGeneration && kerr.Code() != kafka.ErrRebalanceInProgress) {
+			t.Errorf("commit failed for a reason other than a rebalance: %v", err)
+		}
+	}
+	for i, c := range members {
+		parts, err := c.Assignment()
+		if err != nil || len(parts) == 0 || len(parts) == 6 {
+			t.Errorf("member %d holds %d of 6 partitions (err %v), want a share", i, len(parts), err)
+		}
+	}
+	t.Logf("messages read per member: %v; commits lost to rebalances: %d", perMember, len(commitErrs))
+}

@@ -187,6 +187,14 @@ func TestK8sStructure(t *testing.T) {
 			}
 		}
 	}
+	// The images compose builds are the ones the manifests run.
+	c := loadCompose(t)
+	for svc, key := range map[string]string{"ingestor": "Deployment/ingestor", "reader": "Deployment/reader", "migrate": "Job/orders-migrate"} {
+		repo, _, _ := strings.Cut(c.service(t, svc).Image, ":")
+		if img := digString(b.container(t, key), "image"); img != repo {
+			t.Errorf("%s runs image %q; compose builds %s as %q", key, img, svc, repo)
+		}
+	}
 }
 
 func TestK8sWorkloads(t *testing.T) {

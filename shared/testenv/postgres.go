@@ -204,7 +204,11 @@ func connectPGServer(ctx context.Context, u, source string) (*pgServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
-	cfg.MaxConns = 4
+	// Many test processes share the server and its max_connections (100 by
+	// default): hold few admin connections, and not while idle.
+	cfg.MaxConns = 3
+	cfg.MaxConnIdleTime = 5 * time.Second
+	cfg.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)

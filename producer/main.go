@@ -107,7 +107,6 @@ type config struct {
 	duration  time.Duration
 	dryRun    bool
 	workers   int
-	unlimited bool // --generate 0
 
 	connectTimeout time.Duration
 	flushTimeout   time.Duration
@@ -202,7 +201,6 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 	}
 	if c.generate >= 0 {
 		modes = append(modes, "--generate")
-		c.unlimited = c.generate == 0
 	} else if c.generate < -1 {
 		return nil, usagef("--generate: want N >= 0, got %d", c.generate)
 	}
@@ -231,6 +229,8 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 		return nil, usagef("--bad-rate: want a fraction in [0,1), got %v", c.badRate)
 	case c.badRate > 0 && c.bad >= 0:
 		return nil, usagef("--bad-rate mixes bad messages into --sample, --generate or --file; --bad sends only bad ones")
+	case c.interval <= 0:
+		return nil, usagef("--progress-interval: want a positive duration, got %v", c.interval)
 	case c.workers < 1:
 		return nil, usagef("--workers: want at least 1, got %d", c.workers)
 	case c.rate < 0:

@@ -121,6 +121,8 @@ func TestUsageErrors(t *testing.T) {
 		{"positional", []string{"--sample", "extra"}, "unexpected argument"},
 		{"bad zero", []string{"--bad", "0"}, "--bad"},
 		{"progress mode", []string{"--sample", "--progress", "fancy"}, "progress mode"},
+		{"progress interval", []string{"--sample", "--progress-interval", "0s"}, "--progress-interval"},
+		{"workers", []string{"--generate", "3", "--workers", "0"}, "--workers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one kills at once (default action).
+	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "ingestor:", err)
 		os.Exit(1)
@@ -108,6 +110,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	}
 	defer dlq.Close(10 * time.Second)
 
+	ln, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		return fmt.Errorf("ops listener: %w", err)
+	}
+	defer ln.Close() // closed by Shutdown on the normal path; this covers early returns
+
 	pipeline := ingest.New(log, m, cfg.MaxMessageSize, writer, cache, dlq,
 		ingest.Retry{Initial: cfg.RetryInitial, Max: cfg.RetryMax})
 	consumer, err := kafka.NewConsumer(log, m, kafka.ConsumerConfig{
@@ -119,10 +127,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		return fmt.Errorf("ops listener: %w", err)
-	}
 	srv := &http.Server{
 		Handler: ops.NewHandler(m.Registry, map[string]ops.Check{
 			"kafka": func(context.Context) error {

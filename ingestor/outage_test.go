@@ -182,13 +182,17 @@ func TestRedisOutageDoesNotStopIngestion(t *testing.T) {
 	if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusOK {
 		t.Errorf("/readyz = %d with Redis down, want 200 (the cache is optional)", s)
 	}
-	// Once Redis is back, new orders are cached again.
+	// Once Redis is back, new orders are cached again (after the pause
+	// that follows a failure: keep sending until one is cached).
 	proxy.Restore()
-	o := gen.Order()
-	e.produce(t, 1, orderRecord(t, o))
-	eventually(t, 20*time.Second, func() string {
-		if err := e.redis.Client.Get(context.Background(), e.redis.Prefix+"order:"+o.OrderUID).Err(); err != nil {
-			return fmt.Sprintf("GET: %v", err)
+	var keys []string
+	eventually(t, 30*time.Second, func() string {
+		o := gen.Order()
+		e.produce(t, 1, orderRecord(t, o))
+		keys = append(keys, e.redis.Prefix+"order:"+o.OrderUID)
+		time.Sleep(200 * time.Millisecond) // pacing the probes, not synchronisation
+		if n := e.redis.Client.Exists(context.Background(), keys...).Val(); n == 0 {
+			return fmt.Sprintf("none of %d orders sent after the restore is cached", len(keys))
 		}
 		return ""
 	})

@@ -101,7 +101,10 @@ type Pipeline struct {
 
 	// dbFailing is true while database writes fail transiently.
 	dbFailing atomic.Bool
-	now       func() time.Time
+	// cacheFailing and cacheSkipUntil track a failing cache (see setCache).
+	cacheFailing   bool
+	cacheSkipUntil time.Time
+	now            func() time.Time
 }
 
 // New returns a Pipeline. maxSize is the message size limit in bytes.
@@ -261,11 +264,7 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 		}
 	}
 
-	if failed, err := p.cache.Set(ctx, cache); err != nil {
-		p.metrics.RedisErrors.Add(float64(failed))
-		p.log.Warn("cache write failed; orders are stored, the reader will fall back to PostgreSQL",
-			"failed", failed, "error", err)
-	}
+	p.setCache(ctx, cache)
 
 	if err := p.deadLetter(ctx, entries, wait); err != nil {
 		return err
@@ -304,6 +303,40 @@ func (p *Pipeline) prepareOne(m *Message) entry {
 	}
 	e.order, e.canonical, e.sha = o, canonical, sha256.Sum256(canonical)
 	return e
+}
+
+// cachePause is how long cache writes are skipped after one failed: a
+// black-holed Redis would otherwise cost every batch the full cache
+// timeout.
+const cachePause = 5 * time.Second
+
+// setCache writes the stored orders to the cache. Failures are logged once
+// per state change and counted; they never fail the batch. After a failure
+// the cache is left alone for cachePause (the skipped orders are counted as
+// errors too: the reader falls back to PostgreSQL for them).
+func (p *Pipeline) setCache(ctx context.Context, entries []redis.Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	if now := p.now(); now.Before(p.cacheSkipUntil) {
+		p.metrics.RedisErrors.Add(float64(len(entries)))
+		return
+	}
+	failed, err := p.cache.Set(ctx, entries)
+	if err != nil {
+		p.metrics.RedisErrors.Add(float64(failed))
+		if !p.cacheFailing {
+			p.log.Warn("cache writes failing; orders are still stored, the reader falls back to PostgreSQL",
+				"failed", failed, "error", err)
+		}
+		p.cacheFailing = true
+		p.cacheSkipUntil = p.now().Add(cachePause)
+		return
+	}
+	if p.cacheFailing {
+		p.cacheFailing = false
+		p.log.Info("cache writes recovered")
+	}
 }
 
 // write stores orders, retrying transient failures; each retry writes only

@@ -113,6 +113,11 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 	if _, ok := cfg.Properties["session.timeout.ms"]; !ok {
 		_ = cm.SetKey("session.timeout.ms", 10_000) // a killed member's partitions move within seconds
 	}
+	if _, ok := cfg.Properties["queued.max.messages.kbytes"]; !ok {
+		// librdkafka prefetches up to 64 MiB by default; 16 MiB is still
+		// several full batches ahead and keeps the footprint small.
+		_ = cm.SetKey("queued.max.messages.kbytes", 16384)
+	}
 	if _, ok := cfg.Properties["heartbeat.interval.ms"]; !ok {
 		_ = cm.SetKey("heartbeat.interval.ms", 1_000)
 	}

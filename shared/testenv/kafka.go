@@ -33,8 +33,9 @@ var kafkaShared struct {
 
 // Kafka returns a Kafka cluster: the one named by TEST_KAFKA_BROKERS, a
 // container when a Docker engine answers, else a new in-process kfake
-// cluster closed when the test ends. Topics are not created automatically:
-// create them with Topic.
+// cluster closed when the test ends. Topics are not created automatically
+// (as on a production broker): create them with Topic. Consumer groups
+// accept session timeouts down to one second, for fast rebalances.
 func Kafka(t testing.TB) *KafkaEnv {
 	t.Helper()
 	kafkaShared.once.Do(func() {

@@ -197,3 +197,46 @@ func TestRedisOutageDoesNotStopIngestion(t *testing.T) {
 		return ""
 	})
 }
+
+// While the dead-letter topic cannot be written, the offset of the message
+// to dead-letter does not move (its valid neighbour is stored meanwhile);
+// once the topic exists, the dead letter is delivered and the offset moves.
+func TestDeadLetterTopicUnavailableHoldsTheOffset(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	cfg := e.config()
+	cfg.KafkaDLQTopic = e.dlq + "-late"
+	cfg.BatchLinger = 300 * time.Millisecond // both messages in one batch
+	in := start(t, cfg)
+
+	good := ordergen.New(9).Order()
+	e.produce(t, 1, &kgo.Record{Key: []byte("bad"), Value: []byte("not json")}, orderRecord(t, good))
+	eventually(t, 20*time.Second, func() string {
+		if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders WHERE order_uid=$1`, good.OrderUID); n != 1 {
+			return "valid neighbour not stored"
+		}
+		return ""
+	})
+	// The batch is stuck on its dead letter: nothing may be committed.
+	for range 10 {
+		if c := e.committed(t); c[0] != 0 {
+			t.Fatalf("committed %v while the dead letter is not written", c)
+		}
+		time.Sleep(100 * time.Millisecond) // sampling an invariant over time
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.adm.CreateTopic(ctx, 1, 1, nil, cfg.KafkaDLQTopic); err != nil {
+		t.Fatalf("create the dead-letter topic: %v", err)
+	}
+	eventually(t, 60*time.Second, func() string {
+		if c := e.committed(t); c[0] != 2 {
+			return fmt.Sprintf("committed %v, want 2 once the dead letter is written", c)
+		}
+		return ""
+	})
+	if v := metric(t, in.ops, `ingestor_messages_total{outcome="dead_lettered",reason="malformed"}`); v != 1 {
+		t.Errorf("dead_lettered{malformed} = %v, want 1", v)
+	}
+}

@@ -231,6 +231,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		return err
 	})
 	s.add("reader", base+metricsPath)
+	// The liveness path the k8s probes use answers on the real binary.
+	if code, body, err := httpGet(ctx, base+livePath); err != nil || code != http.StatusOK {
+		t.Errorf("reader %s: %d %s %v", livePath, code, body, err)
+	}
 
 	warm := renv["READER_WARM_COUNT"]
 	rows, err := pg.Pool.Query(ctx, "SELECT order_uid FROM orders ORDER BY date_created DESC, order_uid DESC")

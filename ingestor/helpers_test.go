@@ -348,7 +348,7 @@ func binary(t testing.TB) string {
 		binPath = filepath.Join(dir, "ingestor")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+			binErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if binErr != nil {
@@ -398,7 +398,9 @@ func startBinary(t testing.TB, cfg config.Config, name string) *proc {
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-p.done
+		if err := <-p.done; err != nil {
+			t.Logf("%s: %v", name, err) // killed by the cleanup or the test: expected
+		}
 	})
 	eventually(t, 30*time.Second, func() string {
 		if s := httpStatus("http://" + ops + "/healthz"); s != http.StatusOK {

@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // newLogger returns the JSON logger, or tint's coloured text one.
 func newLogger(cfg config.Config, getenv func(string) string, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "text" {
-		return slog.New(tint.NewHandler(w, &tint.Options{
+		return slog.New(tint.NewTextHandler(w, &tint.Options{
 			Level: cfg.LogLevel, TimeFormat: time.TimeOnly, NoColor: getenv("NO_COLOR") != "",
 		}))
 	}

@@ -286,8 +286,10 @@ func (c *Consumer) poll(timeoutMs int) error {
 	switch ev := c.c.Poll(timeoutMs).(type) {
 	case *ckafka.Message:
 		if ev.TopicPartition.Error != nil {
+			// A per-partition consume error (e.g. a failed fetch) is not the
+			// loop's error: librdkafka retries on its own.
 			c.log.Warn("consume error", "partition", ev.TopicPartition.Partition, "error", ev.TopicPartition.Error)
-			return nil
+			return nil //nolint:nilerr // logged above, see the comment
 		}
 		if !c.assigned[ev.TopicPartition.Partition] {
 			return nil // raced with a revocation: the new owner gets it

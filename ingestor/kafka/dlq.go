@@ -127,7 +127,7 @@ func (d *DeadLetterProducer) Send(ctx context.Context, letters []ingest.DeadLett
 				delivered[pd.i] = true
 				continue
 			}
-			if kerr, ok := err.(ckafka.Error); ok && kerr.Code() == ckafka.ErrMsgSizeTooLarge && !pd.dropped {
+			if isCode(err, ckafka.ErrMsgSizeTooLarge) && !pd.dropped {
 				// The topic cannot take the original bytes: publish the
 				// record without them rather than block the partition
 				// forever. The headers still say where to find them.

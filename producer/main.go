@@ -95,24 +95,47 @@ type config struct {
 	brokers, topic string
 	props          map[string]string
 
-	sample    bool
-	generate  int
-	seed      int64
-	seedSet   bool
-	file      string
-	raw       bool
-	bad       int
-	badRate   float64
-	rate      float64
-	duration  time.Duration
-	dryRun    bool
-	workers   int
+	sample   bool
+	generate int
+	seed     int64
+	seedSet  bool
+	file     string
+	raw      bool
+	bad      int
+	badRate  float64
+	rate     float64
+	duration time.Duration
+	dryRun   bool
+	workers  int
 
 	connectTimeout time.Duration
 	flushTimeout   time.Duration
 	progress       progress.Mode
 	interval       time.Duration
 	verbose        bool
+}
+
+// count is an integer flag that remembers whether it was given, so that
+// --generate 0 differs from no --generate, and help shows no fake default.
+type count struct {
+	n   int
+	set bool
+}
+
+func (c *count) String() string {
+	if c == nil || !c.set {
+		return ""
+	}
+	return strconv.Itoa(c.n)
+}
+
+func (c *count) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	c.n, c.set = n, true
+	return nil
 }
 
 // props collects repeatable -X key=value flags.
@@ -158,12 +181,13 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 	fs.Var(props(c.props), "X", "librdkafka property `key=value`, repeatable (overrides the defaults)")
 
 	fs.BoolVar(&c.sample, "sample", false, "send the canonical sample order (model.json)")
-	fs.IntVar(&c.generate, "generate", -1, "send `N` random valid orders (0: until --duration or Ctrl-C)")
+	var generate, bad count
+	fs.Var(&generate, "generate", "send `N` random valid orders (0: until --duration or Ctrl-C)")
 	fs.Int64Var(&c.seed, "seed", 0, "random `seed` for --generate, --bad and --bad-rate (default: time-based, printed)")
 	fs.IntVar(&c.workers, "workers", 4, "goroutines generating orders in parallel; part of what --seed reproduces")
 	fs.StringVar(&c.file, "file", "", "send the orders in `PATH` (JSON array, object or NDJSON; - for stdin)")
 	fs.BoolVar(&c.raw, "raw", false, "with --file: send elements as they are, without validating them")
-	fs.IntVar(&c.bad, "bad", -1, "send `K` bad messages cycling through every dead-letter class")
+	fs.Var(&bad, "bad", "send `K` bad messages cycling through every dead-letter class")
 	fs.Float64Var(&c.badRate, "bad-rate", 0, "mix bad messages into the stream: fraction `P` in [0,1)")
 
 	fs.Float64Var(&c.rate, "rate", 0, "messages per second, `R` (0: as fast as possible)")
@@ -185,6 +209,14 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q", fs.Arg(0))
 	}
+	// -1: not given.
+	c.generate, c.bad = -1, -1
+	if generate.set {
+		c.generate = generate.n
+	}
+	if bad.set {
+		c.bad = bad.n
+	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "seed" {
 			c.seedSet = true
@@ -199,21 +231,20 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 	if c.sample {
 		modes = append(modes, "--sample")
 	}
+	if generate.set && c.generate < 0 {
+		return nil, usagef("--generate: want N >= 0, got %d", c.generate)
+	}
 	if c.generate >= 0 {
 		modes = append(modes, "--generate")
-	} else if c.generate < -1 {
-		return nil, usagef("--generate: want N >= 0, got %d", c.generate)
 	}
 	if c.file != "" {
 		modes = append(modes, "--file")
 	}
-	if c.bad >= 0 {
+	if bad.set {
 		modes = append(modes, "--bad")
-		if c.bad == 0 {
-			return nil, usagef("--bad: want K >= 1")
+		if c.bad < 1 {
+			return nil, usagef("--bad: want K >= 1, got %d", c.bad)
 		}
-	} else if c.bad < -1 {
-		return nil, usagef("--bad: want K >= 1, got %d", c.bad)
 	}
 	switch len(modes) {
 	case 0:

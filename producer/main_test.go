@@ -120,6 +120,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad -X", []string{"--sample", "-X", "novalue"}, "key=value"},
 		{"positional", []string{"--sample", "extra"}, "unexpected argument"},
 		{"bad zero", []string{"--bad", "0"}, "--bad"},
+		{"negative generate", []string{"--generate", "-2"}, "--generate: want N >= 0"},
+		{"generate not a number", []string{"--generate", "ten"}, "not an integer"},
 		{"progress mode", []string{"--sample", "--progress", "fancy"}, "progress mode"},
 		{"progress interval", []string{"--sample", "--progress-interval", "0s"}, "--progress-interval"},
 		{"workers", []string{"--generate", "3", "--workers", "0"}, "--workers"},

@@ -323,6 +323,9 @@ func BenchmarkGetUnknownFlood(b *testing.B) {
 	for b.Loop() {
 		compare(b, "unknown", base, paths, body)
 	}
+	b.Logf("negative-cache hits %v, database misses %v",
+		scrape(b, base, `reader_cache_lookups_total{result="hit",tier="negative"}`),
+		scrape(b, base, `reader_cache_lookups_total{result="miss",tier="db"}`))
 }
 
 // BenchmarkGetUncached: 10,000 distinct orders, each requested once, none

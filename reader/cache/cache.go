@@ -184,18 +184,25 @@ func (t *Tiered) Close() {
 	}
 }
 
-// Cached returns the order when the in-process tier holds it, else nil.
-// It never waits: callers use it to skip setting up a deadline for a
-// lookup that cannot block.
-func (t *Tiered) Cached(uid string) *Order {
-	if t.local == nil {
-		return nil
+// Cached answers from memory alone: the order when the in-process tier
+// holds it; ErrNotFound when the negative cache knows the uid as unknown;
+// (nil, nil) when only Get can tell. It never waits, so callers skip
+// setting up a deadline for a lookup that cannot block.
+func (t *Tiered) Cached(uid string) (*Order, error) {
+	if t.local != nil {
+		if o, ok := t.local.GetIfPresent(uid); ok {
+			t.c.localHit.Inc()
+			return o, nil
+		}
 	}
-	o, ok := t.local.GetIfPresent(uid)
-	if ok {
-		t.c.localHit.Inc()
+	if t.negative != nil {
+		if _, ok := t.negative.GetIfPresent(uid); ok {
+			t.c.localMiss.Inc()
+			t.c.negHit.Inc()
+			return nil, ErrNotFound
+		}
 	}
-	return o
+	return nil, nil
 }
 
 type loaded struct {

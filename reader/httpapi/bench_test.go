@@ -19,7 +19,7 @@ import (
 // the benchmark measures the HTTP stack alone.
 type fixedOrders struct{ o *cache.Order }
 
-func (f fixedOrders) Cached(string) *cache.Order { return f.o }
+func (f fixedOrders) Cached(string) (*cache.Order, error) { return f.o, nil }
 
 func (f fixedOrders) Get(context.Context, string) (*cache.Order, cache.Source, error) {
 	return f.o, cache.Local, nil

@@ -52,12 +52,16 @@ func getOrder(log *slog.Logger, orders Orders, timeout time.Duration) http.Handl
 				"order_uid must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")
 			return
 		}
-		o, src := orders.Cached(uid), cache.Local
+		o, err := orders.Cached(uid)
+		src := cache.Local
+		if err != nil {
+			orderError(log, w, r, err)
+			return
+		}
 		if o == nil {
 			ctx, cancel := context.WithTimeoutCause(r.Context(), timeout, errRequestTimeout)
 			defer cancel()
 			r = r.WithContext(ctx)
-			var err error
 			if o, src, err = orders.Get(ctx, uid); err != nil {
 				orderError(log, w, r, err)
 				return

@@ -19,8 +19,9 @@ import (
 
 // Orders looks orders up (cache.Tiered).
 type Orders interface {
-	// Cached returns the order when the in-process tier holds it, else nil.
-	Cached(uid string) *cache.Order
+	// Cached answers from memory alone: the order, cache.ErrNotFound for a
+	// uid known to be unknown, or (nil, nil) when only Get can tell.
+	Cached(uid string) (*cache.Order, error)
 	// Get looks the order up in every tier.
 	Get(ctx context.Context, uid string) (*cache.Order, cache.Source, error)
 }

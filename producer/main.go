@@ -82,8 +82,10 @@ type usageError struct{ error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// corrupterStream is the worker number whose seed the --bad-rate generator
-// uses: far above any real worker count.
+// corrupterStream is the worker number whose seed the generator of bad
+// messages uses: far above any real worker count, so that their uids never
+// collide with those of --generate's orders, in this run or in a run of
+// --generate with the same seed.
 const corrupterStream = 1 << 30
 
 // errInterrupted is returned when a signal stopped the run; what was sent
@@ -344,11 +346,9 @@ func openSource(ctx context.Context, c *config, stdin io.Reader) (source.Source,
 		}
 		src = s
 	case c.bad > 0:
-		return source.Bad(source.NewCorrupter(ordergen.New(c.seed)), c.bad), nil
+		return source.Bad(source.NewCorrupter(ordergen.New(source.WorkerSeed(c.seed, corrupterStream))), c.bad), nil
 	}
 	if c.badRate > 0 {
-		// Bad messages are built from orders of their own stream, so that
-		// their uids never collide with the good ones'.
 		gen := ordergen.New(source.WorkerSeed(c.seed, corrupterStream))
 		// Reproducible test data, not secrets: a seeded PRNG is what is wanted.
 		rng := rand.New(rand.NewPCG(uint64(c.seed), 0x6261642d72617465)) //nolint:gosec // "bad-rate" stream

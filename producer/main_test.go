@@ -187,3 +187,31 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestBadAndGeneratedUIDsNeverCollide(t *testing.T) {
+	t.Parallel()
+	keys := func(args ...string) map[string]bool {
+		c, err := parseFlags(append([]string{"--seed", "1", "--dry-run"}, args...), func(string) string { return "" }, new(bytes.Buffer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := openSource(t.Context(), c, strings.NewReader(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for {
+			m, err := src.Next()
+			if err != nil {
+				return out
+			}
+			out[string(m.Key)] = true
+		}
+	}
+	good := keys("--generate", "100")
+	for k := range keys("--bad", "27") {
+		if good[k] {
+			t.Errorf("--bad and --generate with the same seed both use order_uid %s", k)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -79,6 +80,7 @@ func (e *env) config() config.Config {
 // instance is an ingestor running in the test process.
 type instance struct {
 	ops    string
+	logs   *syncBuffer // everything the instance logged (JSON lines)
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -88,8 +90,8 @@ func start(t testing.TB, cfg config.Config) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
-	in := &instance{cancel: cancel, done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	in := &instance{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	log := slog.New(slog.NewJSONHandler(io.MultiWriter(t.Output(), in.logs), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	go func() { in.done <- serve(ctx, cfg, log, ready) }()
 	select {
 	case in.ops = <-ready:
@@ -328,6 +330,38 @@ func canonicalSHA(t testing.TB, o *model.Order) ([]byte, [32]byte) {
 		t.Fatal(err)
 	}
 	return c, sha256.Sum256(c)
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// checkNoPersonalData fails if the logs contain any customer's name,
+// phone, e-mail or address.
+func checkNoPersonalData(t testing.TB, logs string, orders ...*model.Order) {
+	t.Helper()
+	for _, o := range orders {
+		d := o.Delivery
+		for _, v := range []string{d.Name, d.Phone, d.Email, d.Address} {
+			if strings.Contains(logs, v) {
+				t.Errorf("logs contain personal data of order %s: %q", o.OrderUID, v)
+			}
+		}
+	}
 }
 
 var (

@@ -185,6 +185,7 @@ func TestBadInputIsDeadLetteredAndNeighboursStored(t *testing.T) {
 		}
 		return ""
 	})
+	checkNoPersonalData(t, in.logs.String(), good1, good2, invalid, reused, big)
 	for _, reason := range []string{"malformed", "too_large", "invalid", "db_permanent"} {
 		want := 1.0
 		if reason == "malformed" {

@@ -93,7 +93,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	}
 	cancel()
 
-	rc, err := redis.NewClient(cfg.RedisURL)
+	rc, err := redis.NewClient(cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return err
 	}

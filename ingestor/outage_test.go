@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
 )
@@ -18,16 +20,20 @@ import (
 // ledger remembers where every produced order went, for the invariant
 // "committed offsets are never ahead of stored data".
 type ledger struct {
-	mu    sync.Mutex
-	sent  []sent
-	items int
+	mu     sync.Mutex
+	sent   []sent
+	items  int
+	orders []*model.Order
 }
 
-func (l *ledger) add(s []sent, items int) {
+func (l *ledger) add(s []sent, orders ...*model.Order) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sent = append(l.sent, s...)
-	l.items += items
+	for _, o := range orders {
+		l.items += len(o.Items)
+	}
+	l.orders = append(l.orders, orders...)
 }
 
 // checkCommitted fails the test if a committed offset covers a message
@@ -56,13 +62,13 @@ func (e *env) checkCommitted(t *testing.T, l *ledger) {
 func (e *env) produceStream(t *testing.T, gen *ordergen.Generator, n, chunk int, partitions int32, l *ledger) {
 	for done := 0; done < n; done += chunk {
 		recs := make([]*kgo.Record, 0, chunk)
-		items := 0
+		var orders []*model.Order
 		for i := 0; i < chunk && done+i < n; i++ {
 			o := gen.Order()
-			items += len(o.Items)
+			orders = append(orders, o)
 			recs = append(recs, orderRecord(t, o))
 		}
-		l.add(e.produce(t, partitions, recs...), items)
+		l.add(e.produce(t, partitions, recs...), orders...)
 		time.Sleep(5 * time.Millisecond) // pacing the stream, not synchronisation
 	}
 }
@@ -150,6 +156,15 @@ func TestPostgresOutageMidStream(t *testing.T) {
 	if n := e.dlqCount(t); n != 0 {
 		t.Errorf("%d dead letters, want 0", n)
 	}
+	// One log line when the outage starts and one when it ends, however
+	// many retries there were.
+	logs := in.logs.String()
+	for _, msg := range []string{`"msg":"stage failing transiently`, `"msg":"stage recovered`} {
+		if n := strings.Count(logs, msg); n != 1 {
+			t.Errorf("%d log lines %s, want 1", n, msg)
+		}
+	}
+	checkNoPersonalData(t, logs, l.orders...)
 }
 
 // A Redis that does not answer never stops ingestion: orders are stored,

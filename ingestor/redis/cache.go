@@ -27,15 +27,20 @@ type Cache struct {
 	timeout time.Duration
 }
 
-// NewClient parses url (redis:// or rediss://) and returns a client that
-// does not retry on its own: a cache write that fails is simply counted.
-func NewClient(url string) (*goredis.Client, error) {
+// NewClient parses url (redis:// or rediss://) and returns a client whose
+// every operation (dial, handshake, pipeline) is bounded by timeout and
+// that does not retry on its own: a cache write that fails is counted, and
+// the order's next write refreshes it anyway.
+func NewClient(url string, timeout time.Duration) (*goredis.Client, error) {
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, errors.New("parse REDIS_URL: invalid Redis URL") // never echo a password
 	}
-	opts.MaxRetries = -1 // no retries: the next delivery of the order will refresh it anyway
-	opts.DialTimeout = time.Second
+	opts.MaxRetries = -1
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+	opts.PoolTimeout = timeout
+	// Without this go-redis ignores the context's deadline on the socket.
+	opts.ContextTimeoutEnabled = true
 	return goredis.NewClient(opts), nil
 }
 

@@ -1,0 +1,76 @@
+package redis
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestSetWritesPrefixedKeysWithTTL(t *testing.T) {
+	t.Parallel()
+	env := testenv.Redis(t)
+	client, err := NewClient(env.URL, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c := New(client, env.Prefix, time.Hour, time.Second)
+	entries := []Entry{{UID: "a", Canonical: []byte(`{"order_uid":"a"}`)}, {UID: "b", Canonical: []byte(`{"order_uid":"b"}`)}}
+	if failed, err := c.Set(context.Background(), entries); err != nil || failed != 0 {
+		t.Fatalf("Set: %d failed, %v", failed, err)
+	}
+	for _, e := range entries {
+		key := env.Prefix + "order:" + e.UID
+		if got := env.Client.Get(context.Background(), key).Val(); got != string(e.Canonical) {
+			t.Errorf("GET %s = %q, want %q", key, got, e.Canonical)
+		}
+		if ttl := env.Client.TTL(context.Background(), key).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+			t.Errorf("TTL %s = %s, want about 1h", key, ttl)
+		}
+	}
+}
+
+// A Redis that does not answer fails the whole pipeline within the timeout.
+func TestSetReportsEveryFailure(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts and never answers: a black hole
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+		}
+	}()
+	client, err := NewClient("redis://"+ln.Addr().String()+"/0", 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c := New(client, "", time.Hour, 200*time.Millisecond)
+	start := time.Now()
+	failed, err := c.Set(context.Background(), []Entry{{UID: "a", Canonical: []byte("{}")}, {UID: "b", Canonical: []byte("{}")}})
+	if err == nil || failed != 2 {
+		t.Fatalf("Set to a black hole: %d failed, %v; want 2 and an error", failed, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Set took %s, want it bounded by the 200ms timeout", d)
+	}
+}
+
+func TestNewClientRejectsBadURL(t *testing.T) {
+	t.Parallel()
+	if _, err := NewClient("http://user:secret@host", time.Second); err == nil {
+		t.Fatal("NewClient accepted an http URL")
+	}
+}

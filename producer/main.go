@@ -472,8 +472,12 @@ func summarize(w io.Writer, c *config, s send.Stats, elapsed time.Duration) {
 		where = "to stdout (dry run)"
 	}
 	rate := float64(s.Delivered) / max(elapsed.Seconds(), 1e-9)
-	fmt.Fprintf(w, "sent %d messages %s in %s (%s msg/s); failed %d",
-		s.Delivered, where, elapsed.Round(time.Millisecond), strconv.FormatFloat(rate, 'f', 0, 64), s.Failed)
+	noun := "messages"
+	if s.Delivered == 1 {
+		noun = "message"
+	}
+	fmt.Fprintf(w, "sent %d %s %s in %s (%s msg/s); failed %d",
+		s.Delivered, noun, where, elapsed.Round(time.Millisecond), strconv.FormatFloat(rate, 'f', 0, 64), s.Failed)
 	if c.generate >= 0 || c.bad > 0 || c.badRate > 0 {
 		fmt.Fprintf(w, "; seed %d", c.seed)
 	}

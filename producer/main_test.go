@@ -31,7 +31,7 @@ func TestSampleIsConsumedBack(t *testing.T) {
 	if string(recs[0].Key) != "b563feb7b2b84b6test" {
 		t.Errorf("key = %q, want the order_uid", recs[0].Key)
 	}
-	if !strings.Contains(r.stderr, "sent 1 messages") || !strings.Contains(r.stderr, "failed 0") {
+	if !strings.Contains(r.stderr, "sent 1 message to") || !strings.Contains(r.stderr, "failed 0") {
 		t.Errorf("summary missing or wrong:\n%s", r.stderr)
 	}
 }

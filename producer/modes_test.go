@@ -373,7 +373,7 @@ func TestInterruptFlushesAndReports(t *testing.T) {
 		t.Errorf("exit code %d (err %v), want %d", code, r.err, exitInterrupted)
 	}
 	n := countRecords(t, brokers, topic)
-	if want := fmt.Sprintf("sent %d messages", n); !strings.Contains(r.stderr, want) {
+	if want := fmt.Sprintf("sent %d message", n); !strings.Contains(r.stderr, want) {
 		t.Errorf("summary %q does not report the %d messages in the topic", r.stderr, n)
 	}
 	if !strings.Contains(r.stderr, "failed 0") {

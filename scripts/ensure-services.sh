@@ -36,8 +36,9 @@ say() { echo "ensure-services: $*"; }
 
 pg_bin_dir() {
 	local d
-	# Debian keeps the server binaries off PATH, one directory per version.
-	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+	# Debian keeps the server binaries off PATH, one directory per version
+	# (newest first). Version directories are plain numbers.
+	for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k5 -n -r); do
 		if [[ -x $d/initdb && -x $d/postgres ]]; then
 			echo "$d"
 			return 0
@@ -71,8 +72,8 @@ redis_answers() {
 
 # wait_for NAME CHECK: poll CHECK for up to 30 s.
 wait_for() {
-	local name=$1 check=$2 i
-	for i in $(seq 1 60); do
+	local name=$1 check=$2 _
+	for _ in $(seq 1 60); do
 		if "$check"; then
 			return 0
 		fi
@@ -141,20 +142,32 @@ fi
 
 if pg_answers; then
 	if ((installed_postgres)); then
-		for v in $(ls /etc/postgresql 2>/dev/null); do
-			pg_ctlcluster --skip-systemctl-redirect "$v" main reload || true
+		for conf in /etc/postgresql/*/main; do
+			[[ -d $conf ]] || continue
+			v=${conf#/etc/postgresql/}
+			pg_ctlcluster --skip-systemctl-redirect "${v%/main}" main reload || true
 		done
 	fi
 elif [[ $(id -u) -eq 0 ]] && command -v pg_ctlcluster >/dev/null; then
-	version=$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1 || true)
+	version=""
+	for conf in /etc/postgresql/*/main; do
+		[[ -d $conf ]] || continue
+		v=${conf#/etc/postgresql/}
+		v=${v%/main}
+		if [[ -z $version ]] || ((v > version)); then
+			version=$v
+		fi
+	done
 	if [[ -z $version ]]; then
 		version=$(basename "$(dirname "$(pg_bin_dir)")")
 		say "creating PostgreSQL cluster $version/main"
-		pg_createcluster "$version" main
+		pg_createcluster "$version" main || true
 	fi
 	say "starting PostgreSQL $version/main"
-	pg_ctlcluster --skip-systemctl-redirect "$version" main start
-	wait_for PostgreSQL pg_answers
+	# A failure here is not fatal: the tests fall back to throwaway servers.
+	if ! pg_ctlcluster --skip-systemctl-redirect "$version" main start || ! wait_for PostgreSQL pg_answers; then
+		say "PostgreSQL $version/main does not answer on 127.0.0.1:5432: tests will start throwaway servers"
+	fi
 else
 	say "no PostgreSQL answers on 127.0.0.1:5432 and it cannot be started here: tests start throwaway servers from $(pg_bin_dir)"
 fi
@@ -164,9 +177,10 @@ if ! redis_answers; then
 	if [[ $(id -u) -eq 0 ]]; then
 		say "starting Redis on 127.0.0.1:6379"
 		mkdir -p /var/lib/redis /var/log/redis
-		redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-			--dir /var/lib/redis --logfile /var/log/redis/ci.log
-		wait_for Redis redis_answers
+		if ! redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+			--dir /var/lib/redis --logfile /var/log/redis/ci.log || ! wait_for Redis redis_answers; then
+			say "Redis does not answer on 127.0.0.1:6379: tests will start a throwaway redis-server"
+		fi
 	else
 		say "no Redis answers on 127.0.0.1:6379 and it cannot be started here: tests start a throwaway redis-server"
 	fi

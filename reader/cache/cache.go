@@ -97,7 +97,9 @@ type Tiered struct {
 	loadTimeout time.Duration
 	log         *slog.Logger
 	flight      singleflight.Group
-	fills       chan struct{} // bounds background Redis writes
+	fills       chan redis.Entry // orders loaded from the database, for Redis
+	stopFills   context.CancelFunc
+	fillsDone   chan struct{}
 	c           counters
 }
 
@@ -124,7 +126,7 @@ func New(o Options) (*Tiered, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, log: o.Logger,
-		fills: make(chan struct{}, 64)}
+		fills: make(chan redis.Entry, fillQueue), fillsDone: make(chan struct{})}
 	if o.LocalBytes > 0 {
 		local, err := otter.New(&otter.Options[string, *Order]{
 			MaximumWeight: uint64(o.LocalBytes),
@@ -163,6 +165,14 @@ func New(o Options) (*Tiered, error) {
 		n := nopCounter{}
 		t.c = counters{n, n, n, n, n, n, n, n, n, n}
 	}
+	// Started last: an error above leaves no goroutine behind.
+	if o.Remote != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		t.stopFills = stop
+		go t.writeFills(ctx)
+	} else {
+		close(t.fillsDone)
+	}
 	return t, nil
 }
 
@@ -174,8 +184,13 @@ func (t *Tiered) LocalBytes() uint64 {
 	return t.local.WeightedSize()
 }
 
-// Close stops the caches' background goroutines.
+// Close stops the caches' background goroutines. Orders still queued for
+// Redis are dropped.
 func (t *Tiered) Close() {
+	if t.stopFills != nil {
+		t.stopFills()
+	}
+	<-t.fillsDone
 	if t.local != nil {
 		t.local.StopAllGoroutines()
 	}
@@ -304,24 +319,53 @@ func (t *Tiered) putLocal(uid string, o *Order) {
 	}
 }
 
-// fillRemote writes an order loaded from the database to Redis in the
-// background, so the answer does not wait for it. When too many writes are
-// pending (Redis slow), the write is dropped: it is only a cache.
+const (
+	// fillQueue bounds the orders waiting for Redis; past it fills are
+	// dropped (Redis is only a cache, and slow or down when this fills).
+	fillQueue = 4096
+	// fillBatch is the most orders written in one pipeline.
+	fillBatch = 256
+)
+
+// fillRemote queues an order loaded from the database for Redis, so the
+// answer does not wait for the write.
 func (t *Tiered) fillRemote(uid string, body []byte) {
 	if t.remote == nil {
 		return
 	}
 	select {
-	case t.fills <- struct{}{}:
+	case t.fills <- redis.Entry{UID: uid, JSON: body}:
 	default:
-		return
 	}
-	go func() {
-		defer func() { <-t.fills }()
-		if err := t.remote.Set(context.Background(), uid, body); err != nil && !errors.Is(err, redis.ErrSkipped) {
-			t.log.Debug("redis fill failed", "order_uid", uid, "err", err)
+}
+
+// writeFills writes queued orders to Redis, as many as are waiting (up to
+// fillBatch) per pipelined round trip: under a burst of misses this costs
+// Redis and the reader far fewer round trips than one SET per order.
+func (t *Tiered) writeFills(ctx context.Context) {
+	defer close(t.fillsDone)
+	batch := make([]redis.Entry, 0, fillBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-t.fills:
+			batch = append(batch, e)
 		}
-	}()
+	more:
+		for len(batch) < fillBatch {
+			select {
+			case e := <-t.fills:
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
+		if err := t.remote.SetMany(ctx, batch); err != nil && !errors.Is(err, redis.ErrSkipped) && ctx.Err() == nil {
+			t.log.Debug("redis fill failed", "orders", len(batch), "err", err)
+		}
+	}
 }
 
 // Warm loads the n most recent orders into both tiers, a page of orders per

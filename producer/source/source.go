@@ -84,7 +84,7 @@ func (s *slice) Len() int { return len(s.msgs) }
 
 // orderMessage encodes a valid order as a message keyed by its uid.
 func orderMessage(o *model.Order) (Message, error) {
-	b, err := appendCanonical(make([]byte, 0, 2048), o)
+	b, err := o.Canonical()
 	if err != nil {
 		return Message{}, err
 	}

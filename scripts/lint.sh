@@ -28,6 +28,12 @@ if [[ -z $lint ]]; then
 fi
 
 status=0
+# The shell scripts too, where shellcheck is installed (it is optional:
+# apt-get install shellcheck).
+if command -v shellcheck >/dev/null; then
+	echo "lint: shell scripts"
+	shellcheck scripts/*.sh .ci/run || status=1
+fi
 for dir in $(go list -m -f '{{.Dir}}'); do
 	rel=${dir#"$root"/}
 	echo "lint: $rel"

@@ -109,7 +109,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Requests keep ctx's values but not its cancellation: shutdown
+		// lets in-flight requests finish (Shutdown's grace period).
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	log.Info("reader listening", "addr", ln.Addr().String())
 

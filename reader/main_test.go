@@ -667,3 +667,70 @@ func TestBadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGracefulShutdown: a request in flight when the reader is told to stop
+// still gets its answer, and run returns nil.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.vars["READER_WARM_COUNT"] = "0"
+	o := ordergen.New(8).Order()
+	testenv.InsertOrders(t, e.pg.Pool, o)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, io.Discard) }()
+	base := "http://" + e.vars["READER_LISTEN_ADDR"]
+	waitFor(t, 30*time.Second, "ready", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	bg := context.Background()
+	tx, err := e.pg.Pool.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(bg)
+	if _, err := tx.Exec(bg, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	answer := make(chan response, 1)
+	go func() {
+		resp, err := http.Get(base + "/order/" + o.OrderUID)
+		if err != nil {
+			t.Errorf("in-flight request: %v", err)
+			answer <- response{}
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- response{status: resp.StatusCode, body: body}
+	}()
+	// The request is in flight once the reader's query waits for the lock.
+	waitFor(t, 10*time.Second, "the reader's query to wait on the lock", func() bool {
+		var n int
+		err := e.pg.Pool.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND usename = 'order_reader' AND wait_event_type = 'Lock'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	stop()
+	select {
+	case err := <-done:
+		t.Fatalf("run returned (%v) with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := tx.Rollback(bg); err != nil {
+		t.Fatal(err)
+	}
+	if resp := <-answer; resp.status != http.StatusOK || !bytes.Equal(resp.body, canonical(t, o)) {
+		t.Fatalf("in-flight request answered %d: %s", resp.status, resp.body)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}

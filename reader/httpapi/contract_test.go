@@ -137,6 +137,7 @@ func TestContract(t *testing.T) {
 		{"order db down", down, get(down, "GET", "/order/"+gen.Order().OrderUID), 503, false, false},
 		{"orders", up, get(up, "GET", "/orders"), 200, false, false},
 		{"orders limit", up, get(up, "GET", "/orders?limit=2"), 200, false, false},
+		{"orders head", up, get(up, "HEAD", "/orders?limit=2"), 200, false, false},
 		{"orders bad limit", up, get(up, "GET", "/orders?limit=0"), 400, true, false},
 		{"orders db down", down, get(down, "GET", "/orders"), 503, false, false},
 		{"healthz", up, get(up, "GET", "/healthz"), 200, false, false},
@@ -215,8 +216,11 @@ func TestEveryRouteDocumented(t *testing.T) {
 			return nil
 		}
 		routed[route] = true
-		if doc.Paths.Find(route) == nil {
+		item := doc.Paths.Find(route)
+		if item == nil {
 			t.Errorf("route %s %s is not in openapi.yaml", method, route)
+		} else if item.GetOperation(method) == nil {
+			t.Errorf("openapi.yaml has %s but not its method %s", route, method)
 		}
 		return nil
 	})

@@ -95,7 +95,9 @@ func orderError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 		w.Header()["Retry-After"] = []string{"1"}
 		writeProblem(w, r, http.StatusServiceUnavailable, "the order could not be loaded in time")
 	case errors.Is(err, context.Canceled):
-		// The client went away: nobody reads an answer.
+		// Usually the client went away and reads nothing; but never let
+		// an empty body go out as an implicit 200.
+		writeProblem(w, r, http.StatusServiceUnavailable, "the request was canceled")
 	default:
 		log.LogAttrs(ctx, slog.LevelError, "order lookup failed",
 			slog.String("request_id", requestID(w)), slog.Any("err", err))
@@ -144,9 +146,6 @@ func listOrders(log *slog.Logger, s Summaries) http.Handler {
 		list, err := s.Summaries(r.Context(), limit)
 		if err != nil {
 			ctx := r.Context()
-			if errors.Is(err, context.Canceled) && ctx.Err() != nil && !timedOut(ctx, err) {
-				return
-			}
 			log.LogAttrs(ctx, slog.LevelError, "listing orders failed",
 				slog.String("request_id", requestID(w)), slog.Any("err", err))
 			w.Header()["Retry-After"] = []string{"1"}

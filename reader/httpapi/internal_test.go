@@ -1,8 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/orderservice/orders/reader/cache"
 
 	"github.com/orderservice/orders/shared/model"
 )
@@ -57,5 +64,35 @@ func TestValidRequestID(t *testing.T) {
 		if got := validRequestID(s); got != want {
 			t.Errorf("validRequestID(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+type panicky struct{}
+
+func (panicky) Cached(string) (*cache.Order, error) { panic("boom") }
+func (panicky) Get(context.Context, string) (*cache.Order, cache.Source, error) {
+	panic("boom")
+}
+
+// TestPanicRecovery: a panicking handler answers 500 as a problem detail,
+// logs the panic, and the server goes on serving.
+func TestPanicRecovery(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	h := NewServer(Deps{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Orders: panicky{}})
+	for range 2 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/order/abc", nil))
+		if w.Code != http.StatusInternalServerError || w.Header().Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("panic answered %d %q: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+		}
+	}
+	if !strings.Contains(logs.String(), `"msg":"panic serving request"`) || !strings.Contains(logs.String(), "boom") {
+		t.Fatalf("panic not logged: %s", logs.String())
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if w.Code != http.StatusOK {
+		t.Fatalf("healthz after a panic: %d", w.Code)
 	}
 }

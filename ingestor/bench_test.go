@@ -81,6 +81,15 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	elapsed := time.Since(began)
 	b.StopTimer()
+	if path := os.Getenv("INGESTOR_BENCH_HEAPPROFILE"); path != "" && b.N > 1 {
+		if resp, err := http.Get("http://" + p.ops + "/debug/pprof/heap"); err == nil {
+			if f, err := os.Create(path); err == nil {
+				_, _ = io.Copy(f, resp.Body)
+				f.Close()
+			}
+			resp.Body.Close()
+		}
+	}
 	batches := metric(b, p.ops, "ingestor_batch_size_count")
 	dbSum, dbCount := metric(b, p.ops, "ingestor_db_write_seconds_sum"), metric(b, p.ops, "ingestor_db_write_seconds_count")
 	b.Logf("%.0f batches of %.0f messages on average; %.0f transactions of %.1fms on average",

@@ -274,6 +274,18 @@ func metric(t testing.TB, ops, sample string) float64 {
 	return 0
 }
 
+// hasMetric reports whether /metrics exposes the sample.
+func hasMetric(t testing.TB, ops, sample string) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + ops + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return strings.Contains(string(body), "\n"+sample+" ")
+}
+
 func httpStatus(url string) int {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -420,6 +432,11 @@ func startBinary(t testing.TB, cfg config.Config, name string) *proc {
 		"INGESTOR_RETRY_MAX=500ms",
 		"INGESTOR_SHUTDOWN_TIMEOUT=10s",
 		"INGESTOR_LOG_LEVEL=info",
+	}
+	for _, v := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS"} { // runtime tuning experiments
+		if val, ok := os.LookupEnv(v); ok {
+			cmd.Env = append(cmd.Env, v+"="+val)
+		}
 	}
 	if _, isBench := t.(*testing.B); !isBench { // a benchmark's log is truncated anyway
 		cmd.Stdout = &prefixWriter{t: t, prefix: name + ": "}

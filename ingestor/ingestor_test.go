@@ -78,6 +78,23 @@ func TestSampleOrderIsStoredAndCached(t *testing.T) {
 	if n := e.dlqCount(t); n != 0 {
 		t.Errorf("dead-letter topic has %d records, want 0", n)
 	}
+	// The lag gauge of the partition appears (refreshed every few seconds)
+	// and says the consumer is caught up; so do the latency histograms.
+	lag := fmt.Sprintf(`ingestor_consumer_lag{partition="0",topic=%q}`, e.topic)
+	eventually(t, 15*time.Second, func() string {
+		if !hasMetric(t, in.ops, lag) {
+			return "no " + lag
+		}
+		return ""
+	})
+	if v := metric(t, in.ops, lag); v != 0 {
+		t.Errorf("%s = %v, want 0", lag, v)
+	}
+	for _, h := range []string{"ingestor_end_to_end_seconds_count", "ingestor_db_write_seconds_count", "ingestor_batch_size_count"} {
+		if v := metric(t, in.ops, h); v < 1 {
+			t.Errorf("%s = %v, want at least 1", h, v)
+		}
+	}
 }
 
 // Every class of bad input is dead-lettered with its reason and headers,

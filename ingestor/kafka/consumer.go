@@ -113,10 +113,14 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 	if _, ok := cfg.Properties["session.timeout.ms"]; !ok {
 		_ = cm.SetKey("session.timeout.ms", 10_000) // a killed member's partitions move within seconds
 	}
-	if _, ok := cfg.Properties["queued.max.messages.kbytes"]; !ok {
-		// librdkafka prefetches up to 64 MiB by default; 16 MiB is still
-		// several full batches ahead and keeps the footprint small.
-		_ = cm.SetKey("queued.max.messages.kbytes", 16384)
+	// librdkafka prefetches up to 64 MiB and fetches up to 50 MiB per
+	// request by default; a few batches ahead is all the loop needs, and
+	// the process stays small. (Messages larger than fetch.max.bytes are
+	// still fetched: the limit is not absolute.)
+	for k, v := range map[string]int{"queued.max.messages.kbytes": 16384, "fetch.max.bytes": 8 << 20} {
+		if _, ok := cfg.Properties[k]; !ok {
+			_ = cm.SetKey(k, v)
+		}
 	}
 	if _, ok := cfg.Properties["heartbeat.interval.ms"]; !ok {
 		_ = cm.SetKey("heartbeat.interval.ms", 1_000)

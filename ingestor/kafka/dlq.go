@@ -37,6 +37,11 @@ func NewDeadLetterProducer(log *slog.Logger, brokers, topic, connector string, m
 		// Room for the original message plus the headers.
 		"message.max.bytes":      max(1_000_000, maxMessageSize+64*1024),
 		"go.logs.channel.enable": true,
+		// The Go client's default channels hold a million events each
+		// (~24 MB of heap); delivery reports go to per-call channels and
+		// ProduceChannel is unused, so small ones do.
+		"go.events.channel.size":  1000,
+		"go.produce.channel.size": 1000,
 		// Bounded: a delivery that cannot succeed in 30s is reported failed
 		// and retried by the caller, which does not store the offset.
 		"delivery.timeout.ms": 30_000,

@@ -422,7 +422,7 @@ func (s *stack) startServices(ctx context.Context, bins binaries) error {
 		s.reader = p
 		s.services = append(s.services, p)
 		s.onStop(func() {
-			took := p.stop(syscall.SIGTERM, 15*time.Second)
+			took := p.stop(syscall.SIGTERM, 20*time.Second)
 			s.log.Info("reader stopped", "took", took.Round(time.Millisecond))
 		})
 	}

@@ -268,3 +268,52 @@ func TestDuplicatesAndConflicts(t *testing.T) {
 		t.Errorf("dead-letter topic has %d records, want 2", n)
 	}
 }
+
+// A message too large for the dead-letter topic is dead-lettered without
+// its value (and says so) instead of blocking its partition.
+func TestOversizedDeadLetterDropsTheValue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	big := "3145728"
+	topic := e.topic + "-big"
+	if _, err := e.adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &big}, topic); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(e.kafka.Brokers, ",")...),
+		kgo.ProducerBatchMaxBytes(4<<20), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	good := ordergen.New(13).Order()
+	huge := bytes.Repeat([]byte("x"), 1_500_000)
+	if err := cl.ProduceSync(ctx,
+		&kgo.Record{Topic: topic, Key: []byte("huge"), Value: huge},
+		&kgo.Record{Topic: topic, Key: []byte(good.OrderUID), Value: orderRecord(t, good).Value},
+	).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+
+	cfg := e.config()
+	cfg.KafkaTopic = topic
+	cfg.MaxMessageSize = 4096
+	start(t, cfg)
+	dl := e.dlqRecords(t, 1)
+	if r, _ := header(dl[0], "reason"); r != "too_large" || string(dl[0].Key) != "huge" {
+		t.Errorf("dead letter: reason %q key %q, want too_large for huge", r, dl[0].Key)
+	}
+	if len(dl[0].Value) != 0 {
+		t.Errorf("dead letter carries %d bytes, want the value dropped", len(dl[0].Value))
+	}
+	if d, _ := header(dl[0], "value_dropped"); !strings.Contains(d, "1500000 bytes") {
+		t.Errorf("value_dropped header = %q", d)
+	}
+	eventually(t, 20*time.Second, func() string {
+		if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders WHERE order_uid=$1`, good.OrderUID); n != 1 {
+			return "the order after the oversized message is not stored"
+		}
+		return ""
+	})
+}

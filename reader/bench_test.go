@@ -242,6 +242,13 @@ func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) s
 	for k, v := range extra {
 		vars[k] = v
 	}
+	// Tuning variables of the process environment apply, for experiments:
+	// READER_GC_PERCENT=400 go test -bench ...
+	for _, k := range []string{"READER_GC_PERCENT", "READER_MEMORY_LIMIT", "READER_DB_MAX_CONNS", "READER_LOG_LEVEL"} {
+		if v := os.Getenv(k); v != "" {
+			vars[k] = v
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard) }()

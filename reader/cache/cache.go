@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -51,12 +52,17 @@ const (
 type Order struct {
 	Body []byte
 	ETag string
+	// Header values computed once per cached order rather than per
+	// response: an http.Header value each ([]string), never modified.
+	ETagHeader, LengthHeader []string
 }
 
 // NewOrder computes the ETag of body.
 func NewOrder(body []byte) *Order {
 	sum := sha256.Sum256(body)
-	return &Order{Body: body, ETag: `"` + hex.EncodeToString(sum[:]) + `"`}
+	etag := `"` + hex.EncodeToString(sum[:]) + `"`
+	return &Order{Body: body, ETag: etag,
+		ETagHeader: []string{etag}, LengthHeader: []string{strconv.Itoa(len(body))}}
 }
 
 // Store is the database tier.

@@ -57,6 +57,9 @@ type Config struct {
 	RequestTimeout    time.Duration `split_words:"true" default:"5s" desc:"limit of one request's handling"`
 	ShutdownTimeout   time.Duration `split_words:"true" default:"15s" desc:"grace period for in-flight requests at shutdown"`
 
+	GCPercent   int   `split_words:"true" default:"200" desc:"Go GC target (as GOGC): the live heap is mostly the cache's pointer-free byte slices, so fewer, larger cycles save CPU; -1 turns the GC off below READER_MEMORY_LIMIT"`
+	MemoryLimit int64 `split_words:"true" default:"0" desc:"soft memory limit in bytes (as GOMEMLIMIT; 0 keeps the runtime's, e.g. from GOMEMLIMIT): set it to the container's limit minus headroom so the GC works harder only when memory runs short"`
+
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for a terminal)"`
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
@@ -179,6 +182,18 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestTimeout > 0 && c.WriteTimeout > 0 && c.RequestTimeout > c.WriteTimeout {
 		bad("REQUEST_TIMEOUT", "%s exceeds WRITE_TIMEOUT %s: the connection would be cut before the answer", c.RequestTimeout, c.WriteTimeout)
+	}
+	if c.GCPercent < -1 || c.GCPercent == 0 || c.GCPercent > 10_000 {
+		bad("GC_PERCENT", "%d is not -1 or 1..10000", c.GCPercent)
+	}
+	if c.GCPercent == -1 && c.MemoryLimit == 0 {
+		bad("GC_PERCENT", "-1 (GC off) needs READER_MEMORY_LIMIT")
+	}
+	if c.MemoryLimit < 0 {
+		bad("MEMORY_LIMIT", "%d is negative", c.MemoryLimit)
+	}
+	if c.MemoryLimit > 0 && c.CacheBytes >= c.MemoryLimit {
+		bad("CACHE_BYTES", "%d is not below READER_MEMORY_LIMIT %d", c.CacheBytes, c.MemoryLimit)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("LOG_FORMAT", "%q is not json or text", c.LogFormat)

@@ -48,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		CacheBytes: 256 << 20, NegativeTTL: 2 * time.Second, WarmCount: 1000, WarmTimeout: 30 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		IdleTimeout: 120 * time.Second, RequestTimeout: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
-		LogFormat: "json", LogLevel: "info",
+		GCPercent: 200, LogFormat: "json", LogLevel: "info",
 	}
 	if *c != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -82,6 +82,8 @@ func TestLoad(t *testing.T) {
 		{"request longer than write", with(map[string]string{"READER_REQUEST_TIMEOUT": "20s"}), nil, []string{"READER_REQUEST_TIMEOUT"}},
 		{"bad listen", with(map[string]string{"READER_LISTEN_ADDR": "8080"}), nil, []string{"READER_LISTEN_ADDR"}},
 		{"warm count", with(map[string]string{"READER_WARM_COUNT": "-1"}), nil, []string{"READER_WARM_COUNT"}},
+		{"gc off without limit", with(map[string]string{"READER_GC_PERCENT": "-1"}), nil, []string{"READER_MEMORY_LIMIT"}},
+		{"cache above memory limit", with(map[string]string{"READER_MEMORY_LIMIT": "1000"}), nil, []string{"READER_CACHE_BYTES"}},
 		{"several at once", with(map[string]string{"READER_WARM_COUNT": "-1", "READER_DB_MAX_CONNS": "0"}), nil,
 			[]string{"READER_WARM_COUNT", "READER_DB_MAX_CONNS"}},
 	}

@@ -68,7 +68,7 @@ func getOrder(log *slog.Logger, orders Orders, timeout time.Duration) http.Handl
 			}
 		}
 		h := w.Header()
-		h["Etag"] = []string{o.ETag}
+		h["Etag"] = o.ETagHeader
 		h["Cache-Control"] = immutable
 		h["X-Cache"] = xCacheVals[src]
 		if etagMatches(r.Header.Get("If-None-Match"), o.ETag) {
@@ -76,7 +76,7 @@ func getOrder(log *slog.Logger, orders Orders, timeout time.Duration) http.Handl
 			return
 		}
 		h["Content-Type"] = jsonType
-		h["Content-Length"] = []string{strconv.Itoa(len(o.Body))}
+		h["Content-Length"] = o.LengthHeader
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			_, _ = w.Write(o.Body)

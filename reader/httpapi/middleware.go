@@ -47,7 +47,9 @@ func newRequestIDs() *requestIDs {
 }
 
 func (g *requestIDs) next() string {
-	return g.prefix + strconv.FormatUint(g.n.Add(1), 10)
+	var buf [40]byte
+	b := append(buf[:0], g.prefix...)
+	return string(strconv.AppendUint(b, g.n.Add(1), 10))
 }
 
 // validRequestID accepts a caller's X-Request-Id only when it is short and
@@ -73,6 +75,12 @@ func requestID(w http.ResponseWriter) string {
 		return v[0]
 	}
 	return ""
+}
+
+// requestState is what observe allocates per request.
+type requestState struct {
+	rec recorder
+	id  [1]string
 }
 
 // recorder captures the status and size of a response for the access log
@@ -136,8 +144,11 @@ func observe(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handl
 			if !validRequestID(id) {
 				id = ids.next()
 			}
-			w.Header()["X-Request-Id"] = []string{id}
-			rec := &recorder{ResponseWriter: w}
+			// One allocation for the recorder and the header value.
+			st := &requestState{rec: recorder{ResponseWriter: w}}
+			st.id[0] = id
+			w.Header()["X-Request-Id"] = st.id[:]
+			rec := &st.rec
 
 			defer func() {
 				if v := recover(); v != nil {

@@ -25,9 +25,10 @@ import (
 )
 
 func main() {
-	// SIGINT and SIGTERM cancel the context; everything shuts down from there
-	// and run returns nil, so Ctrl-C is a clean exit (status 0).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT, SIGTERM and SIGHUP (the terminal closed) cancel the context;
+	// everything shuts down from there and run returns nil, so Ctrl-C is a
+	// clean exit (status 0).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "devstack:", err)

@@ -167,7 +167,7 @@ func TestDecodeErrors(t *testing.T) {
 				t.Fatalf("error %q does not wrap %q", err, tc.want)
 			}
 			for _, other := range []error{model.ErrEmpty, model.ErrTooLarge, model.ErrMalformed, model.ErrInvalid} {
-				if other != tc.want && errors.Is(err, other) {
+				if !errors.Is(tc.want, other) && errors.Is(err, other) {
 					t.Errorf("error %q also wraps %q; each error must have one class", err, other)
 				}
 			}

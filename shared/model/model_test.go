@@ -265,7 +265,7 @@ func TestHostileStrings(t *testing.T) {
 			tc.set(o)
 			err := o.Validate()
 			if tc.wantField != "" {
-				assertFields(t, err, []string{tc.wantField})
+				_ = assertFields(t, err, []string{tc.wantField})
 				return
 			}
 			if err != nil {
@@ -314,7 +314,7 @@ func TestHostileDecodedStrings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	assertFields(t, o.Validate(), []string{"items[0].name"})
+	_ = assertFields(t, o.Validate(), []string{"items[0].name"})
 
 	// A lone surrogate escape cannot be stored as such: encoding/json
 	// turns it into U+FFFD, valid UTF-8 that PostgreSQL accepts.

@@ -201,6 +201,9 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 				return err
 			}
 			next = c.take()
+			// drain may have run a revocation: leave those partitions'
+			// messages to their new owner.
+			inflight.Keep(func(p int32) bool { return c.assigned[p] })
 		}
 		var nextBatch *ingest.Batch
 		prepared := make(chan struct{})

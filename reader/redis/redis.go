@@ -51,6 +51,11 @@ type Cache struct {
 	log     *slog.Logger
 	up      prometheus.Gauge
 
+	gets      chan getRequest
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+
 	mu        sync.Mutex
 	openUntil time.Time // zero while closed
 	pause     time.Duration
@@ -74,14 +79,88 @@ func New(o Options) (*Cache, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{
+	c := &Cache{
 		client: goredis.NewClient(opt), prefix: o.Prefix, ttl: o.TTL, timeout: o.Timeout,
 		log: o.Logger, up: o.Up,
-	}, nil
+		gets: make(chan getRequest, getQueue), stop: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	go c.batchGets()
+	return c, nil
 }
 
-// Close closes the client's connections.
-func (c *Cache) Close() error { return c.client.Close() }
+// Close stops the batching goroutine and closes the client's connections.
+func (c *Cache) Close() error {
+	c.closeOnce.Do(func() { close(c.stop) })
+	<-c.stopped
+	return c.client.Close()
+}
+
+const (
+	getQueue = 1024
+	getBatch = 128
+)
+
+type getResult struct {
+	body []byte
+	err  error
+}
+
+type getRequest struct {
+	key   string
+	reply chan getResult // buffered: the batcher never blocks on a reply
+}
+
+// batchGets sends the GETs waiting at the moment (up to getBatch) in one
+// pipelined round trip. A lone GET goes out at once, as without batching;
+// under a burst of misses many share one write and one read, which on a
+// loaded machine costs far less than a round trip each.
+func (c *Cache) batchGets() {
+	defer close(c.stopped)
+	batch := make([]getRequest, 0, getBatch)
+	cmds := make([]*goredis.StringCmd, 0, getBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-c.stop:
+			return
+		case r := <-c.gets:
+			batch = append(batch, r)
+		}
+	more:
+		for len(batch) < getBatch {
+			select {
+			case r := <-c.gets:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		cmds = cmds[:0]
+		var err error
+		if len(batch) == 1 {
+			cmd := c.client.Get(ctx, batch[0].key)
+			cmds = append(cmds, cmd)
+			err = cmd.Err()
+		} else {
+			_, err = c.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				for _, r := range batch {
+					cmds = append(cmds, p.Get(ctx, r.key))
+				}
+				return nil
+			})
+		}
+		if errors.Is(err, goredis.Nil) {
+			err = nil // a miss is an answer
+		}
+		c.done(ctx, err)
+		cancel()
+		for i, r := range batch {
+			b, err := cmds[i].Bytes()
+			r.reply <- getResult{b, err}
+		}
+	}
+}
 
 // Key is the Redis key of an order.
 func (c *Cache) Key(uid string) string { return c.prefix + "order:" + uid }
@@ -92,18 +171,25 @@ func (c *Cache) Get(ctx context.Context, uid string) ([]byte, error) {
 	if !c.allow() {
 		return nil, ErrSkipped
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	b, err := c.client.Get(ctx, c.Key(uid)).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		c.done(ctx, nil)
-		return nil, ErrMiss
+	req := getRequest{key: c.Key(uid), reply: make(chan getResult, 1)}
+	select {
+	case c.gets <- req:
+	default:
+		// The queue is full: Redis cannot keep up; skip it this time.
+		return nil, ErrSkipped
 	}
-	c.done(ctx, err)
-	if err != nil {
-		return nil, fmt.Errorf("redis get %q: %w", uid, err)
+	select {
+	case r := <-req.reply:
+		if errors.Is(r.err, goredis.Nil) {
+			return nil, ErrMiss
+		}
+		if r.err != nil {
+			return nil, fmt.Errorf("redis get %q: %w", uid, r.err)
+		}
+		return r.body, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("redis get %q: %w", uid, context.Cause(ctx))
 	}
-	return b, nil
 }
 
 // Set stores an order's JSON with the configured TTL. SET NX keeps the value

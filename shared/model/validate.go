@@ -72,10 +72,7 @@ func (o *Order) Validate() error { return Validator{}.Validate(o) }
 
 // Validate returns nil or a *ValidationError naming every failing field.
 func (v Validator) Validate(o *Order) error {
-	var fields []FieldError
-	if err := structureRules(o); err != nil {
-		fields = flatten("", err, fields)
-	}
+	fields := structureRules(o)
 	if !v.SkipConsistency {
 		fields = append(fields, consistency(o)...)
 	}
@@ -113,82 +110,102 @@ func required(extra ...validation.Rule) []validation.Rule {
 	return append([]validation.Rule{validation.Required, validation.RuneLength(1, MaxStringLen), noNUL}, extra...)
 }
 
-// optional is a string that may be empty.
-func optional() []validation.Rule {
-	return []validation.Rule{validation.RuneLength(0, MaxStringLen), noNUL}
+// The rule lists are built once: Validate runs for every ingested message.
+var (
+	requiredRules = required()
+	emailRules    = required(emailRule)
+	currencyRules = required(currencyRule)
+	// optionalRules is a string that may be empty.
+	optionalRules  = []validation.Rule{validation.RuneLength(0, MaxStringLen), noNUL}
+	uidRules       = []validation.Rule{validation.Required, uidRule}
+	saleRules      = []validation.Rule{validation.Min(int64(0)), validation.Max(int64(100))}
+	paymentDTRules = []validation.Rule{
+		validation.Required.Error("must be a positive Unix time"),
+		validation.Min(int64(1)).Error("must be a positive Unix time"),
+	}
+	dateRules  = []validation.Rule{validation.Required.Error("must be set"), dateRule}
+	itemsRules = []validation.Rule{
+		validation.Required.Error("must have at least one item"),
+		validation.Length(1, MaxItems).Error(fmt.Sprintf("must have 1 to %d items", MaxItems)),
+	}
+)
+
+// checker collects failing fields. It applies invopop/validation rules to
+// each field's value directly rather than through ValidateStruct, whose
+// reflection over struct fields was most of the ingestor's CPU per message;
+// paths are the JSON names written out here, and item paths are formatted
+// only when an item fails.
+type checker []FieldError
+
+func (c *checker) check(field string, value any, rules []validation.Rule) {
+	if err := validation.Validate(value, rules...); err != nil {
+		*c = append(*c, FieldError{Field: field, Reason: err.Error()})
+	}
 }
 
-func structureRules(o *Order) error {
-	return validation.ValidateStruct(o,
-		validation.Field(&o.OrderUID, validation.Required, uidRule),
-		validation.Field(&o.TrackNumber, required()...),
-		validation.Field(&o.Entry, required()...),
-		validation.Field(&o.Delivery, validation.By(func(any) error { return deliveryRules(&o.Delivery) })),
-		validation.Field(&o.Payment, validation.By(func(any) error { return paymentRules(&o.Payment) })),
-		validation.Field(&o.Items,
-			validation.Required.Error("must have at least one item"),
-			validation.Length(1, MaxItems).Error(fmt.Sprintf("must have 1 to %d items", MaxItems)),
-			validation.By(func(any) error { return itemsRules(o.Items) })),
-		validation.Field(&o.Locale, required()...),
-		validation.Field(&o.InternalSignature, optional()...),
-		validation.Field(&o.CustomerID, required()...),
-		validation.Field(&o.DeliveryService, required()...),
-		validation.Field(&o.ShardKey, required()...),
-		validation.Field(&o.SmID, idRules...),
-		validation.Field(&o.DateCreated, validation.Required.Error("must be set"), dateRule),
-		validation.Field(&o.OofShard, required()...),
-	)
+func (c *checker) checkItem(i int, field string, value any, rules []validation.Rule) {
+	if err := validation.Validate(value, rules...); err != nil {
+		*c = append(*c, FieldError{Field: "items[" + strconv.Itoa(i) + "]." + field, Reason: err.Error()})
+	}
 }
 
-func deliveryRules(d *Delivery) error {
-	return validation.ValidateStruct(d,
-		validation.Field(&d.Name, required()...),
-		validation.Field(&d.Phone, required()...),
-		validation.Field(&d.Zip, required()...),
-		validation.Field(&d.City, required()...),
-		validation.Field(&d.Address, required()...),
-		validation.Field(&d.Region, required()...),
-		validation.Field(&d.Email, required(emailRule)...),
-	)
-}
+func structureRules(o *Order) []FieldError {
+	var c checker
+	c.check("order_uid", o.OrderUID, uidRules)
+	c.check("track_number", o.TrackNumber, requiredRules)
+	c.check("entry", o.Entry, requiredRules)
 
-func paymentRules(p *Payment) error {
-	return validation.ValidateStruct(p,
-		validation.Field(&p.Transaction, required()...),
-		validation.Field(&p.RequestID, optional()...),
-		validation.Field(&p.Currency, required(currencyRule)...),
-		validation.Field(&p.Provider, required()...),
-		validation.Field(&p.Amount, moneyRules...),
-		validation.Field(&p.PaymentDT, validation.Required.Error("must be a positive Unix time"), validation.Min(int64(1)).Error("must be a positive Unix time")),
-		validation.Field(&p.Bank, required()...),
-		validation.Field(&p.DeliveryCost, moneyRules...),
-		validation.Field(&p.GoodsTotal, moneyRules...),
-		validation.Field(&p.CustomFee, moneyRules...),
-	)
-}
+	d := &o.Delivery
+	c.check("delivery.name", d.Name, requiredRules)
+	c.check("delivery.phone", d.Phone, requiredRules)
+	c.check("delivery.zip", d.Zip, requiredRules)
+	c.check("delivery.city", d.City, requiredRules)
+	c.check("delivery.address", d.Address, requiredRules)
+	c.check("delivery.region", d.Region, requiredRules)
+	c.check("delivery.email", d.Email, emailRules)
 
-func itemsRules(items []Item) error {
-	errs := validation.Errors{}
-	for i := range items {
-		it := &items[i]
-		err := validation.ValidateStruct(it,
-			validation.Field(&it.ChrtID, idRules...),
-			validation.Field(&it.TrackNumber, required()...),
-			validation.Field(&it.Price, moneyRules...),
-			validation.Field(&it.RID, required()...),
-			validation.Field(&it.Name, required()...),
-			validation.Field(&it.Sale, validation.Min(int64(0)), validation.Max(int64(100))),
-			validation.Field(&it.Size, required()...),
-			validation.Field(&it.TotalPrice, moneyRules...),
-			validation.Field(&it.NmID, idRules...),
-			validation.Field(&it.Brand, required()...),
-			validation.Field(&it.Status, idRules...),
-		)
-		if err != nil {
-			errs[strconv.Itoa(i)] = err
+	p := &o.Payment
+	c.check("payment.transaction", p.Transaction, requiredRules)
+	c.check("payment.request_id", p.RequestID, optionalRules)
+	c.check("payment.currency", p.Currency, currencyRules)
+	c.check("payment.provider", p.Provider, requiredRules)
+	c.check("payment.amount", p.Amount, moneyRules)
+	c.check("payment.payment_dt", p.PaymentDT, paymentDTRules)
+	c.check("payment.bank", p.Bank, requiredRules)
+	c.check("payment.delivery_cost", p.DeliveryCost, moneyRules)
+	c.check("payment.goods_total", p.GoodsTotal, moneyRules)
+	c.check("payment.custom_fee", p.CustomFee, moneyRules)
+
+	before := len(c)
+	c.check("items", o.Items, itemsRules)
+	if len(c) == before {
+		// Items are checked only when their count is valid, so that a
+		// message of a million empty items yields one error, not millions.
+		for i := range o.Items {
+			it := &o.Items[i]
+			c.checkItem(i, "chrt_id", it.ChrtID, idRules)
+			c.checkItem(i, "track_number", it.TrackNumber, requiredRules)
+			c.checkItem(i, "price", it.Price, moneyRules)
+			c.checkItem(i, "rid", it.RID, requiredRules)
+			c.checkItem(i, "name", it.Name, requiredRules)
+			c.checkItem(i, "sale", it.Sale, saleRules)
+			c.checkItem(i, "size", it.Size, requiredRules)
+			c.checkItem(i, "total_price", it.TotalPrice, moneyRules)
+			c.checkItem(i, "nm_id", it.NmID, idRules)
+			c.checkItem(i, "brand", it.Brand, requiredRules)
+			c.checkItem(i, "status", it.Status, idRules)
 		}
 	}
-	return errs.Filter()
+
+	c.check("locale", o.Locale, requiredRules)
+	c.check("internal_signature", o.InternalSignature, optionalRules)
+	c.check("customer_id", o.CustomerID, requiredRules)
+	c.check("delivery_service", o.DeliveryService, requiredRules)
+	c.check("shardkey", o.ShardKey, requiredRules)
+	c.check("sm_id", o.SmID, idRules)
+	c.check("date_created", o.DateCreated, dateRules)
+	c.check("oof_shard", o.OofShard, requiredRules)
+	return c
 }
 
 // consistency applies the cross-field rules. Sums are computed only when the
@@ -234,30 +251,4 @@ func consistency(o *Order) []FieldError {
 		}
 	}
 	return out
-}
-
-// flatten turns invopop/validation's nested error maps into JSON paths.
-func flatten(prefix string, err error, out []FieldError) []FieldError {
-	var errs validation.Errors
-	if !errors.As(err, &errs) {
-		return append(out, FieldError{Field: prefix, Reason: err.Error()})
-	}
-	for key, sub := range errs {
-		var path string
-		switch {
-		case isIndex(key):
-			path = prefix + "[" + key + "]"
-		case prefix == "":
-			path = key
-		default:
-			path = prefix + "." + key
-		}
-		out = flatten(path, sub, out)
-	}
-	return out
-}
-
-func isIndex(s string) bool {
-	_, err := strconv.Atoi(s)
-	return err == nil
 }

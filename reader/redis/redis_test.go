@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,4 +98,39 @@ func TestCircuit(t *testing.T) {
 	if !c.Up() {
 		t.Fatal("circuit still open after a success")
 	}
+}
+
+// TestConcurrentGets: GETs batched into shared pipelines each get their
+// own answer.
+func TestConcurrentGets(t *testing.T) {
+	t.Parallel()
+	rd := testenv.Redis(t)
+	c, err := redis.New(redis.Options{URL: rd.URL, Prefix: rd.Prefix, TTL: time.Minute, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	var entries []redis.Entry
+	for i := range 300 {
+		if i%3 != 0 {
+			entries = append(entries, redis.Entry{UID: fmt.Sprint("k", i), JSON: []byte(fmt.Sprint(i))})
+		}
+	}
+	if err := c.SetMany(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Go(func() {
+			b, err := c.Get(ctx, fmt.Sprint("k", i))
+			switch {
+			case i%3 == 0 && !errors.Is(err, redis.ErrMiss):
+				t.Errorf("k%d: %q, %v; want a miss", i, b, err)
+			case i%3 != 0 && (err != nil || string(b) != fmt.Sprint(i)):
+				t.Errorf("k%d: %q, %v", i, b, err)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -61,7 +62,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stdout)
+	// One lock for the two writers of stdout (slog and the access log),
+	// so that their lines never interleave.
+	out := &lockedWriter{w: stdout}
+	log := newLogger(cfg, out)
+	var access *httpapi.AccessLog
+	if cfg.LogFormat == "json" && log.Enabled(ctx, slog.LevelInfo) {
+		access = httpapi.NewAccessLog(out, "service", "reader")
+	}
 	// Process-wide runtime settings: the reader owns its process.
 	debug.SetGCPercent(cfg.GCPercent)
 	if cfg.MemoryLimit > 0 {
@@ -98,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	var ready atomic.Bool
 	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: log, Orders: tiers, Summaries: store, Metrics: m, Gatherer: reg,
+		Logger: log, AccessLog: access, Orders: tiers, Summaries: store, Metrics: m, Gatherer: reg,
 		Ready: ready.Load, RedisUp: rc.Up, Web: webHandler(),
 		RequestTimeout: cfg.RequestTimeout,
 	})
@@ -174,4 +182,16 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", "reader")
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

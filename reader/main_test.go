@@ -360,9 +360,24 @@ func TestTiersAndWarmUp(t *testing.T) {
 		t.Fatalf("%d orders in redis after warm-up, want 25", len(keys))
 	}
 	newest := mostRecent(warm)
-	if resp := r.do(t, http.MethodGet, "/order/"+newest.OrderUID); resp.status != 200 || resp.header.Get("X-Cache") != "local" {
+	resp := r.do(t, http.MethodGet, "/order/"+newest.OrderUID)
+	if resp.status != 200 || resp.header.Get("X-Cache") != "local" {
 		t.Fatalf("warmed order: %d X-Cache %q", resp.status, resp.header.Get("X-Cache"))
 	}
+	// The access log line of that request, found by its request id.
+	waitFor(t, 5*time.Second, "the access log line", func() bool {
+		for line := range strings.Lines(r.logs.String()) {
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) != nil {
+				continue
+			}
+			if entry["request_id"] == resp.header.Get("X-Request-Id") {
+				return entry["msg"] == "request" && entry["route"] == "/order/{order_uid}" &&
+					entry["status"] == 200.0 && entry["x_cache"] == "local" && entry["service"] == "reader"
+			}
+		}
+		return false
+	})
 
 	// A Redis-only order (as the ingestor would have cached it) comes from
 	// Redis, then from the local tier.

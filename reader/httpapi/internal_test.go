@@ -3,11 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orderservice/orders/reader/cache"
 
@@ -94,5 +96,46 @@ func TestPanicRecovery(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if w.Code != http.StatusOK {
 		t.Fatalf("healthz after a panic: %d", w.Code)
+	}
+}
+
+// TestAccessLogMatchesSlog: the hand-written access log line is byte for
+// byte what slog's JSONHandler writes for the same record, whatever the
+// request's strings hold.
+func TestAccessLogMatchesSlog(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 25, 21, 0, 0, 123456789, time.UTC)
+	for _, path := range []string{
+		"/order/abc", `/order/"quoted"\back`, "/order/\x00\x01\x1f\x7f", "/order/<&>", "/order/é日本",
+		"/order/\xff\xfe", "/order/\u2028\u2029", "/order/\n\r\t", "",
+	} {
+		e := accessEntry{time: at, requestID: "id-1", method: "GET", path: path, route: "/order/{order_uid}",
+			status: 404, bytes: 151, duration: 1234567 * time.Nanosecond, remote: "127.0.0.1:5555", xCache: ""}
+		var fast bytes.Buffer
+		NewAccessLog(&fast, "service", "reader").write(&e)
+
+		var want bytes.Buffer
+		h := slog.NewJSONHandler(&want, nil).WithAttrs([]slog.Attr{slog.String("service", "reader")})
+		r := slog.NewRecord(at, slog.LevelInfo, "request", 0)
+		r.AddAttrs(slog.String("request_id", e.requestID), slog.String("method", e.method),
+			slog.String("path", e.path), slog.String("route", e.route), slog.Int("status", e.status),
+			slog.Int("bytes", e.bytes), slog.Duration("duration", e.duration),
+			slog.String("remote", e.remote), slog.String("x_cache", e.xCache))
+		if err := h.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if fast.String() != want.String() {
+			t.Errorf("path %q:\n got %s\nwant %s", path, fast.String(), want.String())
+		}
+	}
+}
+
+func BenchmarkAccessLog(b *testing.B) {
+	a := NewAccessLog(io.Discard, "service", "reader")
+	e := accessEntry{time: time.Now(), requestID: "0123456789ab-1", method: "GET", path: "/order/b563feb7b2b84b6test",
+		route: "/order/{order_uid}", status: 200, bytes: 700, duration: time.Millisecond, remote: "127.0.0.1:5555", xCache: "local"}
+	b.ReportAllocs()
+	for b.Loop() {
+		a.write(&e)
 	}
 }

@@ -120,7 +120,7 @@ type counterKey struct {
 // recovers panics, and records the access log line and the metrics. One
 // middleware instead of four keeps the hot path close to a bare net/http
 // server: no context value, no copy of the request.
-func observe(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
+func observe(log *slog.Logger, access *AccessLog, m *metrics.Metrics) func(http.Handler) http.Handler {
 	ids := newRequestIDs()
 	// Resolved series, so that a request costs no label hashing.
 	var counters, durations sync.Map
@@ -179,6 +179,16 @@ func observe(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handl
 				var xCache string
 				if v := rec.Header()["X-Cache"]; len(v) > 0 {
 					xCache = v[0]
+				}
+				if access != nil {
+					access.write(&accessEntry{
+						time: time.Now(), requestID: id, method: r.Method, path: r.URL.Path, route: route,
+						status: status, bytes: rec.bytes, duration: elapsed, remote: r.RemoteAddr, xCache: xCache,
+					})
+					return
+				}
+				if !log.Enabled(r.Context(), slog.LevelInfo) {
+					return
 				}
 				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 					slog.String("request_id", id),

@@ -10,7 +10,7 @@ import (
 // routes maps the whole API surface.
 func routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(secure, observe(d.Logger, d.Metrics))
+	r.Use(secure, observe(d.Logger, d.AccessLog, d.Metrics))
 
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such resource")

@@ -44,6 +44,9 @@ type Deps struct {
 	RedisUp func() bool
 	// Web serves the UI at / and /static/*; may be nil.
 	Web http.Handler
+	// AccessLog, when set, writes the access log lines (JSON) in place of
+	// Logger; nil logs them through Logger at level info.
+	AccessLog *AccessLog
 	// RequestTimeout bounds one request's handling; 0 means 5s.
 	RequestTimeout time.Duration
 }

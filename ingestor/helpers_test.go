@@ -68,7 +68,7 @@ func newEnv(t testing.TB, partitions int32) *env {
 func (e *env) config() config.Config {
 	c := config.Default(e.pg.URLAs("order_ingestor"), e.redis.URL)
 	c.KafkaBrokers, c.KafkaTopic, c.KafkaDLQTopic, c.KafkaGroup = e.kafka.Brokers, e.topic, e.dlq, e.group
-	c.RedisPrefix = e.redis.Prefix
+	c.RedisKeyPrefix = e.redis.Prefix
 	c.OpsAddr = "127.0.0.1:0"
 	c.BatchLinger = 20 * time.Millisecond
 	c.RetryInitial, c.RetryMax = 50*time.Millisecond, 500*time.Millisecond
@@ -424,7 +424,7 @@ func startBinary(t testing.TB, cfg config.Config, name string) *proc {
 		"INGESTOR_KAFKA_PROPERTIES=" + string(cfg.KafkaProperties),
 		"DATABASE_URL=" + cfg.DatabaseURL, // the unprefixed fallback
 		"INGESTOR_REDIS_URL=" + cfg.RedisURL,
-		"INGESTOR_REDIS_PREFIX=" + cfg.RedisPrefix,
+		"INGESTOR_REDIS_KEY_PREFIX=" + cfg.RedisKeyPrefix,
 		"INGESTOR_OPS_ADDR=" + ops,
 		"INGESTOR_BATCH_SIZE=" + strconv.Itoa(cfg.BatchSize),
 		"INGESTOR_BATCH_LINGER=" + cfg.BatchLinger.String(),

@@ -61,6 +61,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log := newLogger(cfg, getenv, stdout)
+	if msg := cfg.Deprecated(); msg != "" {
+		log.Warn(msg)
+	}
 	return serve(ctx, cfg, log, nil)
 }
 
@@ -98,7 +101,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 		return err
 	}
 	defer rc.Close()
-	cache := redis.New(rc, cfg.RedisPrefix, cfg.RedisTTL, cfg.RedisTimeout)
+	cache := redis.New(rc, cfg.RedisKeyPrefix, cfg.RedisTTL, cfg.RedisTimeout)
 
 	props, err := cfg.KafkaProperties.Parse()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -42,13 +43,15 @@ type Config struct {
 	MaxMessageSize  int           `split_words:"true" default:"1048576" desc:"messages larger than this many bytes are dead-lettered as too_large"`
 
 	// Storage.
-	DatabaseURL  string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL (role order_ingestor)"`
-	DBMaxConns   int32         `split_words:"true" default:"4" desc:"PostgreSQL connection pool size"`
-	DBTimeout    time.Duration `split_words:"true" default:"30s" desc:"time limit of one batch transaction attempt"`
-	RedisURL     string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL (redis://host:6379/0)"`
-	RedisPrefix  string        `split_words:"true" default:"" desc:"prefix of the cache keys: <prefix>order:<order_uid>"`
-	RedisTTL     time.Duration `split_words:"true" default:"24h" desc:"time to live of cached orders"`
-	RedisTimeout time.Duration `split_words:"true" default:"1s" desc:"time limit of one pipelined cache write"`
+	DatabaseURL string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL (role order_ingestor)"`
+	DBMaxConns  int32         `split_words:"true" default:"4" desc:"PostgreSQL connection pool size"`
+	DBTimeout   time.Duration `split_words:"true" default:"30s" desc:"time limit of one batch transaction attempt"`
+	RedisURL    string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL (redis://host:6379/0)"`
+	// RedisKeyPrefix is INGESTOR_REDIS_KEY_PREFIX, named like the reader's
+	// READER_REDIS_KEY_PREFIX (it was INGESTOR_REDIS_PREFIX; see Load).
+	RedisKeyPrefix string        `split_words:"true" default:"" desc:"prefix of the cache keys: <prefix>order:<order_uid>"`
+	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"time to live of cached orders"`
+	RedisTimeout   time.Duration `split_words:"true" default:"1s" desc:"time limit of one pipelined cache write"`
 
 	// Transient-failure retries (database and dead-letter topic).
 	RetryInitial time.Duration `split_words:"true" default:"100ms" desc:"first retry delay after a transient failure"`
@@ -59,7 +62,14 @@ type Config struct {
 	ShutdownTimeout time.Duration `split_words:"true" default:"20s" desc:"longest time to finish the batch in flight on SIGTERM"`
 	LogLevel        slog.Level    `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for make run)"`
+
+	// deprecated names a deprecated variable Load found (envconfig skips
+	// unexported fields).
+	deprecated string
 }
+
+// Deprecated is a warning about a deprecated variable in use, or "".
+func (c Config) Deprecated() string { return c.deprecated }
 
 // Properties are librdkafka configuration properties as text: key=value
 // pairs separated by ';' or newlines. Values may contain '=' (SASL JAAS
@@ -85,6 +95,9 @@ func (p Properties) Parse() (map[string]string, error) {
 	return out, nil
 }
 
+// oldRedisPrefixVar is the former name of INGESTOR_REDIS_KEY_PREFIX.
+const oldRedisPrefixVar = Prefix + "_REDIS_PREFIX"
+
 // Load reads the configuration from the process environment and checks it.
 // envconfig always reads the process environment (it has no injectable
 // lookup), so tests that need other settings build a Config themselves or
@@ -93,6 +106,15 @@ func Load() (Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	// The old name of INGESTOR_REDIS_KEY_PREFIX is still honoured (the new
+	// one wins): ignoring it would silently write keys the reader never
+	// reads. The caller logs Deprecated.
+	if old, ok := os.LookupEnv(oldRedisPrefixVar); ok {
+		if _, set := os.LookupEnv(Prefix + "_REDIS_KEY_PREFIX"); !set {
+			c.RedisKeyPrefix = old
+		}
+		c.deprecated = oldRedisPrefixVar + " is deprecated: rename it " + Prefix + "_REDIS_KEY_PREFIX"
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err

@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -30,6 +31,57 @@ func TestLoad(t *testing.T) {
 	want.KafkaProperties = "security.protocol=SASL_SSL; sasl.jaas.config=a=b"
 	if c != want {
 		t.Errorf("Load:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+// INGESTOR_REDIS_KEY_PREFIX was INGESTOR_REDIS_PREFIX: the old name is
+// still read, with a deprecation warning, and the new one wins.
+func TestLoadRedisKeyPrefix(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@db/orders")
+	t.Setenv("REDIS_URL", "redis://cache:6379/0")
+	for _, tc := range []struct {
+		name          string
+		newVal, old   *string
+		want          string
+		wantDeprecate bool
+	}{
+		{"new name", ptr("t1:"), nil, "t1:", false},
+		{"old name only", nil, ptr("t2:"), "t2:", true},
+		{"both: the new name wins", ptr("t3:"), ptr("t4:"), "t3:", true},
+		{"neither", nil, nil, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setOrUnset(t, "INGESTOR_REDIS_KEY_PREFIX", tc.newVal)
+			setOrUnset(t, "INGESTOR_REDIS_PREFIX", tc.old)
+			c, err := Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.RedisKeyPrefix != tc.want {
+				t.Errorf("RedisKeyPrefix = %q, want %q", c.RedisKeyPrefix, tc.want)
+			}
+			if got := c.Deprecated(); (got != "") != tc.wantDeprecate || (got != "" && !strings.Contains(got, "INGESTOR_REDIS_KEY_PREFIX")) {
+				t.Errorf("Deprecated() = %q, want a warning: %v", got, tc.wantDeprecate)
+			}
+		})
+	}
+	if !slices.Contains(Vars(), "INGESTOR_REDIS_KEY_PREFIX") {
+		t.Errorf("Vars() lacks INGESTOR_REDIS_KEY_PREFIX: %v", Vars())
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+// setOrUnset sets name to *v, or makes sure it is unset, for the test.
+func setOrUnset(t *testing.T, name string, v *string) {
+	t.Helper()
+	if v != nil {
+		t.Setenv(name, *v)
+		return
+	}
+	t.Setenv(name, "") // registers the restore
+	if err := os.Unsetenv(name); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -165,7 +166,8 @@ func (d *DeadLetterProducer) record(l *ingest.DeadLetter, dropValue bool) *ckafk
 	}
 	add := func(k, v string) { headers = append(headers, ckafka.Header{Key: k, Value: []byte(v)}) }
 	add("reason", string(l.Reason))
-	add("error", l.Error)
+	errText := capHeader(l.Error)
+	add("error", errText)
 	add("source_topic", m.Topic)
 	add("source_partition", partition)
 	add("source_offset", offset)
@@ -179,7 +181,7 @@ func (d *DeadLetterProducer) record(l *ingest.DeadLetter, dropValue bool) *ckafk
 	add("__connect.errors.stage", connectStage(l.Reason))
 	add("__connect.errors.class.name", "orderservice.ingestor."+string(l.Reason))
 	add("__connect.errors.exception.class.name", "orderservice.ingestor."+string(l.Reason))
-	add("__connect.errors.exception.message", l.Error)
+	add("__connect.errors.exception.message", errText)
 	value := m.Value
 	if dropValue {
 		value = nil
@@ -192,6 +194,27 @@ func (d *DeadLetterProducer) record(l *ingest.DeadLetter, dropValue bool) *ckafk
 		Headers:        headers,
 		Timestamp:      l.Time,
 	}
+}
+
+// maxErrorHeader bounds the "error" and exception-message headers: a
+// 1000-item order failing on every item has ~0.5 MB of validation text,
+// which would bloat (or, beside a large value, overflow) the dead-letter
+// record. The first failures say what is wrong; the rest is counted.
+const maxErrorHeader = 8 << 10
+
+// capHeader returns s if it fits maxErrorHeader bytes, else its beginning,
+// cut at a rune boundary, and "… (N more bytes)", within maxErrorHeader.
+func capHeader(s string) string {
+	if len(s) <= maxErrorHeader {
+		return s
+	}
+	// The suffix is at most len("… (") + 20 digits + len(" more bytes)").
+	const room = 40
+	cut := maxErrorHeader - room
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d more bytes)", len(s)-cut)
 }
 
 // connectStage maps a reason to the Kafka Connect stage that would have

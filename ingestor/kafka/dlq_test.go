@@ -1,9 +1,11 @@
 package kafka
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/orderservice/orders/ingestor/ingest"
 )
@@ -47,5 +49,53 @@ func TestDeadLetterRecord(t *testing.T) {
 		case drop && (r.Value != nil || !strings.Contains(got["value_dropped"], "4 bytes")):
 			t.Errorf("dropped record: value %q, value_dropped %q", r.Value, got["value_dropped"])
 		}
+	}
+}
+
+// The error headers are capped at maxErrorHeader bytes, cut at a rune
+// boundary, with the number of bytes left out; short texts are unchanged.
+func TestDeadLetterErrorHeaderCapped(t *testing.T) {
+	t.Parallel()
+	d := &DeadLetterProducer{topic: "orders.dlq", connector: "order-ingestor"}
+	long := strings.Repeat("items[1].name: cannot be blank; ", 20_000) // ~640 KB, ASCII
+	multi := strings.Repeat("é", maxErrorHeader)                       // 2-byte runes: a cut may fall inside one
+	for _, tc := range []struct {
+		name, text string
+		capped     bool
+	}{
+		{"short", "malformed order: truncated JSON", false},
+		{"exactly the limit", strings.Repeat("x", maxErrorHeader), false},
+		{"one byte over", strings.Repeat("x", maxErrorHeader+1), true},
+		{"long validation text", long, true},
+		{"multi-byte runes", multi, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := ingest.DeadLetter{Msg: &ingest.Message{Topic: "orders", Value: []byte("{}")},
+				Reason: ingest.ReasonInvalid, Error: tc.text, Time: time.Now()}
+			got := map[string]string{}
+			for _, h := range d.record(&l, false).Headers {
+				got[h.Key] = string(h.Value)
+			}
+			for _, k := range []string{"error", "__connect.errors.exception.message"} {
+				v := got[k]
+				if !tc.capped {
+					if v != tc.text {
+						t.Errorf("%s: changed a text within the limit (%d bytes)", k, len(v))
+					}
+					continue
+				}
+				if len(v) > maxErrorHeader || !utf8.ValidString(v) {
+					t.Fatalf("%s: %d bytes (limit %d), valid UTF-8 %v", k, len(v), maxErrorHeader, utf8.ValidString(v))
+				}
+				kept, _, ok := strings.Cut(v, "… (")
+				if !ok || !strings.HasPrefix(tc.text, kept) || len(kept) < maxErrorHeader-64 {
+					t.Fatalf("%s: want a long prefix of the text then the suffix, got %d bytes ending %q", k, len(v), v[max(len(v)-60, 0):])
+				}
+				if want := fmt.Sprintf("… (%d more bytes)", len(tc.text)-len(kept)); !strings.HasSuffix(v, want) {
+					t.Errorf("%s: ends %q, want %q", k, v[max(len(v)-60, 0):], want)
+				}
+			}
+		})
 	}
 }

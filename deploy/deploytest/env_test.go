@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +183,8 @@ var deploymentSpecific = map[string]bool{
 	"INGESTOR_KAFKA_BROKERS": true, "INGESTOR_DATABASE_URL": true, "INGESTOR_REDIS_URL": true,
 	"READER_DATABASE_URL": true, "READER_REDIS_URL": true,
 	"INGESTOR_LOG_LEVEL": true, "READER_LOG_LEVEL": true,
+	// Follows the container's memory limit, which only k8s sets.
+	"READER_MEMORY_LIMIT": true,
 }
 
 // TestComposeAndK8sAgree: the tuning settings are the same in both
@@ -258,5 +261,33 @@ func TestSecretKeysAreUsed(t *testing.T) {
 				t.Errorf("Secret %s key %s is used by no container", name, k)
 			}
 		}
+	}
+}
+
+// TestReaderMemoryLimitFitsContainer: the reader's soft memory limit in k8s
+// sits below the container's hard limit (or the OOM killer acts before the
+// GC does) and above its cache bound.
+func TestReaderMemoryLimitFitsContainer(t *testing.T) {
+	t.Parallel()
+	b := loadK8s(t)
+	c := b.container(t, "Deployment/reader")
+	env := b.envNames(t, c)
+	soft, err := strconv.ParseInt(env["READER_MEMORY_LIMIT"], 10, 64)
+	if err != nil {
+		t.Fatalf("READER_MEMORY_LIMIT %q: %v", env["READER_MEMORY_LIMIT"], err)
+	}
+	cache, err := strconv.ParseInt(env["READER_CACHE_BYTES"], 10, 64)
+	if err != nil {
+		t.Fatalf("READER_CACHE_BYTES %q: %v", env["READER_CACHE_BYTES"], err)
+	}
+	limit := digString(c, "resources", "limits", "memory")
+	mi, ok := strings.CutSuffix(limit, "Mi")
+	hard, err := strconv.ParseInt(mi, 10, 64)
+	if !ok || err != nil {
+		t.Fatalf("memory limit %q: want NNNMi", limit)
+	}
+	hard <<= 20
+	if soft <= cache || soft >= hard {
+		t.Errorf("READER_MEMORY_LIMIT %d must lie between READER_CACHE_BYTES %d and the container limit %d (%s)", soft, cache, hard, limit)
 	}
 }

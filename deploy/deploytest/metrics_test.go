@@ -132,7 +132,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		"INGESTOR_KAFKA_GROUP":      "deploytest-" + topic,
 		"INGESTOR_DATABASE_URL":     viaHost(t, pg.URLAs("order_ingestor"), pgProxy.Addr()),
 		"INGESTOR_REDIS_URL":        viaHost(t, rd.URL, redisProxy.Addr()),
-		"INGESTOR_REDIS_PREFIX":     rd.Prefix,
+		"INGESTOR_REDIS_KEY_PREFIX": rd.Prefix,
 		"INGESTOR_OPS_ADDR":         opsAddr,
 		"INGESTOR_BATCH_SIZE":       "10", // many small batches: the backlog lasts
 		"INGESTOR_RETRY_MAX":        "500ms",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/orderservice/orders/reader/cache"
+	"github.com/orderservice/orders/reader/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderservice/orders/shared/model"
 )
@@ -161,4 +164,29 @@ func TestProblemJSON(t *testing.T) {
 			t.Errorf("got %v, want %v", got, want)
 		}
 	}
+}
+
+// TestMethodLabelBounded: made-up methods share one series.
+func TestMethodLabelBounded(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	h := NewServer(Deps{Metrics: metrics.New(reg), Gatherer: reg})
+	for i := range 50 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("X%d", i), "/order/abc", nil))
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nowhere", nil))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "reader_http_requests_total" {
+			continue
+		}
+		if n := len(f.GetMetric()); n != 2 {
+			t.Fatalf("%d series for 50 made-up methods and one GET, want 2", n)
+		}
+		return
+	}
+	t.Fatal("reader_http_requests_total not found")
 }

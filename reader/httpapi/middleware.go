@@ -110,6 +110,17 @@ func (r *recorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// methodLabel bounds the method label: a client may send any token as
+// its method, and each new one would be a new series kept forever.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
 // counterKey identifies one series of reader_http_requests_total.
 type counterKey struct {
 	route, method string
@@ -174,7 +185,7 @@ func observe(log *slog.Logger, access *AccessLog, m *metrics.Metrics) func(http.
 					}
 				}
 				if m != nil {
-					count(route, r.Method, status, elapsed)
+					count(route, methodLabel(r.Method), status, elapsed)
 				}
 				var xCache string
 				if v := rec.Header()["X-Cache"]; len(v) > 0 {

@@ -190,3 +190,22 @@ func TestMethodLabelBounded(t *testing.T) {
 	}
 	t.Fatal("reader_http_requests_total not found")
 }
+
+// FuzzAppendJSONString: whatever the string, the encoding is valid JSON
+// and decodes to what encoding/json's own encoding decodes to.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `"\`, "\x00\x1f\x7f", "\xff", "\u2028", "日本", "<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got, want string
+		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
+			t.Fatalf("%q: invalid JSON %s: %v", s, appendJSONString(nil, s), err)
+		}
+		std, _ := json.Marshal(s)
+		_ = json.Unmarshal(std, &want)
+		if got != want {
+			t.Fatalf("%q: decodes to %q, encoding/json's to %q", s, got, want)
+		}
+	})
+}

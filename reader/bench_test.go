@@ -252,14 +252,19 @@ func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) s
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard) }()
-	b.Cleanup(func() { cancel(); <-done })
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("reader: %v", err)
+		}
+	})
 	base := "http://" + vars["READER_LISTEN_ADDR"]
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == http.StatusOK {
 				return base
 			}
 		}
@@ -436,7 +441,7 @@ func mustGet(b *testing.B, url string) string {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, bufio.NewReader(resp.Body))
-	if resp.StatusCode != 200 {
+	if resp.StatusCode != http.StatusOK {
 		b.Fatalf("GET %s: %d", url, resp.StatusCode)
 	}
 	return resp.Header.Get("X-Cache")

@@ -163,7 +163,9 @@ func observe(log *slog.Logger, access *AccessLog, m *metrics.Metrics) func(http.
 
 			defer func() {
 				if v := recover(); v != nil {
-					if v == http.ErrAbortHandler {
+					// net/http's own sentinel, panicked unwrapped by
+					// design: re-panic so the server aborts the response.
+					if v == http.ErrAbortHandler { //nolint:errorlint // a recovered value, not a returned error
 						panic(v)
 					}
 					log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ensure-services.sh: make sure the machine has what the tests and the dev
 # stack need: PostgreSQL and Redis server binaries (and, with --browser,
-# Chromium for the browser tests), and, unless --install-only, PostgreSQL
+# Chromium for the browser tests; with --bench, wrk for the reader's
+# benchmarks), and, unless --install-only, PostgreSQL
 # and Redis answering on their standard local ports.
 #
 # Missing packages are installed with apt-get when running as root on
@@ -17,16 +18,18 @@ set -euo pipefail
 
 install_only=0
 browser=0
+bench=0
 for arg in "$@"; do
 	case "$arg" in
 	--install-only) install_only=1 ;;
 	--browser) browser=1 ;;
+	--bench) bench=1 ;;
 	-h | --help)
 		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "ensure-services: unknown argument $arg (want --install-only, --browser)" >&2
+		echo "ensure-services: unknown argument $arg (want --install-only, --browser, --bench)" >&2
 		exit 2
 		;;
 	esac
@@ -89,6 +92,9 @@ pg_bin_dir >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 if ((browser)) && [[ ! -x /usr/bin/chromium ]]; then
 	missing+=(chromium)
+fi
+if ((bench)) && ! command -v wrk >/dev/null; then
+	missing+=(wrk)
 fi
 
 installed_postgres=0

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +34,13 @@ func BenchmarkIngest(b *testing.B) {
 	const partitions = 6
 	e := newEnv(b, partitions)
 	cfg := e.config()
+	if v := os.Getenv("INGESTOR_BENCH_BATCHES_IN_FLIGHT"); v != "" { // tuning experiments
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.BatchesInFlight = n
+	}
 
 	gen := ordergen.New(int64(b.N))
 	items := 0

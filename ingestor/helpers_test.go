@@ -428,6 +428,7 @@ func startBinary(t testing.TB, cfg config.Config, name string) *proc {
 		"INGESTOR_OPS_ADDR=" + ops,
 		"INGESTOR_BATCH_SIZE=" + strconv.Itoa(cfg.BatchSize),
 		"INGESTOR_BATCH_LINGER=" + cfg.BatchLinger.String(),
+		"INGESTOR_BATCHES_IN_FLIGHT=" + strconv.Itoa(cfg.BatchesInFlight),
 		"INGESTOR_RETRY_INITIAL=50ms",
 		"INGESTOR_RETRY_MAX=500ms",
 		"INGESTOR_SHUTDOWN_TIMEOUT=10s",
@@ -441,6 +442,13 @@ func startBinary(t testing.TB, cfg config.Config, name string) *proc {
 	if _, isBench := t.(*testing.B); !isBench { // a benchmark's log is truncated anyway
 		cmd.Stdout = &prefixWriter{t: t, prefix: name + ": "}
 		cmd.Stderr = cmd.Stdout
+	} else if path := os.Getenv("INGESTOR_BENCH_LOG"); path != "" { // the benchmark's ingestor log, to a file
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		cmd.Stdout, cmd.Stderr = f, f
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start ingestor: %v", err)

@@ -123,7 +123,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 		ingest.Retry{Initial: cfg.RetryInitial, Max: cfg.RetryMax})
 	consumer, err := kafka.NewConsumer(log, m, kafka.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, Group: cfg.KafkaGroup,
-		BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger,
+		BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger, BatchesInFlight: cfg.BatchesInFlight,
 		ShutdownTimeout: cfg.ShutdownTimeout, Properties: props,
 	}, pipeline)
 	if err != nil {
@@ -150,7 +150,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.Info("ingestor started", "ops", ln.Addr().String(), "topic", cfg.KafkaTopic, "group", cfg.KafkaGroup,
-		"dlq", cfg.KafkaDLQTopic, "batch_size", cfg.BatchSize, "batch_linger", cfg.BatchLinger.String())
+		"dlq", cfg.KafkaDLQTopic, "batch_size", cfg.BatchSize, "batch_linger", cfg.BatchLinger.String(), "batches_in_flight", cfg.BatchesInFlight)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

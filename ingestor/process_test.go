@@ -168,6 +168,11 @@ func TestGracefulShutdownCommitsOffsets(t *testing.T) {
 		if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders WHERE order_uid=$1`, o.OrderUID); n != 1 {
 			return "new order not stored yet"
 		}
+		// The outcome is counted once the whole batch is resolved, just
+		// after the row is visible.
+		if v := metric(t, again.ops, `ingestor_messages_total{outcome="stored",reason=""}`); v < 1 {
+			return "new order not counted yet"
+		}
 		return ""
 	})
 	// Everything the second run handled: the new order only.

@@ -40,6 +40,7 @@ type Config struct {
 	KafkaProperties Properties    `split_words:"true" desc:"extra librdkafka properties for the consumer and the dead-letter producer: key=value pairs separated by ';' or newlines (e.g. security.protocol=SASL_SSL;sasl.mechanisms=PLAIN)"`
 	BatchSize       int           `split_words:"true" default:"2000" desc:"largest number of messages written in one database transaction"`
 	BatchLinger     time.Duration `split_words:"true" default:"50ms" desc:"longest wait for a batch to fill after its first message"`
+	BatchesInFlight int           `split_words:"true" default:"2" desc:"batches committed concurrently, each in its own transaction on its own connection (offsets are stored in batch order); at most DB_MAX_CONNS"`
 	MaxMessageSize  int           `split_words:"true" default:"1048576" desc:"messages larger than this many bytes are dead-lettered as too_large"`
 
 	// Storage.
@@ -127,7 +128,7 @@ func Load() (Config, error) {
 func Default(databaseURL, redisURL string) Config {
 	return Config{
 		KafkaBrokers: "127.0.0.1:9092", KafkaTopic: "orders", KafkaGroup: "order-ingestor", KafkaDLQTopic: "orders.dlq",
-		BatchSize: 2000, BatchLinger: 50 * time.Millisecond, MaxMessageSize: 1 << 20,
+		BatchSize: 2000, BatchLinger: 50 * time.Millisecond, BatchesInFlight: 2, MaxMessageSize: 1 << 20,
 		DatabaseURL: databaseURL, DBMaxConns: 4, DBTimeout: 30 * time.Second,
 		RedisURL: redisURL, RedisTTL: 24 * time.Hour, RedisTimeout: time.Second,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 5 * time.Second,
@@ -160,6 +161,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchLinger < 0 || c.BatchLinger > time.Minute {
 		bad("BATCH_LINGER", "must be 0..1m, got %s", c.BatchLinger)
+	}
+	if c.BatchesInFlight < 1 || c.BatchesInFlight > 16 || c.BatchesInFlight > int(c.DBMaxConns) {
+		bad("BATCHES_IN_FLIGHT", "must be 1..16 and at most %s_DB_MAX_CONNS (%d), got %d", Prefix, c.DBMaxConns, c.BatchesInFlight)
 	}
 	if c.MaxMessageSize < 1024 {
 		bad("MAX_MESSAGE_SIZE", "must be at least 1024 bytes, got %d", c.MaxMessageSize)

@@ -18,8 +18,11 @@
 //
 // Steps 3 and 5 retry transient failures forever with exponential backoff
 // and jitter. Between attempts the handler calls the consumer's WaitFunc,
-// which pauses fetching and keeps serving the group protocol, so that an
-// outage buffers nothing new and does not get the member evicted. Only a
+// through which the consumer learns that the batch is failing: it pauses
+// fetching and keeps serving the group protocol, so that an outage buffers
+// nothing new and does not get the member evicted. Commit is safe for
+// concurrent use: the consumer commits a few batches at once, each in its
+// own transaction, and stores their offsets in batch order. Only a
 // cancelled context stops the retries; the batch is then abandoned without
 // any offset stored, and whoever consumes the partitions next gets it again.
 package ingest

@@ -88,8 +88,9 @@ type Retry struct {
 	Max     time.Duration
 }
 
-// Pipeline handles batches; see the package documentation. Handle is not
-// safe for concurrent use (the consumer loop calls it from one goroutine).
+// Pipeline handles batches; see the package documentation. Prepare and
+// Commit are safe for concurrent use: the consumer commits up to
+// BatchesInFlight batches at once, each in its own transaction.
 type Pipeline struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -101,10 +102,16 @@ type Pipeline struct {
 
 	// dbFailing is true while database writes fail transiently.
 	dbFailing atomic.Bool
-	// cacheFailing and cacheSkipUntil track a failing cache (see setCache).
+	// cacheMu guards cacheFailing and cacheSkipUntil, which track a failing
+	// cache (see setCache).
+	cacheMu        sync.Mutex
 	cacheFailing   bool
 	cacheSkipUntil time.Time
 	now            func() time.Time
+
+	// outageMu guards outages, by stage ("db", "dlq").
+	outageMu sync.Mutex
+	outages  map[string]outage
 }
 
 // New returns a Pipeline. maxSize is the message size limit in bytes.
@@ -112,10 +119,11 @@ func New(log *slog.Logger, m *metrics.Metrics, maxSize int, store Store, cache C
 	return &Pipeline{
 		log: log, metrics: m, decoder: model.Decoder{MaxSize: maxSize},
 		store: store, cache: cache, dlq: dlq, retry: retry, now: time.Now,
+		outages: map[string]outage{},
 	}
 }
 
-// DatabaseFailing reports whether the last database write attempt failed
+// DatabaseFailing reports whether some batch's database write failed
 // transiently and has not succeeded since: /readyz reports not ready.
 func (p *Pipeline) DatabaseFailing() bool { return p.dbFailing.Load() }
 
@@ -318,11 +326,16 @@ func (p *Pipeline) setCache(ctx context.Context, entries []redis.Entry) {
 	if len(entries) == 0 {
 		return
 	}
-	if now := p.now(); now.Before(p.cacheSkipUntil) {
+	p.cacheMu.Lock()
+	skip := p.now().Before(p.cacheSkipUntil)
+	p.cacheMu.Unlock()
+	if skip {
 		p.metrics.RedisErrors.Add(float64(len(entries)))
 		return
 	}
 	failed, err := p.cache.Set(ctx, entries)
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
 	if err != nil {
 		p.metrics.RedisErrors.Add(float64(failed))
 		if !p.cacheFailing {
@@ -370,9 +383,6 @@ func (p *Pipeline) write(ctx context.Context, orders []postgres.Order, wait Wait
 		}
 		return err
 	})
-	if err == nil {
-		p.dbFailing.Store(false)
-	}
 	return results, err
 }
 
@@ -418,7 +428,8 @@ func (p *Pipeline) deadLetter(ctx context.Context, entries []entry, wait WaitFun
 
 // withRetry runs op until it succeeds or ctx ends, waiting with exponential
 // backoff and jitter between attempts. It logs once when the stage starts
-// failing and once when it recovers, never per attempt.
+// failing and once when it recovers, never per attempt, however many
+// batches in flight fail together (see outageBegin).
 func (p *Pipeline) withRetry(ctx context.Context, stage string, wait WaitFunc, op func() error) error {
 	b := backoff.ExponentialBackOff{
 		InitialInterval:     p.retry.Initial,
@@ -427,35 +438,80 @@ func (p *Pipeline) withRetry(ctx context.Context, stage string, wait WaitFunc, o
 		MaxInterval:         p.retry.Max,
 	}
 	b.Reset()
-	var failingSince time.Time
+	failing := false
 	attempts := 0
+	defer func() {
+		if failing { // abandoned while failing: no longer counts as this stage's failure
+			p.outageEnd(stage, attempts, false)
+		}
+	}()
 	for {
 		err := op()
 		if err == nil {
-			if !failingSince.IsZero() {
-				p.metrics.Outage.WithLabelValues(stage).Set(0)
-				p.log.Info("stage recovered; consumption resumes", "stage", stage,
-					"outage", time.Since(failingSince).Round(time.Millisecond).String(), "retries", attempts)
+			if failing {
+				failing = false
+				p.outageEnd(stage, attempts, true)
 			}
 			return nil
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: abandoned: %w", stage, ctx.Err())
 		}
-		if failingSince.IsZero() {
-			failingSince = time.Now()
-			if stage == "db" {
-				p.dbFailing.Store(true)
-			}
-			p.metrics.Outage.WithLabelValues(stage).Set(1)
-			p.log.Warn("stage failing transiently; consumption paused, retrying with backoff",
-				"stage", stage, "error", err)
+		if !failing {
+			failing = true
+			p.outageBegin(stage, err)
 		}
 		attempts++
 		p.metrics.Retries.WithLabelValues(stage).Inc()
 		if err := wait(ctx, b.NextBackOff()); err != nil {
 			return fmt.Errorf("%s: abandoned: %w", stage, err)
 		}
+	}
+}
+
+// outage is the state of one failing stage across the batches in flight.
+type outage struct {
+	batches int       // batches currently retrying this stage
+	since   time.Time // when the first of them started failing
+}
+
+// outageBegin records that one more batch fails at stage; the first one
+// logs, sets the gauge and (for the database) makes /readyz fail.
+func (p *Pipeline) outageBegin(stage string, err error) {
+	p.outageMu.Lock()
+	defer p.outageMu.Unlock()
+	o := p.outages[stage]
+	o.batches++
+	if o.batches == 1 {
+		o.since = time.Now()
+		if stage == "db" {
+			p.dbFailing.Store(true)
+		}
+		p.metrics.Outage.WithLabelValues(stage).Set(1)
+		p.log.Warn("stage failing transiently; consumption paused, retrying with backoff",
+			"stage", stage, "error", err)
+	}
+	p.outages[stage] = o
+}
+
+// outageEnd records that a batch no longer fails at stage (it succeeded if
+// recovered); the last one logs the recovery and clears the gauge.
+func (p *Pipeline) outageEnd(stage string, retries int, recovered bool) {
+	p.outageMu.Lock()
+	defer p.outageMu.Unlock()
+	o := p.outages[stage]
+	o.batches--
+	p.outages[stage] = o
+	if o.batches > 0 {
+		return
+	}
+	p.metrics.Outage.WithLabelValues(stage).Set(0)
+	if stage == "db" {
+		p.dbFailing.Store(false)
+	}
+	if recovered {
+		p.log.Info("stage recovered; consumption resumes", "stage", stage,
+			"outage", time.Since(o.since).Round(time.Millisecond).String(), "retries", retries)
 	}
 }
 

@@ -5,19 +5,26 @@
 //
 // Offset discipline. enable.auto.offset.store is false: an offset is stored
 // (StoreMessage, which stores offset+1) only after the pipeline returned
-// for the whole batch. Auto-commit then commits stored offsets in the
-// background, and the loop commits explicitly when partitions are revoked
-// and at shutdown, so a new owner starts right after the last durable
-// message and re-reads nothing that was stored.
+// for the whole batch AND for every batch consumed before it. Auto-commit
+// then commits stored offsets in the background, and the loop commits
+// explicitly when partitions are revoked and at shutdown, so a new owner
+// starts right after the last durable message and re-reads nothing that
+// was stored.
 //
-// Threading. One goroutine owns the consumer: it polls, commits a batch
-// (while the next one is prepared on other goroutines) and polls again.
-// Rebalance callbacks run inside Poll, therefore never while a batch is
-// being written, except during a transient outage, when the pipeline's
-// WaitFunc polls (with every partition paused) to keep the member in the
-// group; the loop goroutine is blocked meanwhile, so only one goroutine
-// ever touches the consumer. Every Poll uses a short timeout so that shutdown is
-// never stuck in librdkafka.
+// Threading. One goroutine owns the consumer: it polls, collects and
+// prepares the next batch, and starts each prepared batch's Commit on a
+// goroutine of its own, up to BatchesInFlight at once (each is one
+// transaction on its own connection; PostgreSQL resolves a uid present in
+// two of them: the second waits for the first and takes the writer's
+// careful path). Flights may finish in any order; their offsets are stored
+// in consumption order (type inOrder). A flight waiting out a transient
+// failure only sleeps: the loop sees it failing, pauses every partition,
+// starts no new batch and keeps polling so that rebalances are served and
+// the member stays in the group. A partition revoked while a batch of it is
+// in flight gets no offset from that batch (its data may commit; the new
+// owner re-reads those messages, which is harmless: writes are
+// idempotent). Every Poll uses a short timeout so that shutdown is never
+// stuck in librdkafka.
 package kafka
 
 import (
@@ -45,7 +52,8 @@ const lagInterval = 3 * time.Second
 
 // Handler gives batches durable outcomes in two steps; see
 // ingest.Pipeline. Prepare must have no side effect (the consumer may drop
-// part of a prepared batch); Commit makes the outcomes durable.
+// part of a prepared batch); Commit makes the outcomes durable and must be
+// safe for concurrent use (BatchesInFlight).
 type Handler interface {
 	Prepare(msgs []ingest.Message) *ingest.Batch
 	Commit(ctx context.Context, b *ingest.Batch, wait ingest.WaitFunc) error
@@ -58,6 +66,9 @@ type ConsumerConfig struct {
 	Group       string
 	BatchSize   int
 	BatchLinger time.Duration
+	// BatchesInFlight is how many batches may be committed concurrently,
+	// each in its own transaction; offsets are still stored in batch order.
+	BatchesInFlight int
 	// ShutdownTimeout bounds the work on the batch in flight after the run
 	// context is cancelled.
 	ShutdownTimeout time.Duration
@@ -174,116 +185,217 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	})
 	defer stop()
 
-	// inflight is the prepared batch to commit next. While it is written,
-	// the messages librdkafka already holds are prepared as the next batch:
-	// decoding is CPU work in this process, writing mostly waits for
-	// PostgreSQL, and overlapping them is most of the throughput.
-	var inflight *ingest.Batch
+	var (
+		flights inOrder       // batches being committed, in consumption order
+		next    *ingest.Batch // prepared, waiting for room in flights
+		linger  time.Time     // when the pending messages must become a batch
+	)
 	for {
-		if inflight == nil {
-			if ctx.Err() != nil {
-				c.log.Info("stopping consumer: batch in flight done")
+		// Store the offsets of the batches that are durable, strictly in
+		// consumption order: a batch that finished early waits for every
+		// earlier one.
+		for _, f := range flights.finished() {
+			if f.err != nil {
+				// Only a cancelled context stops Commit: shutting down and
+				// out of time. Nothing of this batch or of any later one
+				// is stored; the next owner of the partitions handles them
+				// again.
+				n := flights.abandon()
+				c.log.Warn("batch abandoned at shutdown; it will be consumed again",
+					"messages", f.batch.Len(), "later_batches", n, "error", f.err)
 				return nil
 			}
-			if err := c.collect(ctx); err != nil {
-				return err
+			c.store(f.batch)
+		}
+		c.pauseWhileFailing(flights.failing())
+
+		if ctx.Err() != nil { // shutting down: fetch and start nothing new
+			head := flights.head()
+			if head == nil {
+				c.log.Info("stopping consumer: batches in flight done")
+				return nil
 			}
-			if len(c.pending) == 0 {
-				c.refreshLag(false)
-				continue
-			}
-			inflight = c.handler.Prepare(c.take())
+			<-head.done
+			continue
 		}
 
-		var next []ingest.Message
-		if ctx.Err() == nil { // at shutdown, fetch nothing new
-			if err := c.drain(); err != nil {
+		if next != nil && flights.len() < c.maxInFlight() && !c.paused {
+			// Partitions revoked since it was prepared: not ours now.
+			next.Keep(func(p int32) bool { return c.assigned[p] })
+			if next.Len() > 0 {
+				flights.add(c.start(work, next))
+			}
+			next = nil
+			continue
+		}
+
+		if len(c.pending) > 0 && linger.IsZero() {
+			linger = time.Now().Add(c.cfg.BatchLinger)
+		}
+		full := len(c.pending) >= c.cfg.BatchSize
+		if next == nil && !c.paused && len(c.pending) > 0 && (full || !time.Now().Before(linger)) {
+			// Preparing is CPU work on every core and has no side effect:
+			// it overlaps the transactions in flight.
+			next = c.handler.Prepare(c.take())
+			linger = time.Time{}
+			continue
+		}
+
+		if next != nil || full {
+			// Nothing more to collect until a batch starts: wait for the
+			// oldest flight, polling now and then for rebalances (and the
+			// messages already buffered).
+			if head := flights.head(); head != nil {
+				t := time.NewTimer(pollInterval)
+				select {
+				case <-head.done:
+				case <-t.C:
+				}
+				t.Stop()
+			}
+			if err := c.poll(0); err != nil {
+				cancelWork() // a flight retrying an outage would never return
+				flights.abandon()
 				return err
 			}
-			next = c.take()
-			// drain may have run a revocation: leave those partitions'
-			// messages to their new owner.
-			inflight.Keep(func(p int32) bool { return c.assigned[p] })
-		}
-		var nextBatch *ingest.Batch
-		prepared := make(chan struct{})
-		go func() {
-			defer close(prepared)
-			if len(next) > 0 {
-				nextBatch = c.handler.Prepare(next)
+		} else {
+			timeout := pollInterval
+			if !linger.IsZero() {
+				timeout = min(timeout, max(time.Until(linger), time.Millisecond))
 			}
-		}()
-		err := c.handler.Commit(work, inflight, c.wait)
-		<-prepared
-		if err != nil {
-			// Only a cancelled context stops Commit: shutting down and out
-			// of time. Nothing of the batch is stored; the next owner of
-			// the partitions handles it again.
-			c.log.Warn("batch abandoned at shutdown; it will be consumed again", "messages", inflight.Len(), "error", err)
-			return nil
-		}
-		c.store(inflight)
-		c.resume()
-		inflight = nextBatch
-		if inflight != nil {
-			// Partitions revoked during an outage's waits: not ours now.
-			inflight.Keep(func(p int32) bool { return c.assigned[p] })
-			if inflight.Len() == 0 {
-				inflight = nil
+			if err := c.poll(int(timeout.Milliseconds())); err != nil {
+				cancelWork() // a flight retrying an outage would never return
+				flights.abandon()
+				return err
 			}
 		}
 		c.refreshLag(false)
 	}
 }
 
-// take hands over the collected messages.
+// maxInFlight is how many batches may be committed concurrently.
+func (c *Consumer) maxInFlight() int { return max(c.cfg.BatchesInFlight, 1) }
+
+// start commits b on its own goroutine. Its WaitFunc only sleeps and marks
+// the flight failing: the loop goroutine, which alone touches the
+// consumer, pauses fetching while any flight is failing and keeps polling
+// so that the member stays in the group.
+func (c *Consumer) start(ctx context.Context, b *ingest.Batch) *flight {
+	f := &flight{batch: b, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		f.err = c.handler.Commit(ctx, b, func(ctx context.Context, d time.Duration) error {
+			f.failing.Store(true)
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		})
+		f.failing.Store(false)
+	}()
+	return f
+}
+
+// pauseWhileFailing pauses every assigned partition while a flight retries
+// a transient failure (nothing new is buffered during an outage) and
+// resumes them once none does.
+func (c *Consumer) pauseWhileFailing(failing bool) {
+	switch {
+	case failing && !c.paused:
+		c.paused = true
+		if err := c.c.Pause(c.partitions()); err != nil {
+			c.log.Warn("pause partitions", "error", err)
+		}
+	case !failing && c.paused:
+		c.paused = false
+		if err := c.c.Resume(c.partitions()); err != nil {
+			c.log.Warn("resume partitions", "error", err)
+		}
+	}
+}
+
+// flight is a batch being committed.
+type flight struct {
+	batch *ingest.Batch
+	done  chan struct{} // closed when Commit returned
+	err   error         // Commit's error, read after done
+	// failing is true while Commit waits out a transient failure.
+	failing atomic.Bool
+}
+
+func (f *flight) isDone() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// inOrder holds the flights in consumption order. Its methods are called
+// by the loop goroutine only.
+type inOrder struct{ flights []*flight }
+
+func (q *inOrder) add(f *flight) { q.flights = append(q.flights, f) }
+
+func (q *inOrder) len() int { return len(q.flights) }
+
+// head is the oldest flight, or nil.
+func (q *inOrder) head() *flight {
+	if len(q.flights) == 0 {
+		return nil
+	}
+	return q.flights[0]
+}
+
+// finished removes and returns the leading flights whose Commit returned,
+// oldest first, up to and including the first that failed: a flight that
+// finished while an older one is still running stays until that one is done.
+func (q *inOrder) finished() []*flight {
+	n := 0
+	for n < len(q.flights) && q.flights[n].isDone() {
+		n++
+		if q.flights[n-1].err != nil {
+			break
+		}
+	}
+	out := q.flights[:n:n]
+	q.flights = q.flights[n:]
+	return out
+}
+
+// failing reports whether some flight is retrying a transient failure.
+func (q *inOrder) failing() bool {
+	for _, f := range q.flights {
+		if f.failing.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// abandon waits for every remaining flight to return (they hold database
+// connections; their context is cancelled by then, or they finish) and
+// drops them without storing anything. It returns how many there were.
+func (q *inOrder) abandon() int {
+	n := len(q.flights)
+	for _, f := range q.flights {
+		<-f.done
+	}
+	q.flights = nil
+	return n
+}
+
+// take hands over the collected messages, at most a batch.
 func (c *Consumer) take() []ingest.Message {
-	msgs := c.pending
-	c.pending = nil
+	n := min(len(c.pending), c.cfg.BatchSize)
+	msgs := c.pending[:n:n]
+	c.pending = append([]ingest.Message(nil), c.pending[n:]...)
 	return msgs
-}
-
-// drain adds what librdkafka already holds to the pending messages,
-// without waiting, up to a batch.
-func (c *Consumer) drain() error {
-	for len(c.pending) < c.cfg.BatchSize {
-		before := len(c.pending)
-		if err := c.poll(0); err != nil {
-			return err
-		}
-		if len(c.pending) == before {
-			return nil
-		}
-	}
-	return nil
-}
-
-// collect polls until the batch is full, BatchLinger has passed since its
-// first message, or ctx is done.
-func (c *Consumer) collect(ctx context.Context) error {
-	var deadline time.Time
-	if len(c.pending) > 0 { // left over from an outage's WaitFunc
-		deadline = time.Now().Add(c.cfg.BatchLinger)
-	}
-	for len(c.pending) < c.cfg.BatchSize && ctx.Err() == nil {
-		timeout := pollInterval
-		if !deadline.IsZero() {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return nil
-			}
-			timeout = min(timeout, left)
-		}
-		ms := max(int(timeout.Milliseconds()), 1)
-		if err := c.poll(ms); err != nil {
-			return err
-		}
-		if deadline.IsZero() && len(c.pending) > 0 {
-			deadline = time.Now().Add(c.cfg.BatchLinger)
-		}
-		c.refreshLag(false)
-	}
-	return nil
 }
 
 // poll handles one Poll's event: a message joins the pending batch, an
@@ -321,43 +433,6 @@ func (c *Consumer) poll(timeoutMs int) error {
 		c.log.Debug("kafka client error", "error", ev.Error(), "code", ev.Code().String())
 	}
 	return nil
-}
-
-// wait is the pipeline's WaitFunc: pause every assigned partition (once),
-// then poll for d so that heartbeats, rebalances and max.poll.interval.ms
-// stay satisfied. Messages polled meanwhile (already in flight before the
-// pause) join the next batch, so nothing is skipped.
-func (c *Consumer) wait(ctx context.Context, d time.Duration) error {
-	if !c.paused {
-		c.paused = true
-		if err := c.c.Pause(c.partitions()); err != nil {
-			c.log.Warn("pause partitions", "error", err)
-		}
-	}
-	deadline := time.Now().Add(d)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil
-		}
-		if err := c.poll(max(int(min(left, pollInterval).Milliseconds()), 1)); err != nil {
-			return err
-		}
-	}
-}
-
-// resume undoes wait's pause once the batch has gone through.
-func (c *Consumer) resume() {
-	if !c.paused {
-		return
-	}
-	c.paused = false
-	if err := c.c.Resume(c.partitions()); err != nil {
-		c.log.Warn("resume partitions", "error", err)
-	}
 }
 
 // store stores, per partition, the offset after the batch's last message.

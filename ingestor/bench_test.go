@@ -27,19 +27,27 @@ import (
 //
 // The broker and the database run outside that process, so their CPU is
 // not counted. INGESTOR_BENCH_CPUPROFILE=path saves a 4-second CPU profile
-// of the ingestor. Run it with a fixed size:
+// of the ingestor; INGESTOR_BENCH_LOG=path keeps its log;
+// INGESTOR_BENCH_BATCH_SIZE and INGESTOR_BENCH_BATCHES_IN_FLIGHT override
+// the batch defaults. Run it with a fixed size:
 //
 //	go test -run XXX -bench BenchmarkIngest -benchtime=100000x .
 func BenchmarkIngest(b *testing.B) {
 	const partitions = 6
 	e := newEnv(b, partitions)
 	cfg := e.config()
-	if v := os.Getenv("INGESTOR_BENCH_BATCHES_IN_FLIGHT"); v != "" { // tuning experiments
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			b.Fatal(err)
+	// Tuning experiments: other batch settings than the defaults.
+	for name, field := range map[string]*int{
+		"INGESTOR_BENCH_BATCHES_IN_FLIGHT": &cfg.BatchesInFlight,
+		"INGESTOR_BENCH_BATCH_SIZE":        &cfg.BatchSize,
+	} {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			*field = n
 		}
-		cfg.BatchesInFlight = n
 	}
 
 	gen := ordergen.New(int64(b.N))

@@ -233,9 +233,10 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 			linger = time.Now().Add(c.cfg.BatchLinger)
 		}
 		full := len(c.pending) >= c.cfg.BatchSize
-		if next == nil && !c.paused && len(c.pending) > 0 && (full || !time.Now().Before(linger)) {
+		if next == nil && len(c.pending) > 0 && (full || !time.Now().Before(linger)) {
 			// Preparing is CPU work on every core and has no side effect:
-			// it overlaps the transactions in flight.
+			// it overlaps the transactions in flight (or waits, prepared,
+			// for an outage to end).
 			next = c.handler.Prepare(c.take())
 			linger = time.Time{}
 			continue

@@ -161,9 +161,10 @@ func (c *Consumer) Ready() bool { return c.subscribed.Load() }
 // Assigned is the number of partitions currently owned.
 func (c *Consumer) Assigned() int { return int(c.nAssigned.Load()) }
 
-// Run consumes until ctx is cancelled, then finishes the batch in flight
-// (within ShutdownTimeout), commits the stored offsets and closes the
-// consumer. It returns nil on a clean shutdown.
+// Run consumes until ctx is cancelled, then finishes the batches in flight
+// (within ShutdownTimeout; a prepared batch not started yet is left for
+// the next owner), commits the stored offsets and closes the consumer. It
+// returns nil on a clean shutdown.
 func (c *Consumer) Run(ctx context.Context) (err error) {
 	defer func() {
 		if cerr := c.close(); err == nil {
@@ -176,7 +177,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	c.subscribed.Store(true)
 	defer c.subscribed.Store(false)
 
-	// The batch in flight outlives ctx by at most ShutdownTimeout.
+	// The batches in flight outlive ctx by at most ShutdownTimeout.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stop := context.AfterFunc(ctx, func() {
@@ -229,7 +230,10 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 			continue
 		}
 
-		if len(c.pending) > 0 && linger.IsZero() {
+		switch {
+		case len(c.pending) == 0: // taken, or dropped by a revocation
+			linger = time.Time{}
+		case linger.IsZero():
 			linger = time.Now().Add(c.cfg.BatchLinger)
 		}
 		full := len(c.pending) >= c.cfg.BatchSize
@@ -238,7 +242,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 			// it overlaps the transactions in flight (or waits, prepared,
 			// for an outage to end).
 			next = c.handler.Prepare(c.take())
-			linger = time.Time{}
+			linger = time.Time{} // leftovers (above a batch) get a fresh linger
 			continue
 		}
 

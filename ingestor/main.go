@@ -61,9 +61,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log := newLogger(cfg, getenv, stdout)
-	if msg := cfg.Deprecated(); msg != "" {
-		log.Warn(msg)
-	}
 	return serve(ctx, cfg, log, nil)
 }
 

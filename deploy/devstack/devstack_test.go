@@ -315,7 +315,7 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	rd := testenv.Redis(t)
 	// The services read their key prefixes from the environment that
 	// devstack passes on.
-	t.Setenv("INGESTOR_REDIS_PREFIX", rd.Prefix)
+	t.Setenv("INGESTOR_REDIS_KEY_PREFIX", rd.Prefix)
 	t.Setenv("READER_REDIS_KEY_PREFIX", rd.Prefix)
 	env := map[string]string{"DATABASE_URL": pg.URL, "REDIS_URL": rd.URL}
 	readerPort, opsPort, kafkaPort := freePort(t), freePort(t), freePort(t)

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -63,14 +62,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `split_words:"true" default:"20s" desc:"longest time to finish the batch in flight on SIGTERM"`
 	LogLevel        slog.Level    `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for make run)"`
-
-	// deprecated names a deprecated variable Load found (envconfig skips
-	// unexported fields).
-	deprecated string
 }
-
-// Deprecated is a warning about a deprecated variable in use, or "".
-func (c Config) Deprecated() string { return c.deprecated }
 
 // Properties are librdkafka configuration properties as text: key=value
 // pairs separated by ';' or newlines. Values may contain '=' (SASL JAAS
@@ -96,9 +88,6 @@ func (p Properties) Parse() (map[string]string, error) {
 	return out, nil
 }
 
-// oldRedisPrefixVar is the former name of INGESTOR_REDIS_KEY_PREFIX.
-const oldRedisPrefixVar = Prefix + "_REDIS_PREFIX"
-
 // Load reads the configuration from the process environment and checks it.
 // envconfig always reads the process environment (it has no injectable
 // lookup), so tests that need other settings build a Config themselves or
@@ -107,15 +96,6 @@ func Load() (Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	// The old name of INGESTOR_REDIS_KEY_PREFIX is still honoured (the new
-	// one wins): ignoring it would silently write keys the reader never
-	// reads. The caller logs Deprecated.
-	if old, ok := os.LookupEnv(oldRedisPrefixVar); ok {
-		if _, set := os.LookupEnv(Prefix + "_REDIS_KEY_PREFIX"); !set {
-			c.RedisKeyPrefix = old
-		}
-		c.deprecated = oldRedisPrefixVar + " is deprecated: rename it " + Prefix + "_REDIS_KEY_PREFIX"
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err

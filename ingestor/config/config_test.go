@@ -34,34 +34,25 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-// INGESTOR_REDIS_KEY_PREFIX was INGESTOR_REDIS_PREFIX: the old name is
-// still read, with a deprecation warning, and the new one wins.
 func TestLoadRedisKeyPrefix(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://u@db/orders")
 	t.Setenv("REDIS_URL", "redis://cache:6379/0")
 	for _, tc := range []struct {
-		name          string
-		newVal, old   *string
-		want          string
-		wantDeprecate bool
+		name string
+		val  *string
+		want string
 	}{
-		{"new name", ptr("t1:"), nil, "t1:", false},
-		{"old name only", nil, ptr("t2:"), "t2:", true},
-		{"both: the new name wins", ptr("t3:"), ptr("t4:"), "t3:", true},
-		{"neither", nil, nil, "", false},
+		{"set", ptr("t1:"), "t1:"},
+		{"unset", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			setOrUnset(t, "INGESTOR_REDIS_KEY_PREFIX", tc.newVal)
-			setOrUnset(t, "INGESTOR_REDIS_PREFIX", tc.old)
+			setOrUnset(t, "INGESTOR_REDIS_KEY_PREFIX", tc.val)
 			c, err := Load()
 			if err != nil {
 				t.Fatal(err)
 			}
 			if c.RedisKeyPrefix != tc.want {
 				t.Errorf("RedisKeyPrefix = %q, want %q", c.RedisKeyPrefix, tc.want)
-			}
-			if got := c.Deprecated(); (got != "") != tc.wantDeprecate || (got != "" && !strings.Contains(got, "INGESTOR_REDIS_KEY_PREFIX")) {
-				t.Errorf("Deprecated() = %q, want a warning: %v", got, tc.wantDeprecate)
 			}
 		})
 	}

@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// One lock for the two writers of stdout (slog and the access log),
 	// so that their lines never interleave.
 	out := &lockedWriter{w: stdout}
-	log := newLogger(cfg, out)
+	log := newLogger(cfg, getenv, out)
 	var access *httpapi.AccessLog
 	if cfg.LogFormat == "json" && log.Enabled(ctx, slog.LevelInfo) {
 		access = httpapi.NewAccessLog(out, "service", "reader")
@@ -175,11 +175,14 @@ func warmUp(ctx context.Context, log *slog.Logger, tiers *cache.Tiered, m *metri
 	log.Info("warm-up done", "orders", count, "duration", elapsed)
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// newLogger returns the JSON logger, or tint's coloured text one; NO_COLOR
+// (https://no-color.org) turns colour off, as the dev stack sets it when
+// its own output is not a terminal.
+func newLogger(cfg *config.Config, getenv func(string) string, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel))) // validated by config
 	if cfg.LogFormat == "text" {
-		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: getenv("NO_COLOR") != ""}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", "reader")
 }

@@ -594,6 +594,8 @@ func partitionList(tps []ckafka.TopicPartition) []int32 {
 }
 
 // librdkafkaLog forwards one librdkafka log line (syslog levels) to slog.
+// librdkafka's own "info" (6) is chatter such as telemetry ids, so it goes
+// to debug; "notice" (5) and above stay visible.
 func librdkafkaLog(log *slog.Logger, client string, l ckafka.LogEvent) {
 	level := slog.LevelDebug
 	switch {
@@ -601,7 +603,7 @@ func librdkafkaLog(log *slog.Logger, client string, l ckafka.LogEvent) {
 		level = slog.LevelError
 	case l.Level == 4:
 		level = slog.LevelWarn
-	case l.Level <= 6:
+	case l.Level == 5:
 		level = slog.LevelInfo
 	}
 	log.Log(context.Background(), level, l.Message, "client", client, "librdkafka", l.Tag)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -255,8 +256,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if len(uids) != generated+1 {
 		t.Fatalf("%d orders stored, want %d", len(uids), generated+1)
 	}
-	var nWarm int
-	fmt.Sscan(warm, &nWarm)
+	nWarm, err := strconv.Atoi(warm)
+	if err != nil {
+		t.Fatalf("warm-up count %q: %v", warm, err)
+	}
 	get := func(path string, want int) {
 		t.Helper()
 		code, body, err := httpGet(ctx, base+path)

@@ -111,7 +111,7 @@ func (p *process) exited() error {
 	select {
 	case err := <-p.done:
 		p.done <- err
-		return fmt.Errorf("%s exited: %v\n%s", p.name, err, tail(p.out.String(), 4<<10))
+		return fmt.Errorf("%s exited: %w\n%s", p.name, err, tail(p.out.String(), 4<<10))
 	default:
 		return nil
 	}

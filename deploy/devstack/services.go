@@ -9,15 +9,13 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
-	"path/filepath"
-	"sort"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/orderservice/orders/shared/localserver"
 )
 
 const (
@@ -169,153 +167,60 @@ func ensureDatabase(ctx context.Context, dsn string) error {
 	return nil
 }
 
-// throwaway is a server devstack started for this run only.
+// throwaway is a server devstack started for this run only, its output on
+// the console.
 type throwaway struct {
-	*proc
-	dir string
-	sig os.Signal // the signal that makes it shut down quickly
+	*localserver.Server
+	out *lineWriter
 }
 
 // stop shuts the server down and removes its files, and says how long
 // that took.
 func (s *throwaway) stop() time.Duration {
-	start := time.Now()
-	s.proc.stop(s.sig, 15*time.Second)
-	_ = os.RemoveAll(s.dir)
-	return time.Since(start)
+	took := s.Stop()
+	_ = s.out.Close()
+	return took
 }
 
-// pgCredential returns who PostgreSQL runs as: the current user, or for
-// root (initdb and postgres refuse to run as root) the "postgres" OS user.
-func pgCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root and no postgres OS user to run PostgreSQL as (apt-get install postgresql creates one): %w", err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("postgres uid %q: %w", u.Uid, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("postgres gid %q: %w", u.Gid, err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// pgBinDir finds the directory holding initdb and postgres: the newest
-// /usr/lib/postgresql/N/bin (Debian keeps them off PATH), else PATH.
-func pgBinDir() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	version := func(d string) int {
-		v, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
-		return v
-	}
-	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
-	for _, d := range dirs {
-		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
-			return d, nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		if resolved, err := filepath.EvalSymlinks(p); err == nil {
-			p = resolved
-		}
-		if d := filepath.Dir(p); isExec(filepath.Join(d, "postgres")) {
-			return d, nil
-		}
-	}
-	return "", fmt.Errorf("initdb and postgres: %w", errMissingBinaries)
-}
-
-func isExec(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-// listenAddr returns 127.0.0.1:port when that port is free, else a free one.
-func listenAddr(ctx context.Context, port int) (string, error) {
-	var lc net.ListenConfig
-	for _, a := range []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "127.0.0.1:0"} {
-		l, err := lc.Listen(ctx, "tcp", a)
-		if err != nil {
-			continue
-		}
-		addr := l.Addr().String()
-		if err := l.Close(); err != nil {
-			return "", err
-		}
-		return addr, nil
-	}
-	return "", errors.New("no free loopback port")
+// throwawayOptions runs a server in dir with its output on the console
+// under name, on port when that is free. Should devstack itself be killed
+// with SIGKILL, the kernel sends the server SIGTERM (Linux only).
+func throwawayOptions(con *console, name, dir string, port int) (localserver.Options, *lineWriter) {
+	out := con.Writer(name)
+	return localserver.Options{Dir: dir, Port: port, Output: out, Pdeathsig: syscall.SIGTERM}, out
 }
 
 // startPostgres initialises a cluster in a temporary directory and runs it
 // with trust authentication and durability off (its data is thrown away
-// at exit). It returns the superuser URL of the database called dbname.
+// at exit), on port 5432 when that is free. It returns the superuser URL of
+// the database called dbname.
 func startPostgres(ctx context.Context, con *console, log *slog.Logger, dbname string) (string, *throwaway, error) {
-	bin, err := pgBinDir()
+	bin, err := localserver.PGBinDir(localserver.DefaultPGBinGlob, exec.LookPath)
 	if err != nil {
-		return "", nil, err
-	}
-	cred, err := pgCredential()
-	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("initdb and postgres: %w", errMissingBinaries)
 	}
 	dir, err := os.MkdirTemp("", "orders-devstack-pg-")
 	if err != nil {
 		return "", nil, fmt.Errorf("state directory: %w", err)
 	}
-	fail := func(err error) (string, *throwaway, error) {
-		_ = os.RemoveAll(dir)
+	log.Info("starting a throwaway PostgreSQL", "bin", bin, "dir", dir)
+	opts, out := throwawayOptions(con, "postgres", dir, 5432)
+	srv, err := localserver.StartPostgres(ctx, bin, opts)
+	if err != nil {
+		_ = out.Close()
 		return "", nil, err
 	}
-	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fail(fmt.Errorf("chown %s: %w", dir, err))
-		}
-	}
-	data := filepath.Join(dir, "data")
-	log.Info("starting a throwaway PostgreSQL", "bin", bin, "dir", dir)
-	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
-		"-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	initdb.SysProcAttr = childAttr(cred)
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("initdb: %w: %s", err, out))
-	}
-	addr, err := listenAddr(ctx, 5432)
+	dsn, err := withDatabase(srv.URL, dbname)
 	if err != nil {
-		return fail(err)
+		srv.Stop()
+		_ = out.Close()
+		return "", nil, err
 	}
-	_, port, _ := net.SplitHostPort(addr)
-	p, err := startProc(ctx, con, "postgres", cred, os.Environ(), filepath.Join(bin, "postgres"),
-		"-D", data, "-p", port, "-k", dir,
-		"-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
-	if err != nil {
-		return fail(err)
-	}
-	// SIGINT is PostgreSQL's "fast" shutdown: no waiting for clients.
-	srv := &throwaway{proc: p, dir: dir, sig: syscall.SIGINT}
-	dsn := "postgres://postgres@" + addr + "/" + url.PathEscape(dbname) + "?sslmode=disable"
-	admin, _ := withDatabase(dsn, "postgres")
-	err = waitFor(ctx, 30*time.Second, func(ctx context.Context) error {
-		if gone, err := p.exited(); gone {
-			return stopWaiting(err)
-		}
-		return pingPostgres(ctx, admin)
-	})
-	if err != nil {
-		srv.stop()
-		return "", nil, fmt.Errorf("throwaway PostgreSQL did not start: %w", err)
-	}
-	return dsn, srv, nil
+	return dsn, &throwaway{Server: srv, out: out}, nil
 }
 
-// startRedis runs redis-server without persistence and returns its URL.
+// startRedis runs redis-server without persistence, on port 6379 when that
+// is free, and returns its URL.
 func startRedis(ctx context.Context, con *console, log *slog.Logger) (string, *throwaway, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -325,30 +230,12 @@ func startRedis(ctx context.Context, con *console, log *slog.Logger) (string, *t
 	if err != nil {
 		return "", nil, fmt.Errorf("state directory: %w", err)
 	}
-	addr, err := listenAddr(ctx, 6379)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return "", nil, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
 	log.Info("starting a throwaway Redis", "bin", bin, "dir", dir)
-	p, err := startProc(ctx, con, "redis", nil, os.Environ(), bin,
-		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	opts, out := throwawayOptions(con, "redis", dir, 6379)
+	srv, err := localserver.StartRedis(ctx, bin, opts)
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		_ = out.Close()
 		return "", nil, err
 	}
-	srv := &throwaway{proc: p, dir: dir, sig: syscall.SIGTERM}
-	rawURL := "redis://" + addr + "/0"
-	err = waitFor(ctx, 15*time.Second, func(ctx context.Context) error {
-		if gone, err := p.exited(); gone {
-			return stopWaiting(err)
-		}
-		return pingRedis(ctx, rawURL)
-	})
-	if err != nil {
-		srv.stop()
-		return "", nil, fmt.Errorf("throwaway Redis did not start: %w", err)
-	}
-	return rawURL, srv, nil
+	return srv.URL, &throwaway{Server: srv, out: out}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderservice/orders/shared/localserver"
 )
 
 // helperProcess is what the test binary does when run with
@@ -17,7 +19,7 @@ import (
 // to be killed, without any cleanup.
 func helperProcess() {
 	ctx := context.Background()
-	bin, err := pgBinDir(defaultSources().pgBinGlob, exec.LookPath)
+	bin, err := localserver.PGBinDir(defaultSources().pgBinGlob, exec.LookPath)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -37,7 +39,7 @@ func helperProcess() {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	fmt.Printf("started %d %s %d %s\n", pg.cmd.Process.Pid, pg.dir, rd.cmd.Process.Pid, rd.dir)
+	fmt.Printf("started %d %s %d %s\n", pg.Pid(), pg.Dir, rd.Pid(), rd.Dir)
 	select {} // until killed
 }
 

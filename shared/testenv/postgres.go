@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderservice/orders/migrations"
+	"github.com/orderservice/orders/shared/localserver"
 )
 
 // PG is a private database with every migration applied.
@@ -167,9 +168,9 @@ func findPostgres(ctx context.Context, src sources) (*pgServer, error) {
 		}
 		why.add(err.Error())
 	}
-	bin, err := pgBinDir(src.pgBinGlob, src.lookPath)
+	bin, err := localserver.PGBinDir(src.pgBinGlob, src.lookPath)
 	if err != nil {
-		why.add(err.Error())
+		why.add("no initdb binary found: install postgresql")
 		return nil, errors.New(why.String())
 	}
 	u, _, err := startPostgres(ctx, bin)

@@ -8,11 +8,11 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/orderservice/orders/shared/localserver"
 	"github.com/ory/dockertest/v3"
 )
 
@@ -107,7 +107,7 @@ func TestKafkaWithoutSharedBrokerUsesKfake(t *testing.T) {
 // chain on it: template, database copy, password-less roles, stop.
 func TestThrowawayPostgres(t *testing.T) {
 	t.Parallel()
-	bin, err := pgBinDir(defaultSources().pgBinGlob, exec.LookPath)
+	bin, err := localserver.PGBinDir(defaultSources().pgBinGlob, exec.LookPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestThrowawayPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { proc.stop(syscall.SIGQUIT) })
+	t.Cleanup(func() { proc.Stop() })
 	srv, err := connectPGServer(ctx, u, "throwaway server")
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestThrowawayPostgres(t *testing.T) {
 	})
 	srv.admin.Close()
 	if os.Geteuid() == 0 {
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", proc.cmd.Process.Pid))
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", proc.Pid()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func TestThrowawayPostgres(t *testing.T) {
 		}
 	}
 	addr := strings.TrimSuffix(strings.TrimPrefix(u, "postgres://postgres@"), "/postgres?sslmode=disable")
-	proc.stop(syscall.SIGQUIT)
+	proc.Stop()
 	checkStopped(t, proc, addr)
 }
 
@@ -160,23 +160,23 @@ func TestThrowawayRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { proc.stop(syscall.SIGTERM) })
+	t.Cleanup(func() { proc.Stop() })
 	if err := pingRedis(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	proc.stop(syscall.SIGTERM)
+	proc.Stop()
 	checkStopped(t, proc, strings.TrimSuffix(strings.TrimPrefix(u, "redis://"), "/0"))
 }
 
-func checkStopped(t *testing.T, proc *server, addr string) {
+func checkStopped(t *testing.T, proc *localserver.Server, addr string) {
 	t.Helper()
 	select {
-	case <-proc.done:
+	case <-proc.Done():
 	default:
 		t.Error("process still running after stop")
 	}
-	if _, err := os.Stat(proc.dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("directory %s left behind: %v", proc.dir, err)
+	if _, err := os.Stat(proc.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("directory %s left behind: %v", proc.Dir, err)
 	}
 	if err := answers(addr); err == nil {
 		t.Errorf("%s still answers after stop", addr)

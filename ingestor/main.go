@@ -127,21 +127,27 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 		return err
 	}
 
+	checks := map[string]ops.Check{
+		"kafka": func(context.Context) error {
+			if !consumer.Ready() {
+				return errors.New("not subscribed")
+			}
+			return nil
+		},
+		"postgres": func(ctx context.Context) error {
+			if pipeline.DatabaseFailing() {
+				return errors.New("batch writes failing; retrying")
+			}
+			return writer.Ping(ctx)
+		},
+	}
+	m.RegisterReady(func() bool {
+		ready, _ := ops.Evaluate(context.Background(), checks)
+		return ready
+	})
+	m.RegisterDBPool(m.Registry, pool.Stat)
 	srv := &http.Server{
-		Handler: ops.NewHandler(m.Registry, map[string]ops.Check{
-			"kafka": func(context.Context) error {
-				if !consumer.Ready() {
-					return errors.New("not subscribed")
-				}
-				return nil
-			},
-			"postgres": func(ctx context.Context) error {
-				if pipeline.DatabaseFailing() {
-					return errors.New("batch writes failing; retrying")
-				}
-				return writer.Ping(ctx)
-			},
-		}),
+		Handler:           ops.NewHandler(m.Registry, checks),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	srvErr := make(chan error, 1)

@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
+	m.RegisterDBPool(reg, store.Stat)
 
 	rc, err := redis.New(redis.Options{
 		URL: cfg.RedisURL, Prefix: cfg.RedisKeyPrefix, TTL: cfg.RedisTTL, Timeout: cfg.RedisTimeout,
@@ -150,7 +151,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		// The grace period is over: what is still open is cut. That is
+		// the configured behaviour of a stop, not a failure of the
+		// process (net/http also waits up to 5 s for a connection that
+		// has sent no request yet, so this can happen with no request in
+		// flight at all).
+		log.Warn("shutdown grace period over; closing remaining connections", "grace", cfg.ShutdownTimeout)
+		if err := srv.Close(); err != nil {
+			return fmt.Errorf("close: %w", err)
+		}
 	}
 	return nil
 }

@@ -749,3 +749,52 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 }
+
+// Past the grace period the reader cuts what is left and still stops
+// cleanly: a connection that never sends a request (which net/http waits on
+// for up to 5 s) must not turn a stop into a failure.
+func TestShutdownGracePeriodOver(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.vars["READER_WARM_COUNT"] = "0"
+	e.vars["READER_SHUTDOWN_TIMEOUT"] = "200ms"
+	logs := &syncBuffer{}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs) }()
+	base := "http://" + e.vars["READER_LISTEN_ADDR"]
+	waitFor(t, 30*time.Second, "ready", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	silent, err := net.Dial("tcp", e.vars["READER_LISTEN_ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// The server has accepted it once a request on another connection
+	// is answered after it (Accept is sequential).
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("run did not return within 4s of a 200ms grace period")
+	}
+	if !strings.Contains(logs.String(), "shutdown grace period over") {
+		t.Errorf("no grace-period log line in:\n%s", logs.String())
+	}
+}

@@ -4,6 +4,8 @@
 package metrics
 
 import (
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -92,4 +94,44 @@ func New() *Metrics {
 		m.Retries, m.Outage, m.AssignedPartitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// RegisterDBPool exports the PostgreSQL pool's state, read at scrape time.
+// Open connections against the pool's size, and the time spent waiting to
+// acquire one, tell a saturated pool (queries queue for a connection) from
+// a slow database.
+func (m *Metrics) RegisterDBPool(reg prometheus.Registerer, stat func() *pgxpool.Stat) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ingestor_db_pool_open_connections",
+			Help: "PostgreSQL connections open (idle or in use).",
+		}, func() float64 { return float64(stat().TotalConns()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ingestor_db_pool_max_connections",
+			Help: "Size of the PostgreSQL connection pool.",
+		}, func() float64 { return float64(stat().MaxConns()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ingestor_db_pool_acquires_total",
+			Help: "Connections acquired from the pool.",
+		}, func() float64 { return float64(stat().AcquireCount()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ingestor_db_pool_acquire_wait_seconds_total",
+			Help: "Time spent acquiring connections from the pool; it grows fast when the pool is exhausted.",
+		}, func() float64 { return stat().AcquireDuration().Seconds() }),
+	)
+}
+
+// RegisterReady exports readiness as a gauge (1 ready, 0 not), evaluated at
+// scrape time with the same checks as /readyz, so that an alert can say
+// "not ready" exactly rather than inferring it from other series.
+func (m *Metrics) RegisterReady(ready func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ingestor_ready",
+		Help: "1 when /readyz answers 200 (subscribed, PostgreSQL reachable, writes not failing), else 0.",
+	}, func() float64 {
+		if ready() {
+			return 1
+		}
+		return 0
+	}))
 }

@@ -31,20 +31,32 @@ func NewHandler(reg *prometheus.Registry, checks map[string]Check) http.Handler 
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		status, body := http.StatusOK, map[string]string{}
-		for name, check := range checks {
-			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-			err := check(ctx)
-			cancel()
-			if err != nil {
-				status, body[name] = http.StatusServiceUnavailable, err.Error()
-			} else {
-				body[name] = "ok"
-			}
+		status := http.StatusOK
+		ready, body := Evaluate(r.Context(), checks)
+		if !ready {
+			status = http.StatusServiceUnavailable
 		}
 		writeJSON(w, status, body)
 	})
 	return mux
+}
+
+// Evaluate runs every check, each bounded by one second, and reports
+// whether all passed with each check's result ("ok" or the error). /readyz
+// and the ingestor_ready gauge both use it, so they cannot disagree.
+func Evaluate(ctx context.Context, checks map[string]Check) (ready bool, results map[string]string) {
+	ready, results = true, make(map[string]string, len(checks))
+	for name, check := range checks {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := check(cctx)
+		cancel()
+		if err != nil {
+			ready, results[name] = false, err.Error()
+		} else {
+			results[name] = "ok"
+		}
+	}
+	return ready, results
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4,6 +4,8 @@
 package metrics
 
 import (
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -85,4 +87,29 @@ func (m *Metrics) RegisterLocalCacheBytes(reg prometheus.Registerer, f func() fl
 		Help: "Bytes of encoded orders held by the in-process cache.",
 	}, f)
 	reg.MustRegister(m.LocalCacheBytes)
+}
+
+// RegisterDBPool exports the PostgreSQL pool's state, read at scrape time.
+// Open connections against the pool's size, and the time spent waiting to
+// acquire one, tell a saturated pool (queries queue for a connection) from
+// a slow database.
+func (m *Metrics) RegisterDBPool(reg prometheus.Registerer, stat func() *pgxpool.Stat) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "reader_db_pool_open_connections",
+			Help: "PostgreSQL connections open (idle or in use).",
+		}, func() float64 { return float64(stat().TotalConns()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "reader_db_pool_max_connections",
+			Help: "Size of the PostgreSQL connection pool.",
+		}, func() float64 { return float64(stat().MaxConns()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "reader_db_pool_acquires_total",
+			Help: "Connections acquired from the pool.",
+		}, func() float64 { return float64(stat().AcquireCount()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "reader_db_pool_acquire_wait_seconds_total",
+			Help: "Time spent acquiring connections from the pool; it grows fast when the pool is exhausted.",
+		}, func() float64 { return stat().AcquireDuration().Seconds() }),
+	)
 }

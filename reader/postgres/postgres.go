@@ -66,6 +66,9 @@ type Store struct {
 	latency *prometheus.HistogramVec
 }
 
+// Stat reports the connection pool's use (for the pool metrics).
+func (s *Store) Stat() *pgxpool.Stat { return s.pool.Stat() }
+
 // Open creates a connection pool; it does not connect until first use, so
 // the reader starts (and serves from its caches) while PostgreSQL is down.
 // latency may be nil.

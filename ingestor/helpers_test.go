@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -80,7 +79,7 @@ func (e *env) config() config.Config {
 // instance is an ingestor running in the test process.
 type instance struct {
 	ops    string
-	logs   *syncBuffer // everything the instance logged (JSON lines)
+	logs   *testenv.Buffer // everything the instance logged (JSON lines)
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -90,7 +89,7 @@ func start(t testing.TB, cfg config.Config) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
-	in := &instance{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	in := &instance{cancel: cancel, done: make(chan error, 1), logs: &testenv.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(t.Output(), in.logs), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	go func() { in.done <- serve(ctx, cfg, log, ready) }()
 	select {
@@ -342,24 +341,6 @@ func canonicalSHA(t testing.TB, o *model.Order) ([]byte, [32]byte) {
 		t.Fatal(err)
 	}
 	return c, sha256.Sum256(c)
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // checkNoPersonalData fails if the logs contain any customer's name,

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +17,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// syncBuffer is a bytes.Buffer safe for the progress goroutine and a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // result is what one run of the CLI gave.
 type result struct {
@@ -49,7 +30,7 @@ func runCLI(ctx context.Context, t testing.TB, stdin io.Reader, args ...string) 
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	err := run(ctx, args, func(string) string { return "" }, stdin, &stdout, &stderr)
 	return result{stdout: stdout.String(), stderr: stderr.String(), err: err}
 }

@@ -144,7 +144,7 @@ func TestEnvironmentSetsBrokersAndTopic(t *testing.T) {
 	t.Parallel()
 	brokers, topic := kafkaTopic(t, 1)
 	env := map[string]string{"KAFKA_BROKERS": "127.0.0.1:1", "PRODUCER_BROKERS": brokers, "PRODUCER_TOPIC": topic}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	err := run(context.Background(), []string{"--sample"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())

@@ -22,28 +22,10 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// syncBuffer collects the reader's log lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // reader is one running reader process (its run function).
 type reader struct {
 	base string
-	logs *syncBuffer
+	logs *testenv.Buffer
 }
 
 // env is a reader's environment: a real database (as order_reader) and a
@@ -79,7 +61,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) start(t *testing.T, ready bool) *reader {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs) }()
 	t.Cleanup(func() {
@@ -758,7 +740,7 @@ func TestShutdownGracePeriodOver(t *testing.T) {
 	e := newEnv(t)
 	e.vars["READER_WARM_COUNT"] = "0"
 	e.vars["READER_SHUTDOWN_TIMEOUT"] = "200ms"
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)

@@ -20,6 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/orderservice/orders/shared/testenv"
 )
 
 // buildBinaries compiles the named workspace packages (relative to the
@@ -45,25 +47,8 @@ func buildBinaries(t testing.TB, pkgs ...string) map[string]string {
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testenv.Buffer
 	done chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // start runs bin with exactly env (plus PATH), stops it with SIGTERM at
@@ -75,7 +60,7 @@ func start(t *testing.T, name, bin string, env map[string]string, args ...string
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &process{name: name, cmd: cmd, out: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &process{name: name, cmd: cmd, out: &testenv.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)

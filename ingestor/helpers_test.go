@@ -251,9 +251,8 @@ func header(r *kgo.Record, key string) (string, bool) {
 	return "", false
 }
 
-// metric scrapes one sample (name plus exact label text, e.g.
-// `ingestor_messages_total{outcome="stored",reason=""}`) from /metrics.
-func metric(t testing.TB, ops, sample string) float64 {
+// scrape returns the text of the instance's /metrics.
+func scrape(t testing.TB, ops string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + ops + "/metrics")
 	if err != nil {
@@ -261,7 +260,14 @@ func metric(t testing.TB, ops, sample string) float64 {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for line := range strings.Lines(string(body)) {
+	return string(body)
+}
+
+// metric scrapes one sample (name plus exact label text, e.g.
+// `ingestor_messages_total{outcome="stored",reason=""}`) from /metrics.
+func metric(t testing.TB, ops, sample string) float64 {
+	t.Helper()
+	for line := range strings.Lines(scrape(t, ops)) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -276,13 +282,7 @@ func metric(t testing.TB, ops, sample string) float64 {
 // hasMetric reports whether /metrics exposes the sample.
 func hasMetric(t testing.TB, ops, sample string) bool {
 	t.Helper()
-	resp, err := http.Get("http://" + ops + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(body), "\n"+sample+" ")
+	return strings.Contains(scrape(t, ops), "\n"+sample+" ")
 }
 
 func httpStatus(url string) int {

@@ -79,7 +79,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 
-	store, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns, m.DBQueryDuration)
+	store, err := postgres.Open(ctx, postgres.Options{
+		URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns, Loaders: cfg.DBLoaders,
+		Latency: m.DBQueryDuration, BatchSize: m.DBLookupBatch,
+	})
 	if err != nil {
 		return err
 	}

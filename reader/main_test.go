@@ -347,7 +347,7 @@ func TestTiersAndWarmUp(t *testing.T) {
 		t.Fatalf("warmed order: %d X-Cache %q", resp.status, resp.header.Get("X-Cache"))
 	}
 	// The access log line of that request, found by its request id.
-	waitFor(t, 5*time.Second, "the access log line", func() bool {
+	testenv.Await(t, "the access log line", 5*time.Second, func() bool {
 		for line := range strings.Lines(r.logs.String()) {
 			var entry map[string]any
 			if json.Unmarshal([]byte(line), &entry) != nil {
@@ -384,7 +384,7 @@ func TestTiersAndWarmUp(t *testing.T) {
 			t.Fatalf("db order, request %d: %d X-Cache %q, want %s", i, resp.status, resp.header.Get("X-Cache"), want)
 		}
 	}
-	waitFor(t, 5*time.Second, "redis filled from the database", func() bool {
+	testenv.Await(t, "redis filled from the database", 5*time.Second, func() bool {
 		b, err := e.redis.Client.Get(ctx, e.redis.Prefix+"order:"+dbOnly.OrderUID).Bytes()
 		return err == nil && bytes.Equal(b, canonical(t, dbOnly))
 	})
@@ -415,17 +415,6 @@ func mostRecent(orders []*model.Order) *model.Order {
 	return best
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestWarmUpGatesReadiness: while the warm-up cannot finish (the database
 // accepts connections and never answers), /readyz is 503; when its timeout
 // passes the reader logs it and becomes ready.
@@ -442,7 +431,7 @@ func TestWarmUpGatesReadiness(t *testing.T) {
 	if resp := r.do(t, http.MethodGet, "/healthz"); resp.status != http.StatusOK {
 		t.Fatalf("/healthz during warm-up: %d", resp.status)
 	}
-	waitFor(t, 10*time.Second, "ready after the warm-up timeout", func() bool {
+	testenv.Await(t, "ready after the warm-up timeout", 10*time.Second, func() bool {
 		return r.do(t, http.MethodGet, "/readyz").status == http.StatusOK
 	})
 	if !strings.Contains(r.logs.String(), "warm-up ended early") {
@@ -519,7 +508,7 @@ func TestSingleflight(t *testing.T) {
 			results <- response{status: resp.StatusCode, header: resp.Header, body: body}
 		})
 	}
-	waitFor(t, 10*time.Second, "50 local misses", func() bool {
+	testenv.Await(t, "50 local misses", 10*time.Second, func() bool {
 		return r.metric(t, `reader_cache_lookups_total{result="miss",tier="local"}`) == n
 	})
 	if err := tx.Rollback(ctx); err != nil {
@@ -563,7 +552,7 @@ func TestNegativeCache(t *testing.T) {
 		t.Fatalf("negative cache hits %v, want >= 18", got)
 	}
 	testenv.InsertOrders(t, e.pg.Pool, o)
-	waitFor(t, 10*time.Second, "the ingested order served after the negative TTL", func() bool {
+	testenv.Await(t, "the ingested order served after the negative TTL", 10*time.Second, func() bool {
 		return r.do(t, http.MethodGet, "/order/"+o.OrderUID).status == http.StatusOK
 	})
 }
@@ -603,7 +592,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not in the database: only Redis can answer it.
-	waitFor(t, 15*time.Second, "redis used again", func() bool {
+	testenv.Await(t, "redis used again", 15*time.Second, func() bool {
 		resp := r.do(t, http.MethodGet, "/order/"+back.OrderUID)
 		if resp.status >= 500 {
 			t.Fatalf("5xx after restore: %d %s", resp.status, resp.body)
@@ -643,7 +632,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 
 	proxy.Restore()
-	waitFor(t, 15*time.Second, "served once the database is back", func() bool {
+	testenv.Await(t, "served once the database is back", 15*time.Second, func() bool {
 		return r.do(t, http.MethodGet, "/order/"+later.OrderUID).status == 200
 	})
 }
@@ -678,7 +667,7 @@ func TestGracefulShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, io.Discard) }()
 	base := "http://" + e.vars["READER_LISTEN_ADDR"]
-	waitFor(t, 30*time.Second, "ready", func() bool {
+	testenv.Await(t, "ready", 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
@@ -709,7 +698,7 @@ func TestGracefulShutdown(t *testing.T) {
 		answer <- response{status: resp.StatusCode, body: body}
 	}()
 	// The request is in flight once the reader's query waits for the lock.
-	waitFor(t, 10*time.Second, "the reader's query to wait on the lock", func() bool {
+	testenv.Await(t, "the reader's query to wait on the lock", 10*time.Second, func() bool {
 		var n int
 		err := e.pg.Pool.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND usename = 'order_reader' AND wait_event_type = 'Lock'`).Scan(&n)
@@ -746,7 +735,7 @@ func TestShutdownGracePeriodOver(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs) }()
 	base := "http://" + e.vars["READER_LISTEN_ADDR"]
-	waitFor(t, 30*time.Second, "ready", func() bool {
+	testenv.Await(t, "ready", 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false

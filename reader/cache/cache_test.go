@@ -33,7 +33,7 @@ func newFixture(t *testing.T, localBytes int64) *fixture {
 	pg := testenv.Postgres(t)
 	rd := testenv.Redis(t)
 	m := metrics.New(prometheus.NewRegistry())
-	store, err := postgres.Open(ctx, pg.URLAs("order_reader"), 4, m.DBQueryDuration)
+	store, err := postgres.Open(ctx, postgres.Options{URL: pg.URLAs("order_reader"), MaxConns: 4, Latency: m.DBQueryDuration})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,17 +65,6 @@ func canonical(t *testing.T, o *model.Order) []byte {
 	return b
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestGiveUpDoesNotCancelSharedLoad: the caller that started a load gives
 // up; another caller waiting for the same order still gets it, from the
 // one query.
@@ -104,13 +93,13 @@ func TestGiveUpDoesNotCancelSharedLoad(t *testing.T) {
 		order, _, err := f.tiers.Get(impatient, o.OrderUID)
 		first <- result{order, err}
 	}()
-	waitFor(t, "the first lookup to miss", func() bool { return f.count("local", "miss") == 1 })
+	testenv.Await(t, "the first lookup to miss", 10*time.Second, func() bool { return f.count("local", "miss") == 1 })
 	second := make(chan result, 1)
 	go func() {
 		order, _, err := f.tiers.Get(ctx, o.OrderUID)
 		second <- result{order, err}
 	}()
-	waitFor(t, "the second lookup to miss", func() bool { return f.count("local", "miss") == 2 })
+	testenv.Await(t, "the second lookup to miss", 10*time.Second, func() bool { return f.count("local", "miss") == 2 })
 
 	giveUp()
 	if r := <-first; !errors.Is(r.err, context.Canceled) {
@@ -170,7 +159,7 @@ func TestLocalTierBoundedByBytes(t *testing.T) {
 	if err != nil || n != 100 {
 		t.Fatalf("Warm: %d, %v", n, err)
 	}
-	waitFor(t, "eviction down to the bound", func() bool { return f.tiers.LocalBytes() <= bound })
+	testenv.Await(t, "eviction down to the bound", 10*time.Second, func() bool { return f.tiers.LocalBytes() <= bound })
 	if f.tiers.LocalBytes() == 0 {
 		t.Fatal("local tier empty")
 	}

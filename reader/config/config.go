@@ -37,6 +37,7 @@ type Config struct {
 
 	DatabaseURL    string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL of the read-only role order_reader"`
 	DBMaxConns     int32         `split_words:"true" default:"16" desc:"PostgreSQL pool size"`
+	DBLoaders      int           `split_words:"true" default:"2" desc:"lookup queries run at once, each on its own connection; the cache misses queued meanwhile share the next query (1..DB_MAX_CONNS)"`
 	DBQueryTimeout time.Duration `split_words:"true" default:"3s" desc:"limit of one database load; a load shared by several requests runs to this limit even if its first caller gives up"`
 
 	RedisURL       string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL of the shared order cache"`
@@ -158,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DBMaxConns < 1 || c.DBMaxConns > 1000 {
 		bad("DB_MAX_CONNS", "%d is outside 1..1000", c.DBMaxConns)
+	}
+	if c.DBLoaders < 1 || c.DBLoaders > int(c.DBMaxConns) {
+		bad("DB_LOADERS", "%d is outside 1..DB_MAX_CONNS (%d)", c.DBLoaders, c.DBMaxConns)
 	}
 	positive := map[string]time.Duration{
 		"DB_QUERY_TIMEOUT": c.DBQueryTimeout, "REDIS_TTL": c.RedisTTL, "REDIS_TIMEOUT": c.RedisTimeout,

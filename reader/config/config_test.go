@@ -43,7 +43,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Config{
-		ListenAddr: ":8080", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, DBQueryTimeout: 3 * time.Second,
+		ListenAddr: ":8080", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, DBLoaders: 2, DBQueryTimeout: 3 * time.Second,
 		RedisURL: minimal["REDIS_URL"], RedisTTL: 24 * time.Hour, RedisTimeout: 100 * time.Millisecond,
 		CacheBytes: 256 << 20, NegativeTTL: 2 * time.Second, WarmCount: 1000, WarmTimeout: 30 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
@@ -84,6 +84,8 @@ func TestLoad(t *testing.T) {
 		{"warm count", with(map[string]string{"READER_WARM_COUNT": "-1"}), nil, []string{"READER_WARM_COUNT"}},
 		{"gc off without limit", with(map[string]string{"READER_GC_PERCENT": "-1"}), nil, []string{"READER_MEMORY_LIMIT"}},
 		{"cache above memory limit", with(map[string]string{"READER_MEMORY_LIMIT": "1000"}), nil, []string{"READER_CACHE_BYTES"}},
+		{"loaders above pool", with(map[string]string{"READER_DB_MAX_CONNS": "4", "READER_DB_LOADERS": "5"}), nil, []string{"READER_DB_LOADERS: 5 is outside 1..DB_MAX_CONNS (4)"}},
+		{"no loaders", with(map[string]string{"READER_DB_LOADERS": "0"}), nil, []string{"READER_DB_LOADERS"}},
 		{"several at once", with(map[string]string{"READER_WARM_COUNT": "-1", "READER_DB_MAX_CONNS": "0"}), nil,
 			[]string{"READER_WARM_COUNT", "READER_DB_MAX_CONNS"}},
 	}

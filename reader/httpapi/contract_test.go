@@ -42,7 +42,7 @@ func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv) *stack {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	store, err := postgres.Open(ctx, dbURL, 4, m.DBQueryDuration)
+	store, err := postgres.Open(ctx, postgres.Options{URL: dbURL, MaxConns: 4, Latency: m.DBQueryDuration})
 	if err != nil {
 		t.Fatal(err)
 	}

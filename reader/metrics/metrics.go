@@ -22,6 +22,9 @@ type Metrics struct {
 	CacheLookups *prometheus.CounterVec
 	// DBQueryDuration is PostgreSQL query latency by query name.
 	DBQueryDuration *prometheus.HistogramVec
+	// DBLookupBatch is the orders asked for per lookup query (concurrent
+	// misses share one query).
+	DBLookupBatch prometheus.Histogram
 	// SingleflightShared counts lookups that joined a load already under way
 	// (not counting the lookup that started it).
 	SingleflightShared prometheus.Counter
@@ -56,6 +59,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "PostgreSQL query latency by query.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"query"}),
+		DBLookupBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "reader_db_lookup_batch_orders",
+			Help:    "Orders asked for per PostgreSQL lookup query (concurrent cache misses share one query).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}),
 		SingleflightShared: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "reader_singleflight_shared_total",
 			Help: "Lookups that waited for a load of the same order already under way.",
@@ -74,7 +82,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.CacheLookups, m.DBQueryDuration,
-		m.SingleflightShared, m.RedisUp, m.WarmupOrders, m.WarmupDuration,
+		m.DBLookupBatch, m.SingleflightShared, m.RedisUp, m.WarmupOrders, m.WarmupDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.RedisUp.Set(1)
 	return m

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func open(t testing.TB, pg *testenv.PG) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), pg.URLAs("order_reader"), 8, nil)
+	s, err := postgres.Open(context.Background(), postgres.Options{URL: pg.URLAs("order_reader"), MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +70,126 @@ func TestGetIsCanonical(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "missing"); !errors.Is(err, postgres.ErrNotFound) {
 		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+// batchSizes records the batch sizes the Store reports.
+type batchSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchSizes) Observe(v float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sizes = append(b.sizes, int(v))
+}
+
+func (b *batchSizes) get() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.sizes)
+}
+
+// TestGetBatchesQueuedLookups: with the one loader held up (its query waits
+// on a lock), lookups queue; once it is free they all go in one query, and
+// each caller gets its own answer: its order, ErrNotFound for an unknown
+// uid, the same order twice for a uid asked twice. A caller that gives up
+// while queued is answered at once and left out of the query.
+func TestGetBatchesQueuedLookups(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	gen := ordergen.New(24)
+	var orders []*model.Order
+	for range 10 {
+		orders = append(orders, gen.Order())
+	}
+	testenv.InsertOrders(t, pg.Pool, orders...)
+	sizes := &batchSizes{}
+	s, err := postgres.Open(context.Background(), postgres.Options{
+		URL: pg.URLAs("order_reader"), MaxConns: 2, Loaders: 1, BatchSize: sizes,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+
+	tx, err := pg.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		uid  string
+		body []byte
+		err  error
+	}
+	answers := make(chan answer, 20)
+	get := func(ctx context.Context, uid string) {
+		body, err := s.Get(ctx, uid)
+		answers <- answer{uid, body, err}
+	}
+	go get(ctx, orders[0].OrderUID)
+	testenv.Await(t, "the first lookup's query to wait on the lock", 10*time.Second, func() bool {
+		var n int
+		err := pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND usename = 'order_reader' AND wait_event_type = 'Lock'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	queued := []string{"unknown-1", orders[1].OrderUID, "unknown-2"}
+	for _, o := range orders[1:] {
+		queued = append(queued, o.OrderUID)
+	}
+	for _, uid := range queued {
+		go get(ctx, uid)
+	}
+	impatient, giveUp := context.WithCancel(ctx)
+	go get(impatient, orders[9].OrderUID)
+	testenv.Await(t, "every lookup to queue", 10*time.Second, func() bool { return s.Queued() == len(queued)+1 })
+	giveUp()
+	if a := <-answers; !errors.Is(a.err, context.Canceled) {
+		t.Fatalf("the caller that gave up got %v (%s), want context.Canceled", a.err, a.uid)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string][]byte{}
+	for _, o := range orders {
+		b, err := o.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[o.OrderUID] = b
+	}
+	for range len(queued) + 1 {
+		a := <-answers
+		switch w, ok := want[a.uid]; {
+		case !ok && !errors.Is(a.err, postgres.ErrNotFound):
+			t.Errorf("Get(%s) = %v, want ErrNotFound", a.uid, a.err)
+		case ok && (a.err != nil || !bytes.Equal(a.body, w)):
+			t.Errorf("Get(%s) = %v, %s\nwant %s", a.uid, a.err, a.body, w)
+		}
+	}
+	// The held-up query asked for one order; the queued ones shared the
+	// next, without the lookup whose caller gave up.
+	if got := sizes.get(); !slices.Equal(got, []int{1, len(queued)}) {
+		t.Fatalf("batch sizes %v, want [1 %d]", got, len(queued))
+	}
+}
+
+// TestGetAfterClose: a lookup after Close fails with ErrClosed.
+func TestGetAfterClose(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	s := open(t, pg)
+	s.Close()
+	if _, err := s.Get(context.Background(), "any"); !errors.Is(err, postgres.ErrClosed) {
+		t.Fatalf("Get after Close = %v, want ErrClosed", err)
 	}
 }
 
@@ -134,7 +256,8 @@ func TestRecentAndSummaries(t *testing.T) {
 	}
 }
 
-// BenchmarkGet is the database tier alone: one round trip per order.
+// BenchmarkGet is the database tier alone: 8 goroutines looking up orders
+// at once, their lookups batched as the loaders allow.
 func BenchmarkGet(b *testing.B) {
 	pg := testenv.Postgres(b)
 	gen := ordergen.New(23)

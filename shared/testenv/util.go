@@ -39,6 +39,20 @@ func freeAddr() (string, error) {
 	return addr, nil
 }
 
+// Await polls cond every few milliseconds until it holds, failing the test
+// with what once limit has passed. It is for state that no channel reports
+// (a metric, a query queued in another process), not a substitute for one.
+func Await(t testing.TB, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
 // randomHex returns n random bytes as 2n lowercase hex digits.
 func randomHex(n int) string {
 	b := make([]byte, n)

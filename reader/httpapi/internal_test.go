@@ -166,6 +166,66 @@ func TestProblemJSON(t *testing.T) {
 	}
 }
 
+// TestMethodNotAllowedSetsAllow: a 405 names the methods the path has
+// (RFC 9110 15.5.6), as a problem detail.
+func TestMethodNotAllowedSetsAllow(t *testing.T) {
+	t.Parallel()
+	h := NewServer(Deps{})
+	for _, tc := range []struct{ method, path, allow string }{
+		{http.MethodPost, "/order/abc", "GET, HEAD"},
+		{http.MethodDelete, "/order/", "GET, HEAD"},
+		{http.MethodPut, "/orders", "GET, HEAD"},
+		{http.MethodPost, "/healthz", "GET"},
+		{http.MethodHead, "/readyz", "GET"},
+		{"BREW", "/openapi.yaml", "GET"},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != tc.allow ||
+			w.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s: %d, Allow %q, %q; want 405, Allow %q, problem+json", tc.method, tc.path,
+				w.Code, w.Header().Get("Allow"), w.Header().Get("Content-Type"), tc.allow)
+		}
+	}
+}
+
+// TestProbesLoggedOnlyWhenFailingOrDebug: health checks and scrapes that
+// succeed stay out of the access log at level info; a failing one, any
+// other request, and every request at level debug are logged.
+func TestProbesLoggedOnlyWhenFailingOrDebug(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	for _, tc := range []struct {
+		name   string
+		level  slog.Level
+		path   string
+		ready  bool
+		logged bool
+	}{
+		{"healthz", slog.LevelInfo, "/healthz", true, false},
+		{"readyz ok", slog.LevelInfo, "/readyz", true, false},
+		{"readyz failing", slog.LevelInfo, "/readyz", false, true},
+		{"metrics", slog.LevelInfo, "/metrics", true, false},
+		{"order", slog.LevelInfo, "/order/abc.def", true, true},
+		{"unknown path", slog.LevelInfo, "/healthz/x", true, true},
+		{"healthz at debug", slog.LevelDebug, "/healthz", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			h := NewServer(Deps{
+				Logger:    slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: tc.level})),
+				AccessLog: NewAccessLog(&out, "service", "reader"),
+				Gatherer:  reg, Ready: func() bool { return tc.ready },
+			})
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			if got := strings.Contains(out.String(), `"path":"`+tc.path+`"`); got != tc.logged {
+				t.Fatalf("GET %s answered %d: logged %v, want %v: %q", tc.path, w.Code, got, tc.logged, out.String())
+			}
+		})
+	}
+}
+
 // TestMethodLabelBounded: made-up methods share one series.
 func TestMethodLabelBounded(t *testing.T) {
 	t.Parallel()

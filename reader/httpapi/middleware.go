@@ -121,6 +121,9 @@ func methodLabel(m string) string {
 	return "OTHER"
 }
 
+// probeRoutes are the routes of health checks and metric scrapes.
+var probeRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
 // counterKey identifies one series of reader_http_requests_total.
 type counterKey struct {
 	route, method string
@@ -133,6 +136,8 @@ type counterKey struct {
 // server: no context value, no copy of the request.
 func observe(log *slog.Logger, access *AccessLog, m *metrics.Metrics) func(http.Handler) http.Handler {
 	ids := newRequestIDs()
+	// The level is fixed at start.
+	logProbes := log.Enabled(context.Background(), slog.LevelDebug)
 	// Resolved series, so that a request costs no label hashing.
 	var counters, durations sync.Map
 	count := func(route, method string, code int, elapsed time.Duration) {
@@ -188,6 +193,12 @@ func observe(log *slog.Logger, access *AccessLog, m *metrics.Metrics) func(http.
 				}
 				if m != nil {
 					count(route, methodLabel(r.Method), status, elapsed)
+				}
+				// Probes and scrapes arrive every few seconds from every
+				// kubelet and Prometheus: logged only when they fail, or at
+				// level debug, so that the access log shows traffic.
+				if !logProbes && status < 400 && probeRoutes[route] {
+					return
 				}
 				var xCache string
 				if v := rec.Header()["X-Cache"]; len(v) > 0 {

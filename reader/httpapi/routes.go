@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -15,8 +16,13 @@ func routes(d Deps) http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such resource")
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, http.StatusMethodNotAllowed, "method not allowed")
+	// chi's own 405 handler sets Allow (RFC 9110 requires it) but a custom
+	// one must: it asks the router which methods match the path.
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		if allow := allowedMethods(r, req.URL.Path); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		writeProblem(w, req, http.StatusMethodNotAllowed, "method not allowed")
 	})
 
 	order := getOrder(d.Logger, d.Orders, d.RequestTimeout)
@@ -46,4 +52,17 @@ func routes(d Deps) http.Handler {
 		r.Handle("/static/*", d.Web)
 	}
 	return r
+}
+
+// allowedMethods lists the methods routes serves for path, for the Allow
+// header of a 405. A 405 is rare, so matching each method is cheap enough.
+func allowedMethods(routes chi.Routes, path string) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
 }

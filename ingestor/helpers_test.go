@@ -264,19 +264,24 @@ func scrape(t testing.TB, ops string) string {
 }
 
 // metric scrapes one sample (name plus exact label text, e.g.
-// `ingestor_messages_total{outcome="stored",reason=""}`) from /metrics.
-func metric(t testing.TB, ops, sample string) float64 {
+// `ingestor_messages_total{outcome="stored",reason=""}`) from /metrics; 0
+// when it is absent.
+func metric(t testing.TB, ops, name string) float64 {
 	t.Helper()
-	for line := range strings.Lines(scrape(t, ops)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
+	v, _ := sample(scrape(t, ops), name)
+	return v
+}
+
+// sample finds one sample (as for metric) in the text of a scrape, and
+// reports whether it is there (an unparsable value counts as absent).
+func sample(scraped, name string) (float64, bool) {
+	for line := range strings.Lines(scraped) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", sample, err)
-			}
-			return f
+			return f, err == nil
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // hasMetric reports whether /metrics exposes the sample.

@@ -121,7 +121,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	consumer, err := kafka.NewConsumer(log, m, kafka.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, Group: cfg.KafkaGroup,
 		BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger, BatchesInFlight: cfg.BatchesInFlight,
-		ShutdownTimeout: cfg.ShutdownTimeout, Properties: props,
+		ShutdownTimeout: cfg.ShutdownTimeout, LagInterval: cfg.LagInterval, Properties: props,
 	}, pipeline)
 	if err != nil {
 		return err

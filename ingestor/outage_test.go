@@ -167,6 +167,105 @@ func TestPostgresOutageMidStream(t *testing.T) {
 	checkNoPersonalData(t, logs, l.orders...)
 }
 
+// ingestor_consumer_lag keeps moving while PostgreSQL is away: the
+// partitions are paused, so librdkafka fetches nothing and its cached high
+// watermarks go stale, yet every order produced during the outage must show
+// as lag (operators watch it precisely then), and the lag must fall back to
+// 0 once the backlog is stored.
+func TestConsumerLagMovesDuringPostgresOutage(t *testing.T) {
+	t.Parallel()
+	const partitions, round = 2, 5 // round: orders produced per partition at each step
+	e := newEnv(t, partitions)
+	u, err := url.Parse(e.pg.URLAs("order_ingestor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	cfg := e.config()
+	cfg.DatabaseURL = u.String()
+	cfg.LagInterval = 100 * time.Millisecond
+	in := start(t, cfg)
+
+	gen := ordergen.New(33)
+	orders := func(n int) []*kgo.Record { // n per partition, round robin
+		recs := make([]*kgo.Record, n*partitions)
+		for i := range recs {
+			recs[i] = orderRecord(t, gen.Order())
+		}
+		return recs
+	}
+	lag := func(p int) string {
+		return fmt.Sprintf(`ingestor_consumer_lag{partition="%d",topic=%q}`, p, e.topic)
+	}
+	// wantLag polls until every partition's lag is want (a missing gauge
+	// is not 0: it must be there).
+	wantLag := func(limit time.Duration, want float64, when string) {
+		t.Helper()
+		eventually(t, limit, func() string {
+			body := scrape(t, in.ops)
+			for p := range partitions {
+				v, ok := sample(body, lag(p))
+				if !ok || v != want {
+					return fmt.Sprintf("%s: %s = %v (present %v), want %v", when, lag(p), v, ok, want)
+				}
+			}
+			return ""
+		})
+	}
+	stored := func() int { return count(t, e.pg.Pool, `SELECT count(*) FROM orders`) }
+
+	// Caught up before the outage: positions known, lag 0.
+	e.produce(t, partitions, orders(1)...)
+	eventually(t, 20*time.Second, func() string {
+		if n := stored(); n != partitions {
+			return fmt.Sprintf("%d orders stored before the outage", n)
+		}
+		return ""
+	})
+	wantLag(10*time.Second, 0, "before the outage")
+
+	// The outage: the next batch fails and every partition is paused.
+	proxy.Cut()
+	e.produce(t, partitions, orders(1)...)
+	before := metric(t, in.ops, `ingestor_retries_total{stage="db"}`)
+	eventually(t, 10*time.Second, func() string {
+		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
+			return fmt.Sprintf("outage gauge = %v", v)
+		}
+		// A few retries: the loop has seen the failing batch and paused
+		// the partitions, so nothing produced from now on is consumed.
+		if v := metric(t, in.ops, `ingestor_retries_total{stage="db"}`); v < before+3 {
+			return fmt.Sprintf("%v retries", v)
+		}
+		return ""
+	})
+
+	// Orders keep coming: the lag follows them, step by step, while the
+	// writes are still blocked.
+	for step := 1; step <= 2; step++ {
+		e.produce(t, partitions, orders(round)...)
+		wantLag(5*time.Second, float64(step*round), fmt.Sprintf("outage, after %d orders per partition", step*round))
+		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
+			t.Fatalf("outage gauge = %v while the proxy is cut", v)
+		}
+		if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz = %d during the outage, want 503", s)
+		}
+	}
+
+	// Recovery: the backlog is stored and the lag falls back to 0.
+	proxy.Restore()
+	total := partitions * (2 + 2*round)
+	eventually(t, 20*time.Second, func() string {
+		if n := stored(); n != total {
+			return fmt.Sprintf("%d of %d orders stored after the outage", n, total)
+		}
+		return ""
+	})
+	wantLag(10*time.Second, 0, "after the outage")
+}
+
 // A Redis that does not answer never stops ingestion: orders are stored,
 // the failures are counted.
 func TestRedisOutageDoesNotStopIngestion(t *testing.T) {

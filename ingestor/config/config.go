@@ -62,6 +62,12 @@ type Config struct {
 	ShutdownTimeout time.Duration `split_words:"true" default:"20s" desc:"longest time to finish the batch in flight on SIGTERM"`
 	LogLevel        slog.Level    `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for make run)"`
+
+	// LagInterval is how often ingestor_consumer_lag is refreshed; zero
+	// means the documented 3 s (kafka.DefaultLagInterval). It is not read
+	// from the environment: the period is part of the metric's documented
+	// contract, and only tests shorten it so that they need not wait.
+	LagInterval time.Duration `ignored:"true"`
 }
 
 // Properties are librdkafka configuration properties as text: key=value

@@ -145,6 +145,9 @@ func TestVars(t *testing.T) {
 	if slices.Contains(vars, "BATCH_SIZE") || slices.Contains(vars, "KAFKA_TOPIC") {
 		t.Errorf("Vars() lists an unprefixed variable that is not shared: %v", vars)
 	}
+	if slices.Contains(vars, "INGESTOR_LAG_INTERVAL") { // tests only; the 3 s period is documented
+		t.Errorf("Vars() lists INGESTOR_LAG_INTERVAL: %v", vars)
+	}
 	if !slices.IsSorted(vars) {
 		t.Errorf("Vars() not sorted")
 	}

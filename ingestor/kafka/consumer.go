@@ -24,7 +24,10 @@
 // in flight gets no offset from that batch (its data may commit; the new
 // owner re-reads those messages, which is harmless: writes are
 // idempotent). Every Poll uses a short timeout so that shutdown is never
-// stuck in librdkafka.
+// stuck in librdkafka. The one call made elsewhere is the broker query of
+// the high watermarks for the lag gauges (see refreshLag): it is a broker
+// round trip the loop must not wait for, and librdkafka serves it on a
+// queue of its own, safely beside the loop's calls.
 package kafka
 
 import (
@@ -45,10 +48,6 @@ import (
 
 // pollInterval bounds every Poll call.
 const pollInterval = 100 * time.Millisecond
-
-// lagInterval is how often the lag gauges are refreshed (cheap, local
-// watermark and position calls, but not per message).
-const lagInterval = 3 * time.Second
 
 // Handler gives batches durable outcomes in two steps; see
 // ingest.Pipeline. Prepare must have no side effect (the consumer may drop
@@ -72,6 +71,9 @@ type ConsumerConfig struct {
 	// ShutdownTimeout bounds the work on the batch in flight after the run
 	// context is cancelled.
 	ShutdownTimeout time.Duration
+	// LagInterval is how often the consumer-lag gauges are refreshed
+	// (DefaultLagInterval when zero).
+	LagInterval time.Duration
 	// Properties are extra librdkafka properties (security, tuning). They
 	// cannot override the offset-handling settings this package relies on.
 	Properties map[string]string
@@ -90,7 +92,7 @@ type Consumer struct {
 	assigned map[int32]bool
 	paused   bool
 	pending  []ingest.Message // collected, not yet handled
-	lastLag  time.Time
+	lag      lagQueries
 
 	subscribed atomic.Bool
 	nAssigned  atomic.Int32
@@ -143,6 +145,7 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 	cons := &Consumer{
 		cfg: cfg, c: c, handler: h, log: log, metrics: m,
 		assigned: map[int32]bool{}, logsDone: make(chan struct{}),
+		lag: lagQueries{done: make(chan map[int32]int64, 1)},
 	}
 	go func() {
 		defer close(cons.logsDone)
@@ -176,6 +179,17 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}
 	c.subscribed.Store(true)
 	defer c.subscribed.Store(false)
+
+	// A watermark query may be running on its own goroutine (see
+	// refreshLag). It must be over before close destroys the librdkafka
+	// handle: the client's closed check and the call it guards are not
+	// atomic, so a call racing Close would use freed memory. This deferred
+	// call runs before the close above.
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer func() {
+		stopLag()
+		c.lag.wg.Wait()
+	}()
 
 	// The batches in flight outlive ctx by at most ShutdownTimeout.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -274,7 +288,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		c.refreshLag(false)
+		c.refreshLag(lagCtx)
 	}
 }
 
@@ -282,7 +296,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 func (c *Consumer) maxInFlight() int { return max(c.cfg.BatchesInFlight, 1) }
 
 // start commits b on its own goroutine. Its WaitFunc only sleeps and marks
-// the flight failing: the loop goroutine, which alone touches the
+// the flight failing: the loop goroutine, which alone drives the
 // consumer, pauses fetching while any flight is failing and keeps polling
 // so that the member stays in the group.
 func (c *Consumer) start(ctx context.Context, b *ingest.Batch) *flight {
@@ -510,30 +524,6 @@ func (c *Consumer) rebalance(kc *ckafka.Consumer, ev ckafka.Event) error {
 	c.nAssigned.Store(int32(len(c.assigned)))
 	c.metrics.AssignedPartitions.Set(float64(len(c.assigned)))
 	return nil
-}
-
-// refreshLag updates the lag gauges from the cached high watermarks and the
-// consumer's positions (no broker round trip).
-func (c *Consumer) refreshLag(force bool) {
-	if !force && time.Since(c.lastLag) < lagInterval {
-		return
-	}
-	c.lastLag = time.Now()
-	parts := c.partitions()
-	if len(parts) == 0 {
-		return
-	}
-	pos, err := c.c.Position(parts)
-	if err != nil {
-		return
-	}
-	for _, tp := range pos {
-		_, high, err := c.c.GetWatermarkOffsets(c.cfg.Topic, tp.Partition)
-		if err != nil || high < 0 || tp.Offset < 0 {
-			continue // not fetched yet
-		}
-		c.metrics.Lag.WithLabelValues(c.cfg.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(max(high-int64(tp.Offset), 0)))
-	}
 }
 
 // close commits the stored offsets and leaves the group (which revokes

@@ -32,7 +32,9 @@ type Metrics struct {
 	// its order.
 	EndToEnd prometheus.Histogram
 	// Lag is the consumer lag per assigned partition (high watermark minus
-	// position), refreshed every few seconds.
+	// position), refreshed every few seconds. The high watermarks are
+	// queried from the broker, so the lag keeps growing while partitions
+	// are paused by an outage.
 	Lag *prometheus.GaugeVec
 	// RedisErrors counts failed cache writes (orders, not pipelines).
 	RedisErrors prometheus.Counter

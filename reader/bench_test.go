@@ -222,7 +222,7 @@ func ceiling(b *testing.B, body []byte) string {
 // benchReader starts the reader with the access log formatted as in
 // production but written to io.Discard (a terminal or pipe would measure
 // the log consumer).
-func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) string {
+func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) (base, ops string) {
 	b.Helper()
 	pg := testenv.Postgres(b)
 	rd := testenv.Redis(b)
@@ -236,8 +236,9 @@ func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) s
 		b.Fatal(err)
 	}
 	vars := map[string]string{
-		"READER_LISTEN_ADDR": testenv.FreeAddr(b), "DATABASE_URL": pg.URLAs("order_reader"),
-		"REDIS_URL": rd.URL, "READER_REDIS_KEY_PREFIX": rd.Prefix,
+		"READER_LISTEN_ADDR": testenv.FreeAddr(b), "READER_OPS_ADDR": testenv.FreeAddr(b),
+		"DATABASE_URL": pg.URLAs("order_reader"),
+		"REDIS_URL":    rd.URL, "READER_REDIS_KEY_PREFIX": rd.Prefix,
 	}
 	for k, v := range extra {
 		vars[k] = v
@@ -258,14 +259,14 @@ func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) s
 			b.Errorf("reader: %v", err)
 		}
 	})
-	base := "http://" + vars["READER_LISTEN_ADDR"]
+	base, ops = "http://"+vars["READER_LISTEN_ADDR"], "http://"+vars["READER_OPS_ADDR"]
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base
+				return base, ops
 			}
 		}
 		if time.Now().After(deadline) {
@@ -371,7 +372,7 @@ func BenchmarkGetCached(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	base := benchReader(b, nil, []*model.Order{o})
+	base, _ := benchReader(b, nil, []*model.Order{o})
 	paths := []string{"/order/" + o.OrderUID}
 	if resp := mustGet(b, base+paths[0]); resp != "local" {
 		b.Fatalf("warmed order answered from %q, not local", resp)
@@ -384,7 +385,7 @@ func BenchmarkGetCached(b *testing.B) {
 // BenchmarkGetUnknownFlood: 1,000 unknown uids requested over and over:
 // the negative cache answers 404 without the database.
 func BenchmarkGetUnknownFlood(b *testing.B) {
-	base := benchReader(b, nil, nil)
+	base, ops := benchReader(b, nil, nil)
 	paths := make([]string, 1000)
 	for i := range paths {
 		paths[i] = fmt.Sprintf("/order/unknown_%d", i)
@@ -394,8 +395,8 @@ func BenchmarkGetUnknownFlood(b *testing.B) {
 		compare(b, "unknown", base, paths, body)
 	}
 	b.Logf("negative-cache hits %v, database misses %v",
-		scrape(b, base, `reader_cache_lookups_total{result="hit",tier="negative"}`),
-		scrape(b, base, `reader_cache_lookups_total{result="miss",tier="db"}`))
+		scrape(b, ops, `reader_cache_lookups_total{result="hit",tier="negative"}`),
+		scrape(b, ops, `reader_cache_lookups_total{result="miss",tier="db"}`))
 }
 
 // BenchmarkGetUncached: 10,000 distinct orders, none cached (no warm-up,
@@ -413,7 +414,7 @@ func BenchmarkGetUncached(b *testing.B) {
 		orders[i] = gen.Order()
 		paths[i] = "/order/" + orders[i].OrderUID
 	}
-	base := benchReader(b, map[string]string{"READER_WARM_COUNT": "0"}, orders)
+	base, ops := benchReader(b, map[string]string{"READER_WARM_COUNT": "0"}, orders)
 	for b.Loop() {
 		cpu0 := cpuTime()
 		r := goLoad(b, base, paths, time.Minute, true)
@@ -422,9 +423,9 @@ func BenchmarkGetUncached(b *testing.B) {
 		if r.errors > 0 {
 			b.Fatalf("%d errors", r.errors)
 		}
-		sum := scrape(b, base, `reader_db_query_duration_seconds_sum{query="get"}`)
-		count := scrape(b, base, `reader_db_query_duration_seconds_count{query="get"}`)
-		loaded := scrape(b, base, `reader_cache_lookups_total{result="hit",tier="db"}`)
+		sum := scrape(b, ops, `reader_db_query_duration_seconds_sum{query="get"}`)
+		count := scrape(b, ops, `reader_db_query_duration_seconds_count{query="get"}`)
+		loaded := scrape(b, ops, `reader_cache_lookups_total{result="hit",tier="db"}`)
 		b.Logf("%v orders loaded from the database by %v queries (%.1f orders per query, mean %.2f ms) for %d requests",
 			loaded, count, loaded/count, sum/count*1000, r.requests)
 		if int(loaded) < r.requests {
@@ -450,9 +451,9 @@ func mustGet(b *testing.B, url string) string {
 	return resp.Header.Get("X-Cache")
 }
 
-func scrape(b *testing.B, base, series string) float64 {
+func scrape(b *testing.B, ops, series string) float64 {
 	b.Helper()
-	resp, err := http.Get(base + "/metrics")
+	resp, err := http.Get(ops + "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -996,6 +996,7 @@ func startReader(t *testing.T) *readerStack {
 	dbURL.Host = proxy.Addr()
 	vars := map[string]string{
 		"READER_LISTEN_ADDR":      addr,
+		"READER_OPS_ADDR":         testenv.FreeAddr(t),
 		"DATABASE_URL":            dbURL.String(),
 		"REDIS_URL":               rd.URL,
 		"READER_REDIS_KEY_PREFIX": rd.Prefix,

@@ -131,7 +131,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// lets in-flight requests finish (Shutdown's grace period).
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	log.Info("reader listening", "addr", ln.Addr().String())
+	opsLn, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.OpsAddr, err)
+	}
+	ops := &http.Server{
+		Handler: httpapi.NewOps(httpapi.Deps{
+			Gatherer: reg, Ready: ready.Load, RedisUp: rc.Up,
+		}),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		// No WriteTimeout: /debug/pprof/profile and trace stream for as
+		// long as asked (?seconds=N).
+		IdleTimeout: cfg.IdleTimeout,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("reader listening", "addr", ln.Addr().String(), "ops_addr", opsLn.Addr().String())
 
 	warmCtx, cancelWarm := context.WithTimeout(ctx, cfg.WarmTimeout)
 	defer cancelWarm()
@@ -141,8 +156,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ready.Store(true)
 	}()
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("ops: %w", err)
+		}
+	}()
+	// The ops port stays up while the public one drains, so that the
+	// drain can be watched; it closes last.
+	defer ops.Close()
 
 	select {
 	case err := <-serveErr:

@@ -24,7 +24,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // reader is one running reader process (its run function).
 type reader struct {
-	base string
+	base string // the public port
+	ops  string // the ops port (/metrics)
 	logs *testenv.Buffer
 }
 
@@ -42,6 +43,7 @@ func newEnv(t *testing.T) *env {
 	rd := testenv.Redis(t)
 	return &env{pg: pg, redis: rd, vars: map[string]string{
 		"READER_LISTEN_ADDR":         testenv.FreeAddr(t),
+		"READER_OPS_ADDR":            testenv.FreeAddr(t),
 		"DATABASE_URL":               pg.URLAs("order_reader"),
 		"REDIS_URL":                  rd.URL,
 		"READER_REDIS_KEY_PREFIX":    rd.Prefix,
@@ -75,7 +77,7 @@ func (e *env) start(t *testing.T, ready bool) *reader {
 			t.Errorf("run did not return after cancel")
 		}
 	})
-	r := &reader{base: "http://" + e.vars["READER_LISTEN_ADDR"], logs: logs}
+	r := &reader{base: "http://" + e.vars["READER_LISTEN_ADDR"], ops: "http://" + e.vars["READER_OPS_ADDR"], logs: logs}
 	want := http.StatusOK
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -106,7 +108,18 @@ type response struct {
 
 func (r *reader) do(t *testing.T, method, path string, hdr ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, r.base+path, nil)
+	return r.request(t, method, r.base+path, hdr...)
+}
+
+// get GETs a full URL (the ops port's, say).
+func (r *reader) get(t *testing.T, url string) response {
+	t.Helper()
+	return r.request(t, http.MethodGet, url)
+}
+
+func (r *reader) request(t *testing.T, method, url string, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +128,12 @@ func (r *reader) do(t *testing.T, method, path string, hdr ...string) response {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: body}
 }
@@ -129,7 +142,7 @@ func (r *reader) do(t *testing.T, method, path string, hdr ...string) response {
 // labels is the exact label set as Prometheus prints it (sorted).
 func (r *reader) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	resp := r.do(t, http.MethodGet, "/metrics")
+	resp := r.get(t, r.ops+"/metrics")
 	sc := bufio.NewScanner(bytes.NewReader(resp.body))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -252,6 +265,12 @@ func TestGetOrderStatuses(t *testing.T) {
 	requireProblem(t, r.do(t, http.MethodGet, "/order/no_such_order"), http.StatusNotFound)
 	requireProblem(t, r.do(t, http.MethodHead, "/order/no_such_order"), http.StatusNotFound)
 	requireProblem(t, r.do(t, http.MethodGet, "/nowhere"), http.StatusNotFound)
+	// Metrics and profiles are on the ops port only.
+	requireProblem(t, r.do(t, http.MethodGet, "/metrics"), http.StatusNotFound)
+	requireProblem(t, r.do(t, http.MethodGet, "/debug/pprof/"), http.StatusNotFound)
+	if m := r.get(t, r.ops+"/metrics"); m.status != http.StatusOK || !bytes.Contains(m.body, []byte("reader_http_requests_total")) {
+		t.Fatalf("ops /metrics: %d %.200s", m.status, m.body)
+	}
 	requireProblem(t, r.do(t, http.MethodPost, "/order/"+sample.OrderUID), http.StatusMethodNotAllowed)
 }
 

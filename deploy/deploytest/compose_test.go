@@ -163,8 +163,11 @@ func TestComposeServices(t *testing.T) {
 	}
 
 	rd := c.service(t, "reader")
-	if !slices.Contains(rd.Ports, "8080:8080") {
-		t.Errorf("reader ports = %v, want 8080:8080", rd.Ports)
+	if !slices.Equal(rd.Ports, []string{itoa(readerPort) + ":" + itoa(readerPort)}) {
+		t.Errorf("reader ports = %v, want only %d:%d (the ops port stays on the compose network)", rd.Ports, readerPort, readerPort)
+	}
+	if !slices.Contains(rd.Expose, itoa(readerOpsPort)) {
+		t.Errorf("reader exposes %v, want %d", rd.Expose, readerOpsPort)
 	}
 
 	prod := c.service(t, "producer")

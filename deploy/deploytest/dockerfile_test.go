@@ -16,14 +16,15 @@ import (
 var images = []struct {
 	file    string
 	pkg     string // the Go package the build stage compiles into the image
-	port    int    // exposed port, 0 for one-shots
+	port    int    // the port HEALTHCHECK probes, 0 for one-shots
+	expose  []int  // every exposed port
 	health  string // path the HEALTHCHECK probes
 	service string // compose service built from it
 }{
-	{"deploy/docker/ingestor.Dockerfile", "./ingestor", ingestorPort, readyPath, "ingestor"},
-	{"deploy/docker/reader.Dockerfile", "./reader", readerPort, readyPath, "reader"},
-	{"deploy/docker/producer.Dockerfile", "./producer", 0, "", "producer"},
-	{"deploy/docker/migrate.Dockerfile", "./deploy/migrate", 0, "", "migrate"},
+	{"deploy/docker/ingestor.Dockerfile", "./ingestor", ingestorPort, []int{ingestorPort}, readyPath, "ingestor"},
+	{"deploy/docker/reader.Dockerfile", "./reader", readerPort, []int{readerPort, readerOpsPort}, readyPath, "reader"},
+	{"deploy/docker/producer.Dockerfile", "./producer", 0, nil, "", "producer"},
+	{"deploy/docker/migrate.Dockerfile", "./deploy/migrate", 0, nil, "", "migrate"},
 }
 
 func loadStages(t testing.TB, file string) []Stage {
@@ -101,8 +102,12 @@ func TestDockerfiles(t *testing.T) {
 					t.Errorf("one-shot image has HEALTHCHECK %q / EXPOSE %v", health, exposed)
 				}
 			} else {
-				if want := itoa(img.port); !slices.Equal(exposed, []string{want}) {
-					t.Errorf("EXPOSE %v, want %s", exposed, want)
+				var want []string
+				for _, p := range img.expose {
+					want = append(want, itoa(p))
+				}
+				if !slices.Equal(exposed, want) {
+					t.Errorf("EXPOSE %v, want %v", exposed, want)
 				}
 				wantURL := "http://127.0.0.1:" + itoa(img.port) + img.health
 				if !strings.Contains(health, `"`+wantURL+`"`) {

@@ -128,6 +128,7 @@ func TestListenAddressesAgree(t *testing.T) {
 		def  string
 	}{
 		{readerVars(), "READER_LISTEN_ADDR", readerPort, readerVars().defaults["READER_LISTEN_ADDR"]},
+		{readerVars(), "READER_OPS_ADDR", readerOpsPort, readerVars().defaults["READER_OPS_ADDR"]},
 		{ingestorVars(), "INGESTOR_OPS_ADDR", ingestorPort, ingestorconfig.Default("", "").OpsAddr},
 	} {
 		want := ":" + itoa(tc.port)

@@ -202,8 +202,9 @@ func TestK8sWorkloads(t *testing.T) {
 	b := loadK8s(t)
 	for _, w := range []struct {
 		name string
-		port int
-	}{{"ingestor", ingestorPort}, {"reader", readerPort}} {
+		port int // probes and the Service
+		ops  int // metrics (the annotations)
+	}{{"ingestor", ingestorPort, ingestorPort}, {"reader", readerPort, readerOpsPort}} {
 		t.Run(w.name, func(t *testing.T) {
 			t.Parallel()
 			d := b.object(t, "Deployment/"+w.name)
@@ -232,8 +233,8 @@ func TestK8sWorkloads(t *testing.T) {
 				t.Errorf("port %v is no container port of %s", v, w.name)
 				return 0
 			}
-			if len(ports) != 1 || slices.Collect(maps.Values(ports))[0] != w.port {
-				t.Errorf("container ports %v, want only %d", ports, w.port)
+			if got, want := slices.Sorted(maps.Values(ports)), slices.Compact([]int{min(w.port, w.ops), max(w.port, w.ops)}); !slices.Equal(got, want) {
+				t.Errorf("container ports %v, want only %v", ports, want)
 			}
 			for probe, wantPath := range map[string]string{"readinessProbe": readyPath, "livenessProbe": livePath} {
 				hg := digMap(c, probe, "httpGet")
@@ -252,8 +253,8 @@ func TestK8sWorkloads(t *testing.T) {
 				t.Errorf("startupProbe port is not %d", w.port)
 			}
 			ann := digMap(d, "spec", "template", "metadata", "annotations")
-			if ann["prometheus.io/port"] != itoa(w.port) || ann["prometheus.io/path"] != metricsPath || ann["prometheus.io/scrape"] != "true" {
-				t.Errorf("prometheus annotations %v, want scrape true, port %d, path %s", ann, w.port, metricsPath)
+			if ann["prometheus.io/port"] != itoa(w.ops) || ann["prometheus.io/path"] != metricsPath || ann["prometheus.io/scrape"] != "true" {
+				t.Errorf("prometheus annotations %v, want scrape true, port %d, path %s", ann, w.ops, metricsPath)
 			}
 			svc := b.object(t, "Service/"+w.name)
 			for k, v := range digMap(svc, "spec", "selector") {

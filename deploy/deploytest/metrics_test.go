@@ -206,9 +206,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	// 3. The reader starts on the stored orders (its warm-up loads them)
 	// and serves reads that go through every cache tier.
 	renv := composeEnv(t, "reader")
-	listen := testenv.FreeAddr(t)
+	listen, ops := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	for k, v := range map[string]string{
 		"READER_LISTEN_ADDR":      listen,
+		"READER_OPS_ADDR":         ops,
 		"READER_DATABASE_URL":     pg.URLAs("order_reader"),
 		"READER_REDIS_URL":        rd.URL,
 		"READER_REDIS_KEY_PREFIX": rd.Prefix,
@@ -231,7 +232,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		}
 		return err
 	})
-	s.add("reader", base+metricsPath)
+	s.add("reader", "http://"+ops+metricsPath)
 	// The liveness path the k8s probes use answers on the real binary.
 	if code, body, err := httpGet(ctx, base+livePath); err != nil || code != http.StatusOK {
 		t.Errorf("reader %s: %d %s %v", livePath, code, body, err)
@@ -290,7 +291,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		}
 		close(gate)
 		wg.Wait()
-		fs, err := scrape(ctx, base+metricsPath)
+		fs, err := scrape(ctx, "http://"+ops+metricsPath)
 		if err != nil {
 			return err
 		}

@@ -162,7 +162,7 @@ func TestPrometheusConfig(t *testing.T) {
 	}) {
 		t.Error("the ingestor job must use dns_sd_configs only")
 	}
-	if got, want := targets["reader"], []string{"reader:" + itoa(readerPort)}; !slices.Equal(got, want) {
+	if got, want := targets["reader"], []string{"reader:" + itoa(readerOpsPort)}; !slices.Equal(got, want) {
 		t.Errorf("reader targets = %v, want %v", got, want)
 	}
 	// Every scraped service name is a compose service.

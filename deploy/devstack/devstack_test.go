@@ -300,7 +300,7 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	t.Setenv("INGESTOR_REDIS_KEY_PREFIX", rd.Prefix)
 	t.Setenv("READER_REDIS_KEY_PREFIX", rd.Prefix)
 	env := map[string]string{"DATABASE_URL": pg.URL, "REDIS_URL": rd.URL}
-	readerPort, opsPort, kafkaPort := freePort(t), freePort(t), freePort(t)
+	readerPort, readerOpsPort, opsPort, kafkaPort := freePort(t), freePort(t), freePort(t), freePort(t)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -309,6 +309,7 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{
 			"--reader-port", strconv.Itoa(readerPort),
+			"--reader-ops-port", strconv.Itoa(readerOpsPort),
 			"--ops-port", strconv.Itoa(opsPort),
 			"--kafka-port", strconv.Itoa(kafkaPort),
 			"--generate", "20", "--seed", "42",
@@ -346,7 +347,7 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	if got := httpGet(t, base+"/order/"+sample.OrderUID); !strings.Contains(got, sample.OrderUID) {
 		t.Errorf("reader's /order/%s answered %q", sample.OrderUID, got)
 	}
-	for _, want := range []string{base[len("http://127.0.0.1"):] + "/swagger/", fmt.Sprintf(":%d/metrics", opsPort)} {
+	for _, want := range []string{base[len("http://127.0.0.1"):] + "/swagger/", fmt.Sprintf(":%d/metrics", opsPort), fmt.Sprintf(":%d/metrics", readerOpsPort)} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q", want)
 		}
@@ -361,7 +362,7 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("run did not return within a minute of the interrupt")
 	}
-	for _, port := range []int{readerPort, opsPort, kafkaPort} {
+	for _, port := range []int{readerPort, readerOpsPort, opsPort, kafkaPort} {
 		if err := portFree(context.Background(), port); err != nil {
 			t.Errorf("port %d still in use after the stack stopped: %v", port, err)
 		}

@@ -27,14 +27,15 @@ import (
 
 // stackConfig is what the command line sets.
 type stackConfig struct {
-	brokerOnly bool
-	noSeed     bool
-	readerPort int
-	opsPort    int
-	kafkaPort  int
-	generate   int
-	seed       int64
-	root       string
+	brokerOnly    bool
+	noSeed        bool
+	readerPort    int
+	readerOpsPort int
+	opsPort       int
+	kafkaPort     int
+	generate      int
+	seed          int64
+	root          string
 }
 
 func parseStackFlags(args []string, out io.Writer) (stackConfig, error) {
@@ -44,6 +45,7 @@ func parseStackFlags(args []string, out io.Writer) (stackConfig, error) {
 	fs.BoolVar(&c.brokerOnly, "broker-only", false, "run only the Kafka broker (with its topics) until interrupted")
 	fs.BoolVar(&c.noSeed, "no-seed", false, "do not run the producer")
 	fs.IntVar(&c.readerPort, "reader-port", 8080, "reader HTTP port")
+	fs.IntVar(&c.readerOpsPort, "reader-ops-port", 9102, "reader ops (metrics, pprof) port")
 	fs.IntVar(&c.opsPort, "ops-port", 9101, "ingestor ops (metrics, health) port")
 	fs.IntVar(&c.kafkaPort, "kafka-port", 9092, "Kafka broker port on 127.0.0.1")
 	fs.IntVar(&c.generate, "generate", 300, "number of generated orders to seed after the sample")
@@ -170,7 +172,10 @@ func (s *stack) up(ctx context.Context) error {
 	for _, p := range []struct {
 		port int
 		flag string
-	}{{s.cfg.readerPort, "--reader-port"}, {s.cfg.opsPort, "--ops-port"}, {s.cfg.kafkaPort, "--kafka-port"}} {
+	}{
+		{s.cfg.readerPort, "--reader-port"}, {s.cfg.readerOpsPort, "--reader-ops-port"},
+		{s.cfg.opsPort, "--ops-port"}, {s.cfg.kafkaPort, "--kafka-port"},
+	} {
 		if err := portFree(ctx, p.port); err != nil {
 			return fmt.Errorf("port %d is taken (another make run?): stop what uses it or pass %s: %w", p.port, p.flag, err)
 		}
@@ -415,6 +420,7 @@ func (s *stack) startServices(ctx context.Context, bins binaries) error {
 		p, err := startProc(ctx, s.con, "reader", nil, s.childEnv(
 			"DATABASE_URL="+dsn,
 			"READER_LISTEN_ADDR=:"+strconv.Itoa(s.cfg.readerPort),
+			"READER_OPS_ADDR=:"+strconv.Itoa(s.cfg.readerOpsPort),
 		), bin)
 		if err != nil {
 			return err
@@ -599,6 +605,9 @@ func (s *stack) printSummary(ctx context.Context) {
 		for _, uid := range recentOrders(ctx, s.cfg.readerPort, 3) {
 			line("order", base+"/order/"+uid)
 		}
+	}
+	if s.reader != nil {
+		line("metrics", fmt.Sprintf("http://localhost:%d/metrics (reader)", s.cfg.readerOpsPort))
 	}
 	if s.ingestor != nil {
 		line("metrics", fmt.Sprintf("http://localhost:%d/metrics (ingestor)", s.cfg.opsPort))

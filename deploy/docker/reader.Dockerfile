@@ -34,9 +34,10 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/reader /usr/local/bin/reader
 COPY --from=build /out/healthcheck /usr/local/bin/healthcheck
 USER nonroot:nonroot
-# HTTP: /order/{uid}, /orders, the web UI, /healthz, /readyz, /metrics.
-EXPOSE 8080
-ENV READER_LISTEN_ADDR=:8080 LOG_FORMAT=json
+# HTTP: /order/{uid}, /orders, the web UI, /healthz, /readyz; ops (keep it
+# private): /metrics, /debug/pprof/.
+EXPOSE 8080 9102
+ENV READER_LISTEN_ADDR=:8080 READER_OPS_ADDR=:9102 LOG_FORMAT=json
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/healthcheck", "http://127.0.0.1:8080/readyz"]
 ENTRYPOINT ["/usr/local/bin/reader"]

@@ -33,7 +33,8 @@ const Prefix = "READER"
 // the value when unset, `required` fails the start when unset, `desc`
 // documents it.
 type Config struct {
-	ListenAddr string `split_words:"true" default:":8080" desc:"HTTP listen address"`
+	ListenAddr string `split_words:"true" default:":8080" desc:"HTTP listen address (API, web UI, Swagger, /healthz, /readyz)"`
+	OpsAddr    string `split_words:"true" default:":9102" desc:"ops listen address: /metrics, /debug/pprof/, /healthz, /readyz; keep it private"`
 
 	DatabaseURL    string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL of the read-only role order_reader"`
 	DBMaxConns     int32         `split_words:"true" default:"16" desc:"PostgreSQL pool size"`
@@ -150,6 +151,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ListenAddr == "" || !strings.Contains(c.ListenAddr, ":") {
 		bad("LISTEN_ADDR", "%q is not host:port", c.ListenAddr)
+	}
+	if c.OpsAddr == "" || !strings.Contains(c.OpsAddr, ":") {
+		bad("OPS_ADDR", "%q is not host:port", c.OpsAddr)
+	} else if c.OpsAddr == c.ListenAddr {
+		bad("OPS_ADDR", "%q is also LISTEN_ADDR; the ops port must be its own", c.OpsAddr)
 	}
 	if !hasScheme(c.DatabaseURL, "postgres://", "postgresql://") {
 		bad("DATABASE_URL", "must be a postgres:// URL")

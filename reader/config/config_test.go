@@ -43,7 +43,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Config{
-		ListenAddr: ":8080", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, DBLoaders: 2, DBQueryTimeout: 3 * time.Second,
+		ListenAddr: ":8080", OpsAddr: ":9102", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, DBLoaders: 2, DBQueryTimeout: 3 * time.Second,
 		RedisURL: minimal["REDIS_URL"], RedisTTL: 24 * time.Hour, RedisTimeout: 100 * time.Millisecond,
 		CacheBytes: 256 << 20, NegativeTTL: 2 * time.Second, WarmCount: 1000, WarmTimeout: 30 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
@@ -81,6 +81,8 @@ func TestLoad(t *testing.T) {
 		{"zero timeout", with(map[string]string{"READER_READ_TIMEOUT": "0s"}), nil, []string{"READER_READ_TIMEOUT: must be positive"}},
 		{"request longer than write", with(map[string]string{"READER_REQUEST_TIMEOUT": "20s"}), nil, []string{"READER_REQUEST_TIMEOUT"}},
 		{"bad listen", with(map[string]string{"READER_LISTEN_ADDR": "8080"}), nil, []string{"READER_LISTEN_ADDR"}},
+		{"bad ops", with(map[string]string{"READER_OPS_ADDR": "9102"}), nil, []string{"READER_OPS_ADDR"}},
+		{"ops on the listen port", with(map[string]string{"READER_OPS_ADDR": ":8080"}), nil, []string{"READER_OPS_ADDR: \":8080\" is also LISTEN_ADDR"}},
 		{"warm count", with(map[string]string{"READER_WARM_COUNT": "-1"}), nil, []string{"READER_WARM_COUNT"}},
 		{"gc off without limit", with(map[string]string{"READER_GC_PERCENT": "-1"}), nil, []string{"READER_MEMORY_LIMIT"}},
 		{"cache above memory limit", with(map[string]string{"READER_MEMORY_LIMIT": "1000"}), nil, []string{"READER_CACHE_BYTES"}},

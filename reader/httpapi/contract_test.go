@@ -143,7 +143,6 @@ func TestContract(t *testing.T) {
 		{"healthz", up, get(up, "GET", "/healthz"), 200, false, false},
 		{"readyz", up, get(up, "GET", "/readyz"), 200, false, false},
 		{"readyz warming", down, get(down, "GET", "/readyz"), 503, false, true},
-		{"metrics", up, get(up, "GET", "/metrics"), 200, false, false},
 		{"openapi", up, get(up, "GET", "/openapi.yaml"), 200, false, false},
 		{"swagger", up, get(up, "GET", "/swagger/"), 200, false, false},
 	}

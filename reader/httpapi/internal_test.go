@@ -205,7 +205,7 @@ func TestProbesLoggedOnlyWhenFailingOrDebug(t *testing.T) {
 		{"healthz", slog.LevelInfo, "/healthz", true, false},
 		{"readyz ok", slog.LevelInfo, "/readyz", true, false},
 		{"readyz failing", slog.LevelInfo, "/readyz", false, true},
-		{"metrics", slog.LevelInfo, "/metrics", true, false},
+		{"metrics is not public", slog.LevelInfo, "/metrics", true, true},
 		{"order", slog.LevelInfo, "/order/abc.def", true, true},
 		{"unknown path", slog.LevelInfo, "/healthz/x", true, true},
 		{"healthz at debug", slog.LevelDebug, "/healthz", true, true},
@@ -223,6 +223,41 @@ func TestProbesLoggedOnlyWhenFailingOrDebug(t *testing.T) {
 				t.Fatalf("GET %s answered %d: logged %v, want %v: %q", tc.path, w.Code, got, tc.logged, out.String())
 			}
 		})
+	}
+}
+
+// TestOpsPort: metrics and profiles are served on the ops handler only;
+// health endpoints on both.
+func TestOpsPort(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	deps := Deps{Metrics: m, Gatherer: reg, Ready: func() bool { return false }}
+	public, ops := NewServer(deps), NewOps(deps)
+	for _, tc := range []struct {
+		path         string
+		public, opsC int
+		opsBody      string
+	}{
+		{"/metrics", 404, 200, "reader_http_requests_total"},
+		{"/debug/pprof/", 404, 200, "goroutine"},
+		{"/debug/pprof/cmdline", 404, 200, ""},
+		{"/healthz", 200, 200, `"ok"`},
+		{"/readyz", 503, 503, "warming up"},
+	} {
+		w := httptest.NewRecorder()
+		public.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		if w.Code != tc.public {
+			t.Errorf("public %s: %d, want %d", tc.path, w.Code, tc.public)
+		}
+		w = httptest.NewRecorder()
+		ops.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		if w.Code != tc.opsC || !strings.Contains(w.Body.String(), tc.opsBody) {
+			t.Errorf("ops %s: %d, want %d with %q: %.200s", tc.path, w.Code, tc.opsC, tc.opsBody, w.Body)
+		}
+		if w.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("ops %s: no nosniff", tc.path)
+		}
 	}
 }
 

@@ -122,7 +122,7 @@ func methodLabel(m string) string {
 }
 
 // probeRoutes are the routes of health checks and metric scrapes.
-var probeRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+var probeRoutes = map[string]bool{"/healthz": true, "/readyz": true}
 
 // counterKey identifies one series of reader_http_requests_total.
 type counterKey struct {
@@ -194,9 +194,9 @@ func observe(log *slog.Logger, access *AccessLog, m *metrics.Metrics) func(http.
 				if m != nil {
 					count(route, methodLabel(r.Method), status, elapsed)
 				}
-				// Probes and scrapes arrive every few seconds from every
-				// kubelet and Prometheus: logged only when they fail, or at
-				// level debug, so that the access log shows traffic.
+				// Probes arrive every few seconds from every kubelet and
+				// load balancer: logged only when they fail, or at level
+				// debug, so that the access log shows traffic.
 				if !logProbes && status < 400 && probeRoutes[route] {
 					return
 				}

@@ -5,10 +5,9 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// routes maps the whole API surface.
+// routes maps the whole public surface (the ops port is NewOps).
 func routes(d Deps) http.Handler {
 	r := chi.NewRouter()
 	r.Use(secure, observe(d.Logger, d.AccessLog, d.Metrics))
@@ -39,9 +38,6 @@ func routes(d Deps) http.Handler {
 
 	r.Method(http.MethodGet, "/healthz", healthz())
 	r.Method(http.MethodGet, "/readyz", readyz(d.Ready, d.RedisUp))
-	if d.Gatherer != nil {
-		r.Method(http.MethodGet, "/metrics", timeout(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))
-	}
 
 	r.Method(http.MethodGet, "/openapi.yaml", openAPISpec())
 	r.Method(http.MethodGet, "/swagger", http.RedirectHandler("/swagger/", http.StatusMovedPermanently))

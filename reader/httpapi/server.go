@@ -1,8 +1,8 @@
 // Package httpapi is the reader's HTTP API: GET /order/{order_uid}, the
-// recent orders list, the OpenAPI spec and Swagger UI, and the operational
-// endpoints (/healthz, /readyz, /metrics). Every route is mapped in
-// routes.go; handlers are maker functions; errors are RFC 9457 problem
-// details (application/problem+json).
+// recent orders list, the OpenAPI spec and Swagger UI, and /healthz and
+// /readyz; /metrics and pprof are on the ops port (NewOps). Every public
+// route is mapped in routes.go; handlers are maker functions; errors are
+// RFC 9457 problem details (application/problem+json).
 package httpapi
 
 import (
@@ -37,7 +37,7 @@ type Deps struct {
 	Orders    Orders
 	Summaries Summaries
 	Metrics   *metrics.Metrics
-	Gatherer  prometheus.Gatherer // served at /metrics
+	Gatherer  prometheus.Gatherer // served at /metrics by NewOps
 	// Ready reports whether the warm-up has ended (/readyz).
 	Ready func() bool
 	// RedisUp reports whether the Redis tier is in use; may be nil.
@@ -51,7 +51,7 @@ type Deps struct {
 	RequestTimeout time.Duration
 }
 
-// NewServer returns the reader's whole HTTP handler.
+// NewServer returns the reader's public HTTP handler.
 func NewServer(d Deps) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)

@@ -266,6 +266,119 @@ func TestConsumerLagMovesDuringPostgresOutage(t *testing.T) {
 	wantLag(10*time.Second, 0, "after the outage")
 }
 
+// A partition the consumer owns but has not consumed from yet has no
+// position in librdkafka (nothing was polled from it), and its lag must
+// count all the same: during an outage every partition is paused, so one
+// that had nothing new when the outage began is never fetched however much
+// arrives, and sum(ingestor_consumer_lag) would miss exactly that backlog.
+// Such a partition's consumption starts at the group's committed offset
+// (p1 here, consumed by an earlier instance) or, with none, at the earliest
+// offset (p2, never consumed by the group).
+func TestConsumerLagOfPartitionsNotConsumedYet(t *testing.T) {
+	t.Parallel()
+	const partitions, earlier, round = 3, 2, 4 // earlier: orders per partition consumed by the first instance
+	e := newEnv(t, partitions)
+	u, err := url.Parse(e.pg.URLAs("order_ingestor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	cfg := e.config()
+	cfg.DatabaseURL = u.String()
+	cfg.LagInterval = 100 * time.Millisecond
+
+	gen := ordergen.New(34)
+	produceTo := func(p int32, n int) {
+		t.Helper()
+		recs := make([]*kgo.Record, n)
+		for i := range recs {
+			recs[i] = orderRecord(t, gen.Order())
+			recs[i].Partition = p
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := e.kcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce to partition %d: %v", p, err)
+		}
+	}
+	stored := func() int { return count(t, e.pg.Pool, `SELECT count(*) FROM orders`) }
+	wantStored := func(want int, when string) {
+		t.Helper()
+		eventually(t, 20*time.Second, func() string {
+			if n := stored(); n != want {
+				return fmt.Sprintf("%s: %d of %d orders stored", when, n, want)
+			}
+			return ""
+		})
+	}
+	// wantLag polls until each partition's lag gauge is there and has the
+	// wanted value.
+	wantLag := func(in *instance, want [partitions]float64, when string) {
+		t.Helper()
+		eventually(t, 5*time.Second, func() string {
+			body := scrape(t, in.ops)
+			for p, w := range want {
+				name := fmt.Sprintf(`ingestor_consumer_lag{partition="%d",topic=%q}`, p, e.topic)
+				if v, ok := sample(body, name); !ok || v != w {
+					return fmt.Sprintf("%s: %s = %v (present %v), want %v", when, name, v, ok, w)
+				}
+			}
+			return ""
+		})
+	}
+
+	// A first instance consumes p0 and p1, and commits at shutdown; p2
+	// stays empty, with no committed offset.
+	first := start(t, cfg)
+	produceTo(0, earlier)
+	produceTo(1, earlier)
+	wantStored(2*earlier, "first instance")
+	if err := first.stop(t); err != nil {
+		t.Fatalf("first instance: %v", err)
+	}
+	if c := e.committed(t); c[0] != earlier || c[1] != earlier || len(c) != 2 {
+		t.Fatalf("committed offsets %v after the first instance, want %d on partitions 0 and 1", c, earlier)
+	}
+
+	// A second instance owns every partition and has nothing to consume.
+	in := start(t, cfg)
+	eventually(t, 20*time.Second, func() string {
+		if v := metric(t, in.ops, "ingestor_assigned_partitions"); v != partitions {
+			return fmt.Sprintf("%v partitions assigned", v)
+		}
+		return ""
+	})
+
+	// The outage: one order on p0 is consumed, its batch fails and every
+	// partition is paused; p1 and p2 have still not delivered a message.
+	proxy.Cut()
+	produceTo(0, 1)
+	before := metric(t, in.ops, `ingestor_retries_total{stage="db"}`)
+	eventually(t, 10*time.Second, func() string {
+		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
+			return fmt.Sprintf("outage gauge = %v", v)
+		}
+		if v := metric(t, in.ops, `ingestor_retries_total{stage="db"}`); v < before+3 {
+			return fmt.Sprintf("%v retries", v)
+		}
+		return ""
+	})
+
+	// What arrives on the paused, never consumed partitions is lag: from
+	// the committed offset on p1 (not from its first offset), from the
+	// first offset on p2. p0's one order has been consumed (its batch is
+	// retrying), so its lag is 0.
+	produceTo(1, round)
+	produceTo(2, round)
+	wantLag(in, [partitions]float64{0, round, round}, "outage")
+
+	// Recovery: the backlog is stored and every lag is 0.
+	proxy.Restore()
+	wantStored(2*earlier+1+2*round, "after the outage")
+	wantLag(in, [partitions]float64{0, 0, 0}, "after the outage")
+}
+
 // A Redis that does not answer never stops ingestion: orders are stored,
 // the failures are counted.
 func TestRedisOutageDoesNotStopIngestion(t *testing.T) {

@@ -24,9 +24,10 @@
 // in flight gets no offset from that batch (its data may commit; the new
 // owner re-reads those messages, which is harmless: writes are
 // idempotent). Every Poll uses a short timeout so that shutdown is never
-// stuck in librdkafka. The one call made elsewhere is the broker query of
-// the high watermarks for the lag gauges (see refreshLag): it is a broker
-// round trip the loop must not wait for, and librdkafka serves it on a
+// stuck in librdkafka. The one place calls are made elsewhere is the broker
+// query for the lag gauges (see refreshLag): the high watermarks, and the
+// committed offsets of partitions not consumed from yet. They are broker
+// round trips the loop must not wait for, and librdkafka serves each on a
 // queue of its own, safely beside the loop's calls.
 package kafka
 
@@ -115,7 +116,7 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 		"enable.auto.offset.store":      false, // see the package doc
 		"enable.auto.commit":            true,  // commits *stored* offsets only
 		"auto.commit.interval.ms":       1000,
-		"auto.offset.reset":             "earliest",
+		"auto.offset.reset":             "earliest", // the lag gauge relies on it: see startOffset
 		"enable.partition.eof":          false,
 		"go.logs.channel.enable":        true,
 	} {
@@ -145,7 +146,7 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 	cons := &Consumer{
 		cfg: cfg, c: c, handler: h, log: log, metrics: m,
 		assigned: map[int32]bool{}, logsDone: make(chan struct{}),
-		lag: lagQueries{done: make(chan map[int32]int64, 1)},
+		lag: lagQueries{done: make(chan lagReport, 1)},
 	}
 	go func() {
 		defer close(cons.logsDone)

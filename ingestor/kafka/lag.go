@@ -6,19 +6,22 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
 // DefaultLagInterval is how often the lag gauges are refreshed when
 // ConsumerConfig.LagInterval is zero.
 const DefaultLagInterval = 3 * time.Second
 
-// lagQueryTimeout bounds one partition's watermark query. The broker
-// normally answers in milliseconds; a slow or absent one only delays the
-// next refresh (and shutdown by at most this much).
+// lagQueryTimeout bounds one broker query of a refresh (one partition's
+// watermarks, or the committed offsets). The broker normally answers in
+// milliseconds; a slow or absent one only delays the next refresh (and
+// shutdown by at most this much).
 const lagQueryTimeout = time.Second
 
-// lagQueries is the loop's bookkeeping of the broker's high-watermark
-// queries. Lag is high watermark minus position, and the two halves come
+// lagQueries is the loop's bookkeeping of the broker queries behind the lag
+// gauges. Lag is high watermark minus position, and the two halves come
 // from different places:
 //
 //   - The position (the offset after the last message the loop polled) is
@@ -31,15 +34,35 @@ const lagQueryTimeout = time.Second
 //     runs on a goroutine of its own: neither polling (group membership) nor
 //     the batches retrying the outage ever wait for it.
 //
+// A partition not consumed from yet in this assignment has no position:
+// librdkafka sets it only when the application polls a message. That is
+// every partition assigned while the others are paused for an outage (it
+// is paused at once, so it is never fetched), and any partition before its
+// first message. Its consumption will start where librdkafka starts it:
+// at the group's committed offset, or, without one, where auto.offset.reset
+// points (see startOffset). The committed offsets are a broker round trip
+// too (rd_kafka_committed sends an OffsetFetch through the group
+// coordinator), so they are asked on the same goroutine, right after the
+// watermarks, and only for the partitions that had no position when the
+// query started.
+//
 // At most one query runs at a time; its result is applied by the loop on
 // its next iteration (at most pollInterval later), which also keeps every
 // gauge write on the goroutine that handles revocations, so a revoked
 // partition's series, once deleted, is never set again.
 type lagQueries struct {
-	next    time.Time            // when the next query may start
-	running bool                 // a query is in flight; its result comes on done
-	done    chan map[int32]int64 // capacity 1: the query never blocks on it
-	wg      sync.WaitGroup       // the query's goroutine; Run waits for it before Close
+	next    time.Time      // when the next query may start
+	running bool           // a query is in flight; its result comes on done
+	done    chan lagReport // capacity 1: the query never blocks on it
+	wg      sync.WaitGroup // the query's goroutine; Run waits for it before Close
+}
+
+// lagReport is what one query learnt from the broker.
+type lagReport struct {
+	high map[int32]int64 // high watermark per partition
+	// start is where consumption will start, for the partitions that had
+	// no position when the query began.
+	start map[int32]int64
 }
 
 // lagInterval is how often the lag gauges are refreshed.
@@ -51,13 +74,13 @@ func (c *Consumer) lagInterval() time.Duration {
 }
 
 // refreshLag is called by the loop on every iteration and never blocks: it
-// applies the result of the last watermark query, if one came, and starts
-// the next one when due. ctx stops a query between partitions.
+// applies the result of the last query, if one came, and starts the next
+// one when due. ctx stops a query between its broker calls.
 func (c *Consumer) refreshLag(ctx context.Context) {
 	select {
-	case highs := <-c.lag.done:
+	case r := <-c.lag.done:
 		c.lag.running = false
-		c.setLag(highs)
+		c.setLag(r)
 	default:
 	}
 	if c.lag.running || len(c.assigned) == 0 || time.Now().Before(c.lag.next) {
@@ -70,37 +93,88 @@ func (c *Consumer) refreshLag(ctx context.Context) {
 		parts = append(parts, p)
 	}
 	slices.Sort(parts)
-	c.lag.wg.Go(func() { c.lag.done <- c.queryHighWatermarks(ctx, parts) })
+	// Position is local (no broker round trip), so it is read here, on the
+	// loop goroutine like every other position read.
+	var unpositioned []int32
+	if pos, err := c.c.Position(c.partitions()); err == nil {
+		for _, tp := range pos {
+			if tp.Offset < 0 {
+				unpositioned = append(unpositioned, tp.Partition)
+			}
+		}
+	}
+	c.lag.wg.Go(func() { c.lag.done <- c.queryLag(ctx, parts, unpositioned) })
 }
 
-// queryHighWatermarks asks the partitions' leaders for their high
-// watermarks. It runs off the loop goroutine: rd_kafka_query_watermark_offsets
-// waits on a reply queue of its own and touches no state of the loop's
-// (confluent-kafka-go documents the client as safe for concurrent use).
-// Partitions whose query fails are left out; their gauges wait for the
-// next round.
-func (c *Consumer) queryHighWatermarks(ctx context.Context, parts []int32) map[int32]int64 {
-	highs := make(map[int32]int64, len(parts))
+// queryLag asks the partitions' leaders for their watermarks and, for the
+// unpositioned partitions, the group coordinator for their committed
+// offsets. It runs off the loop goroutine: rd_kafka_query_watermark_offsets
+// and rd_kafka_committed each wait on a reply queue of their own (the
+// requests are served by librdkafka's own threads) and touch no state of
+// the loop's; neither serves the consumer queue, so no rebalance callback
+// or message is ever delivered here (confluent-kafka-go documents the
+// client as safe for concurrent use). A partition whose query fails is
+// left out; its gauge waits for the next round.
+func (c *Consumer) queryLag(ctx context.Context, parts, unpositioned []int32) lagReport {
+	r := lagReport{high: make(map[int32]int64, len(parts)), start: make(map[int32]int64, len(unpositioned))}
+	lows := make(map[int32]int64, len(unpositioned))
 	for _, p := range parts {
 		if ctx.Err() != nil {
-			break
+			return r
 		}
-		_, high, err := c.c.QueryWatermarkOffsets(c.cfg.Topic, p, int(lagQueryTimeout.Milliseconds()))
+		low, high, err := c.c.QueryWatermarkOffsets(c.cfg.Topic, p, int(lagQueryTimeout.Milliseconds()))
 		if err != nil {
 			// Debug: this repeats every interval while the broker is away.
-			c.log.Debug("query high watermark for the lag gauge", "partition", p, "error", err)
+			c.log.Debug("query watermarks for the lag gauge", "partition", p, "error", err)
 			continue
 		}
-		highs[p] = high
+		r.high[p] = high
+		lows[p] = low
 	}
-	return highs
+	tps := make([]ckafka.TopicPartition, 0, len(unpositioned))
+	for _, p := range unpositioned {
+		if _, ok := lows[p]; ok {
+			tps = append(tps, ckafka.TopicPartition{Topic: &c.cfg.Topic, Partition: p})
+		}
+	}
+	if len(tps) == 0 || ctx.Err() != nil {
+		return r
+	}
+	committed, err := c.c.Committed(tps, int(lagQueryTimeout.Milliseconds()))
+	if err != nil {
+		c.log.Debug("query committed offsets for the lag gauge", "partitions", partitionList(tps), "error", err)
+		return r
+	}
+	for _, tp := range committed {
+		if tp.Error != nil {
+			continue
+		}
+		r.start[tp.Partition] = startOffset(int64(tp.Offset), lows[tp.Partition], r.high[tp.Partition])
+	}
+	return r
 }
 
-// setLag sets the gauge of every assigned partition whose position is known
-// (a partition not consumed from yet has none) from the queried high
-// watermark, or the cached one where it is newer (fetch responses may have
-// moved it since the query) or the query failed.
-func (c *Consumer) setLag(queried map[int32]int64) {
+// startOffset is where librdkafka starts consuming a partition given its
+// committed offset (negative when there is none) and its watermarks: at
+// the committed offset, or where auto.offset.reset points when there is
+// none or it is out of the log's range (the fetch then fails with
+// OFFSET_OUT_OF_RANGE and is reset the same way). NewConsumer sets
+// auto.offset.reset to "earliest", which no property overrides: the low
+// watermark.
+func startOffset(committed, low, high int64) int64 {
+	if committed >= low && committed <= high {
+		return committed
+	}
+	return low
+}
+
+// setLag sets the gauge of every assigned partition from its position, or
+// from where its consumption will start when it has none (a partition not
+// consumed from yet), and the queried high watermark, or the cached one
+// where it is newer (fetch responses may have moved it since the query) or
+// the query failed. A partition for which neither is known keeps its gauge
+// (or still has none) until the next round.
+func (c *Consumer) setLag(r lagReport) {
 	parts := c.partitions()
 	if len(parts) == 0 {
 		return
@@ -114,12 +188,23 @@ func (c *Consumer) setLag(queried map[int32]int64) {
 		if _, h, err := c.c.GetWatermarkOffsets(c.cfg.Topic, tp.Partition); err == nil {
 			high = h
 		}
-		if q, ok := queried[tp.Partition]; ok {
+		if q, ok := r.high[tp.Partition]; ok {
 			high = max(high, q)
 		}
-		if high < 0 || tp.Offset < 0 {
+		from := int64(tp.Offset)
+		if from < 0 {
+			// Nothing polled from it yet: count from where its
+			// consumption will start (a partition assigned since the
+			// query began waits for the next round).
+			s, ok := r.start[tp.Partition]
+			if !ok {
+				continue
+			}
+			from = s
+		}
+		if high < 0 {
 			continue // not known yet
 		}
-		c.metrics.Lag.WithLabelValues(c.cfg.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(max(high-int64(tp.Offset), 0)))
+		c.metrics.Lag.WithLabelValues(c.cfg.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(max(high-from, 0)))
 	}
 }

@@ -34,7 +34,9 @@ type Metrics struct {
 	// Lag is the consumer lag per assigned partition (high watermark minus
 	// position), refreshed every few seconds. The high watermarks are
 	// queried from the broker, so the lag keeps growing while partitions
-	// are paused by an outage.
+	// are paused by an outage. A partition not consumed from yet (no
+	// position) counts from the group's committed offset, or from its
+	// first offset when there is none.
 	Lag *prometheus.GaugeVec
 	// RedisErrors counts failed cache writes (orders, not pipelines).
 	RedisErrors prometheus.Counter

@@ -96,13 +96,25 @@ func (b *k8sBase) container(t testing.TB, key string) map[string]any {
 	return c
 }
 
-// envNames returns every variable a container gets: env entries, and the
-// keys of the ConfigMaps and Secrets it imports with envFrom.
+// envNames returns every variable a container gets: env entries (a
+// ConfigMap key resolved to its value), and the keys of the ConfigMaps and
+// Secrets it imports with envFrom.
 func (b *k8sBase) envNames(t testing.TB, c map[string]any) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, e := range digList(c, "env") {
 		name := digString(e, "name")
+		if ref := digMap(e, "valueFrom", "configMapKeyRef"); ref != nil {
+			cm, ok := b.configMaps[digString(ref, "name")]
+			v, hasKey := cm[digString(ref, "key")]
+			if !ok {
+				t.Errorf("env %s refers to ConfigMap %q, which kustomize does not generate", name, digString(ref, "name"))
+			} else if !hasKey {
+				t.Errorf("env %s refers to key %q, missing from ConfigMap %s", name, digString(ref, "key"), digString(ref, "name"))
+			}
+			out[name] = v
+			continue
+		}
 		if ref := digMap(e, "valueFrom", "secretKeyRef"); ref != nil {
 			keys, ok := b.secretKeys[digString(ref, "name")]
 			if !ok {
@@ -141,7 +153,7 @@ func TestK8sStructure(t *testing.T) {
 		t.Errorf("kustomization.yaml is %s %s", b.k.APIVersion, b.k.Kind)
 	}
 	for _, want := range []string{
-		"Namespace/orders", "Job/orders-migrate",
+		"Namespace/orders", "Job/orders-migrate", "Job/orders-topics",
 		"Deployment/ingestor", "Service/ingestor", "PodDisruptionBudget/ingestor",
 		"Deployment/reader", "Service/reader", "PodDisruptionBudget/reader", "HorizontalPodAutoscaler/reader",
 	} {
@@ -189,7 +201,7 @@ func TestK8sStructure(t *testing.T) {
 	}
 	// The images compose builds are the ones the manifests run.
 	c := loadCompose(t)
-	for svc, key := range map[string]string{"ingestor": "Deployment/ingestor", "reader": "Deployment/reader", "migrate": "Job/orders-migrate"} {
+	for svc, key := range map[string]string{"ingestor": "Deployment/ingestor", "reader": "Deployment/reader", "migrate": "Job/orders-migrate", "kafka-init": "Job/orders-topics"} {
 		repo, _, _ := strings.Cut(c.service(t, svc).Image, ":")
 		if img := digString(b.container(t, key), "image"); img != repo {
 			t.Errorf("%s runs image %q; compose builds %s as %q", key, img, svc, repo)
@@ -305,10 +317,9 @@ func TestK8sWorkloads(t *testing.T) {
 func TestK8sScaling(t *testing.T) {
 	t.Parallel()
 	b := loadK8s(t)
-	partitions := topicPartitions(t, loadCompose(t))["orders"]
-	if partitions == 0 {
-		t.Fatal("partition count of orders unknown")
-	}
+	// The count Job/orders-topics creates the ingestor's topic with
+	// (TestK8sTopicsJob ties it to compose's kafka-init).
+	partitions := b.ingestorPartitions(t)
 	// A consumer group member past the partition count gets no partition.
 	if n, ok := asInt(dig(b.object(t, "Deployment/ingestor"), "spec", "replicas")); !ok || n < 1 || n > partitions {
 		t.Errorf("ingestor replicas %v, want 1..%d (the partitions of orders)", dig(b.object(t, "Deployment/ingestor"), "spec", "replicas"), partitions)

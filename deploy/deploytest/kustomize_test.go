@@ -7,16 +7,15 @@ import (
 	"testing"
 
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// TestKustomizeBuild renders deploy/k8s with kustomize's own library, as
-// `kubectl apply -k` does, on a copy where secrets.env is the example, and
-// checks what the hand-written checks cannot: that it renders at all, that
-// generated names (with their content hash) replaced every reference, and
-// that every object lands in the namespace.
-func TestKustomizeBuild(t *testing.T) {
-	t.Parallel()
+// renderK8s renders deploy/k8s with kustomize's own library, as `kubectl
+// apply -k` does, on a copy where secrets.env is the example (a developer's
+// real file stays out of the test).
+func renderK8s(t testing.TB) resmap.ResMap {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "k8s")
 	src := path(t, k8sDir)
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
@@ -25,7 +24,7 @@ func TestKustomizeBuild(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(src, p)
 		if rel == "secrets.env" {
-			return nil // a developer's real file stays out of the test
+			return nil
 		}
 		copyFile(t, p, filepath.Join(dir, rel))
 		return nil
@@ -40,6 +39,31 @@ func TestKustomizeBuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kustomize build deploy/k8s: %v", err)
 	}
+	return res
+}
+
+// renderedObjects renders deploy/k8s and returns its objects by "Kind/name",
+// with the names kustomize gave them (generated ones carry their hash).
+func renderedObjects(t testing.TB) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, r := range renderK8s(t).Resources() {
+		m, err := r.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[r.GetKind()+"/"+r.GetName()] = m
+	}
+	return out
+}
+
+// TestKustomizeBuild renders deploy/k8s and checks what the hand-written
+// checks cannot: that it renders at all, that generated names (with their
+// content hash) replaced every reference, and that every object lands in
+// the namespace.
+func TestKustomizeBuild(t *testing.T) {
+	t.Parallel()
+	res := renderK8s(t)
 	kinds := map[string]int{}
 	var cmNames, secretNames []string
 	for _, r := range res.Resources() {
@@ -57,7 +81,7 @@ func TestKustomizeBuild(t *testing.T) {
 			secretNames = append(secretNames, r.GetName())
 		}
 	}
-	for kind, want := range map[string]int{"Deployment": 2, "Service": 2, "PodDisruptionBudget": 2, "HorizontalPodAutoscaler": 1, "Job": 1, "ConfigMap": 2, "Secret": 1, "Namespace": 1} {
+	for kind, want := range map[string]int{"Deployment": 2, "Service": 2, "PodDisruptionBudget": 2, "HorizontalPodAutoscaler": 1, "Job": 2, "ConfigMap": 3, "Secret": 1, "Namespace": 1} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s rendered, want %d", kinds[kind], kind, want)
 		}
@@ -69,7 +93,7 @@ func TestKustomizeBuild(t *testing.T) {
 	out := string(yml)
 	// Generated names carry a hash; a reference kustomize failed to rewrite
 	// would still name the bare generator.
-	for _, bare := range []string{"name: ingestor-config\n", "name: reader-config\n", "name: orders-secrets\n", "name: orders-secrets,"} {
+	for _, bare := range []string{"name: ingestor-config\n", "name: ingestor-config,", "name: reader-config\n", "name: topics-config\n", "name: orders-secrets\n", "name: orders-secrets,"} {
 		if strings.Contains(out, bare) {
 			t.Errorf("rendered output still refers to %q without its hash", strings.TrimSpace(bare))
 		}
@@ -81,7 +105,9 @@ func TestKustomizeBuild(t *testing.T) {
 			}
 		}
 	}
-	for _, img := range []string{"image: orders/ingestor:latest", "image: orders/reader:latest", "image: orders/migrate:latest"} {
+	// The Kafka tools image is pinned to the one compose runs kafka-init with.
+	kafkaTools := "image: " + loadCompose(t).service(t, "kafka-init").Image
+	for _, img := range []string{"image: orders/ingestor:latest", "image: orders/reader:latest", "image: orders/migrate:latest", kafkaTools} {
 		if !strings.Contains(out, img) {
 			t.Errorf("rendered output lacks %s (kustomization images)", img)
 		}

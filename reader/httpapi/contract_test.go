@@ -33,7 +33,8 @@ func init() {
 
 // stack is the API over real tiers.
 type stack struct {
-	srv   *httptest.Server
+	srv   *httptest.Server // the public port
+	ops   *httptest.Server // the ops port
 	ready atomic.Bool
 }
 
@@ -59,11 +60,13 @@ func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv) *stack {
 	t.Cleanup(tiers.Close)
 	s := &stack{}
 	s.ready.Store(true)
-	h := httpapi.NewServer(httpapi.Deps{
+	deps := httpapi.Deps{
 		Orders: tiers, Summaries: store, Metrics: m, Gatherer: reg, Ready: s.ready.Load, RedisUp: rc.Up,
-	})
-	s.srv = httptest.NewServer(h)
+	}
+	s.srv = httptest.NewServer(httpapi.NewServer(deps))
 	t.Cleanup(s.srv.Close)
+	s.ops = httptest.NewServer(httpapi.NewOps(deps))
+	t.Cleanup(s.ops.Close)
 	return s
 }
 
@@ -77,8 +80,12 @@ func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
 	if err := doc.Validate(context.Background()); err != nil {
 		t.Fatalf("openapi.yaml is not valid OpenAPI 3: %v", err)
 	}
-	// The spec's server is relative ("/"); match any host the test uses.
+	// The spec's servers are relative ("/") or the ops port's; match any
+	// host the test uses.
 	doc.Servers = nil
+	for _, item := range doc.Paths.Map() {
+		item.Servers = nil
+	}
 	router, err := legacy.NewRouter(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +109,11 @@ func TestContract(t *testing.T) {
 	down := newStack(t, pg.URLVia(testenv.FreeAddr(t)), rd)
 
 	get := func(s *stack, method, path string, hdr ...string) *http.Request {
-		req, err := http.NewRequest(method, s.srv.URL+path, nil)
+		base := s.srv.URL
+		if path == "/metrics" {
+			base = s.ops.URL
+		}
+		req, err := http.NewRequest(method, base+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,6 +154,7 @@ func TestContract(t *testing.T) {
 		{"healthz", up, get(up, "GET", "/healthz"), 200, false, false},
 		{"readyz", up, get(up, "GET", "/readyz"), 200, false, false},
 		{"readyz warming", down, get(down, "GET", "/readyz"), 503, false, true},
+		{"metrics (ops port)", up, get(up, "GET", "/metrics"), 200, false, false},
 		{"openapi", up, get(up, "GET", "/openapi.yaml"), 200, false, false},
 		{"swagger", up, get(up, "GET", "/swagger/"), 200, false, false},
 	}

@@ -70,7 +70,9 @@ func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv) *stack {
 	return s
 }
 
-func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
+// loadSpec loads openapi.yaml and a router for it, and names the paths
+// documented on the ops port's server.
+func loadSpec(t *testing.T) (*openapi3.T, routers.Router, map[string]bool) {
 	t.Helper()
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(httpapi.OpenAPI)
@@ -83,14 +85,18 @@ func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
 	// The spec's servers are relative ("/") or the ops port's; match any
 	// host the test uses.
 	doc.Servers = nil
-	for _, item := range doc.Paths.Map() {
+	opsPaths := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		if len(item.Servers) > 0 {
+			opsPaths[path] = true
+		}
 		item.Servers = nil
 	}
 	router, err := legacy.NewRouter(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return doc, router
+	return doc, router, opsPaths
 }
 
 // TestContract sends real requests to the real handler stack and validates
@@ -98,7 +104,7 @@ func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
 // openapi.yaml, so that the spec and the code cannot drift apart.
 func TestContract(t *testing.T) {
 	t.Parallel()
-	_, router := loadSpec(t)
+	_, router, _ := loadSpec(t)
 	pg := testenv.Postgres(t)
 	rd := testenv.Redis(t)
 	gen := ordergen.New(11)
@@ -209,7 +215,7 @@ func TestContract(t *testing.T) {
 // every API route, and a route for every spec path.
 func TestEveryRouteDocumented(t *testing.T) {
 	t.Parallel()
-	doc, _ := loadSpec(t)
+	doc, _, opsPaths := loadSpec(t)
 	h := httpapi.NewServer(httpapi.Deps{Gatherer: prometheus.NewRegistry()})
 	r, ok := h.(chi.Routes)
 	if !ok {
@@ -238,7 +244,21 @@ func TestEveryRouteDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The paths documented on the ops port's server are NewOps's (a
+	// ServeMux, which cannot be walked): each must answer there.
+	ops := httpapi.NewOps(httpapi.Deps{Gatherer: prometheus.NewRegistry()})
 	for path := range doc.Paths.Map() {
+		if opsPaths[path] {
+			w := httptest.NewRecorder()
+			ops.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+			if w.Code != http.StatusOK {
+				t.Errorf("openapi.yaml documents %s on the ops port, which answers %d", path, w.Code)
+			}
+			if routed[path] {
+				t.Errorf("openapi.yaml documents %s on the ops port, but the public port routes it too", path)
+			}
+			continue
+		}
 		if !routed[path] {
 			t.Errorf("openapi.yaml documents %s, which no route serves", path)
 		}

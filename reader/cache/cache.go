@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"github.com/orderservice/orders/reader/batch"
 	"github.com/orderservice/orders/reader/metrics"
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/reader/redis"
@@ -350,26 +351,14 @@ func (t *Tiered) fillRemote(uid string, body []byte) {
 // Redis and the reader far fewer round trips than one SET per order.
 func (t *Tiered) writeFills(ctx context.Context) {
 	defer close(t.fillsDone)
-	batch := make([]redis.Entry, 0, fillBatch)
+	entries := make([]redis.Entry, 0, fillBatch)
 	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if entries, ok = batch.Next(ctx.Done(), t.fills, entries, fillBatch); !ok {
 			return
-		case e := <-t.fills:
-			batch = append(batch, e)
 		}
-	more:
-		for len(batch) < fillBatch {
-			select {
-			case e := <-t.fills:
-				batch = append(batch, e)
-			default:
-				break more
-			}
-		}
-		if err := t.remote.SetMany(ctx, batch); err != nil && !errors.Is(err, redis.ErrSkipped) && ctx.Err() == nil {
-			t.log.Debug("redis fill failed", "orders", len(batch), "err", err)
+		if err := t.remote.SetMany(ctx, entries); err != nil && !errors.Is(err, redis.ErrSkipped) && ctx.Err() == nil {
+			t.log.Debug("redis fill failed", "orders", len(entries), "err", err)
 		}
 	}
 }

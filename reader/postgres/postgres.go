@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/orderservice/orders/reader/batch"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -183,7 +184,6 @@ func (s *Store) Close() {
 		close(s.done)
 		s.pool.Close()
 	})
-	<-s.done
 }
 
 // Ping checks that PostgreSQL answers.
@@ -262,32 +262,21 @@ func (s *Store) Get(ctx context.Context, uid string) ([]byte, error) {
 // serveGets is one loader: it runs until Close, then fails what is still
 // queued.
 func (s *Store) serveGets() {
-	batch := make([]getRequest, 0, s.maxBatch)
+	buf := make([]getRequest, 0, s.maxBatch)
 	for {
-		batch = batch[:0]
+		b, ok := batch.Next(s.stop, s.gets, buf, s.maxBatch)
+		if !ok {
+			break
+		}
+		s.getBatch(b)
+	}
+	for {
 		select {
-		case <-s.stop:
-			for {
-				select {
-				case r := <-s.gets:
-					r.reply <- getResult{err: ErrClosed}
-				default:
-					return
-				}
-			}
 		case r := <-s.gets:
-			batch = append(batch, r)
+			r.reply <- getResult{err: ErrClosed}
+		default:
+			return
 		}
-	more:
-		for len(batch) < s.maxBatch {
-			select {
-			case r := <-s.gets:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		s.getBatch(batch)
 	}
 }
 
@@ -345,20 +334,8 @@ func (s *Store) getMany(ctx context.Context, uids []string) (map[string][]byte, 
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	found := make(map[string][]byte, len(uids))
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan: %w", err)
-		}
-		body, err := o.Canonical()
-		if err != nil {
-			return nil, fmt.Errorf("encode: %w", err)
-		}
-		found[o.OrderUID] = body
-	}
-	if err := rows.Err(); err != nil {
+	if err := eachCanonical(rows, func(uid string, body []byte) { found[uid] = body }); err != nil {
 		return nil, err
 	}
 	return found, nil
@@ -401,23 +378,30 @@ func (s *Store) recentPage(ctx context.Context, limit, offset int) ([]Entry, err
 	if err != nil {
 		return nil, fmt.Errorf("load recent orders: %w", err)
 	}
-	defer rows.Close()
 	var out []Entry
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan recent order: %w", err)
-		}
-		e := Entry{UID: o.OrderUID}
-		if e.JSON, err = o.Canonical(); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	err = eachCanonical(rows, func(uid string, body []byte) { out = append(out, Entry{UID: uid, JSON: body}) })
+	if err != nil {
 		return nil, fmt.Errorf("load recent orders: %w", err)
 	}
 	return out, nil
+}
+
+// eachCanonical scans every row of orderColumns and calls fn with the
+// order's uid and canonical JSON; it closes rows.
+func eachCanonical(rows pgx.Rows, fn func(uid string, body []byte)) error {
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		body, err := o.Canonical()
+		if err != nil {
+			return fmt.Errorf("encode: %w", err)
+		}
+		fn(o.OrderUID, body)
+	}
+	return rows.Err()
 }
 
 // Summary is one line of the recent orders list.

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orderservice/orders/reader/batch"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -116,35 +117,23 @@ type getRequest struct {
 // loaded machine costs far less than a round trip each.
 func (c *Cache) batchGets() {
 	defer close(c.stopped)
-	batch := make([]getRequest, 0, getBatch)
+	pending := make([]getRequest, 0, getBatch)
 	cmds := make([]*goredis.StringCmd, 0, getBatch)
 	for {
-		batch = batch[:0]
-		select {
-		case <-c.stop:
+		var ok bool
+		if pending, ok = batch.Next(c.stop, c.gets, pending, getBatch); !ok {
 			return
-		case r := <-c.gets:
-			batch = append(batch, r)
-		}
-	more:
-		for len(batch) < getBatch {
-			select {
-			case r := <-c.gets:
-				batch = append(batch, r)
-			default:
-				break more
-			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		cmds = cmds[:0]
 		var err error
-		if len(batch) == 1 {
-			cmd := c.client.Get(ctx, batch[0].key)
+		if len(pending) == 1 {
+			cmd := c.client.Get(ctx, pending[0].key)
 			cmds = append(cmds, cmd)
 			err = cmd.Err()
 		} else {
 			_, err = c.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-				for _, r := range batch {
+				for _, r := range pending {
 					cmds = append(cmds, p.Get(ctx, r.key))
 				}
 				return nil
@@ -155,7 +144,7 @@ func (c *Cache) batchGets() {
 		}
 		c.done(ctx, err)
 		cancel()
-		for i, r := range batch {
+		for i, r := range pending {
 			b, err := cmds[i].Bytes()
 			r.reply <- getResult{b, err}
 		}

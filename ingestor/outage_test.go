@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -81,14 +80,9 @@ func TestPostgresOutageMidStream(t *testing.T) {
 	t.Parallel()
 	const partitions, total = 3, 600
 	e := newEnv(t, partitions)
-	u, err := url.Parse(e.pg.URLAs("order_ingestor"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
+	dbURL, proxy := testenv.ProxyURL(t, e.pg.URLAs("order_ingestor"))
 	cfg := e.config()
-	cfg.DatabaseURL = u.String()
+	cfg.DatabaseURL = dbURL
 	cfg.BatchSize = 50
 	in := start(t, cfg)
 
@@ -176,14 +170,9 @@ func TestConsumerLagMovesDuringPostgresOutage(t *testing.T) {
 	t.Parallel()
 	const partitions, round = 2, 5 // round: orders produced per partition at each step
 	e := newEnv(t, partitions)
-	u, err := url.Parse(e.pg.URLAs("order_ingestor"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
+	dbURL, proxy := testenv.ProxyURL(t, e.pg.URLAs("order_ingestor"))
 	cfg := e.config()
-	cfg.DatabaseURL = u.String()
+	cfg.DatabaseURL = dbURL
 	cfg.LagInterval = 100 * time.Millisecond
 	in := start(t, cfg)
 
@@ -278,14 +267,9 @@ func TestConsumerLagOfPartitionsNotConsumedYet(t *testing.T) {
 	t.Parallel()
 	const partitions, earlier, round = 3, 2, 4 // earlier: orders per partition consumed by the first instance
 	e := newEnv(t, partitions)
-	u, err := url.Parse(e.pg.URLAs("order_ingestor"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
+	dbURL, proxy := testenv.ProxyURL(t, e.pg.URLAs("order_ingestor"))
 	cfg := e.config()
-	cfg.DatabaseURL = u.String()
+	cfg.DatabaseURL = dbURL
 	cfg.LagInterval = 100 * time.Millisecond
 
 	gen := ordergen.New(34)
@@ -384,15 +368,10 @@ func TestConsumerLagOfPartitionsNotConsumedYet(t *testing.T) {
 func TestRedisOutageDoesNotStopIngestion(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	ru, err := url.Parse(e.redis.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, ru.Host)
+	redisURL, proxy := testenv.ProxyURL(t, e.redis.URL)
 	proxy.Cut()
-	ru.Host = proxy.Addr()
 	cfg := e.config()
-	cfg.RedisURL = ru.String()
+	cfg.RedisURL = redisURL
 	in := start(t, cfg)
 
 	gen := ordergen.New(5)

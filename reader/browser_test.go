@@ -14,7 +14,6 @@ import (
 	"image/png"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -988,16 +987,11 @@ func startReader(t *testing.T) *readerStack {
 	addr := testenv.FreeAddr(t)
 	// The reader reaches PostgreSQL through a proxy, so that a test can take
 	// the database away and see the page's "unavailable" state for real.
-	dbURL, err := url.Parse(pg.URLAs("order_reader"))
-	if err != nil {
-		t.Fatalf("database URL: %v", err)
-	}
-	proxy := testenv.NewProxy(t, dbURL.Host)
-	dbURL.Host = proxy.Addr()
+	dbURL, proxy := testenv.ProxyURL(t, pg.URLAs("order_reader"))
 	vars := map[string]string{
 		"READER_LISTEN_ADDR":      addr,
 		"READER_OPS_ADDR":         testenv.FreeAddr(t),
-		"DATABASE_URL":            dbURL.String(),
+		"DATABASE_URL":            dbURL,
 		"REDIS_URL":               rd.URL,
 		"READER_REDIS_KEY_PREFIX": rd.Prefix,
 		"LOG_LEVEL":               "warn",

@@ -581,8 +581,8 @@ func TestNegativeCache(t *testing.T) {
 func TestRedisOutage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	proxy := testenv.NewProxy(t, strings.TrimPrefix(strings.Split(e.redis.URL, "/")[2], ""))
-	e.vars["REDIS_URL"] = "redis://" + proxy.Addr() + "/" + strings.Split(e.redis.URL, "/")[3]
+	redisURL, proxy := testenv.ProxyURL(t, e.redis.URL)
+	e.vars["REDIS_URL"] = redisURL
 	e.vars["READER_WARM_COUNT"] = "0"
 	r := e.start(t, true)
 	gen := ordergen.New(6)
@@ -625,10 +625,8 @@ func TestRedisOutage(t *testing.T) {
 func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	u := e.pg.URLAs("order_reader")
-	host := strings.SplitN(strings.SplitN(u, "@", 2)[1], "/", 2)[0]
-	proxy := testenv.NewProxy(t, host)
-	e.vars["DATABASE_URL"] = strings.Replace(u, "@"+host+"/", "@"+proxy.Addr()+"/", 1)
+	dbURL, proxy := testenv.ProxyURL(t, e.pg.URLAs("order_reader"))
+	e.vars["DATABASE_URL"] = dbURL
 	gen := ordergen.New(7)
 	warm := gen.Order()
 	testenv.InsertOrders(t, e.pg.Pool, warm)

@@ -36,26 +36,6 @@ func interpolate(v string) string {
 	})
 }
 
-// viaHost rewrites a URL to reach its server through hostport (a proxy).
-func viaHost(t testing.TB, raw, hostport string) string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("parse %s: %v", raw, err)
-	}
-	u.Host = hostport
-	return u.String()
-}
-
-func hostOf(t testing.TB, raw string) string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("parse %s: %v", raw, err)
-	}
-	return u.Host
-}
-
 // TestMetricsAfterTraffic runs the real ingestor, reader and producer
 // binaries with the settings of docker-compose.yml against real PostgreSQL,
 // Redis and Kafka (testenv), drives traffic through them (good orders, a
@@ -76,8 +56,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	kf := testenv.Kafka(t)
 	topic := kf.Topic(t, "orders", int32(topicPartitions(t, loadCompose(t))["orders"]))
 	dlq := kf.Topic(t, "orders.dlq", 1)
-	pgProxy := testenv.NewProxy(t, hostOf(t, pg.URL))
-	redisProxy := testenv.NewProxy(t, hostOf(t, rd.URL))
+	ingestorDB, pgProxy := testenv.ProxyURL(t, pg.URLAs("order_ingestor"))
+	ingestorRedis, redisProxy := testenv.ProxyURL(t, rd.URL)
 
 	s := newSampler()
 	defer s.finish()
@@ -131,8 +111,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		"INGESTOR_KAFKA_TOPIC":      topic,
 		"INGESTOR_KAFKA_DLQ_TOPIC":  dlq,
 		"INGESTOR_KAFKA_GROUP":      "deploytest-" + topic,
-		"INGESTOR_DATABASE_URL":     viaHost(t, pg.URLAs("order_ingestor"), pgProxy.Addr()),
-		"INGESTOR_REDIS_URL":        viaHost(t, rd.URL, redisProxy.Addr()),
+		"INGESTOR_DATABASE_URL":     ingestorDB,
+		"INGESTOR_REDIS_URL":        ingestorRedis,
 		"INGESTOR_REDIS_KEY_PREFIX": rd.Prefix,
 		"INGESTOR_OPS_ADDR":         opsAddr,
 		"INGESTOR_BATCH_SIZE":       "10", // many small batches: the backlog lasts

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -28,13 +27,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func pipeline(t *testing.T) (*ingest.Pipeline, *metrics.Metrics, *testenv.PG, *testenv.Proxy) {
 	t.Helper()
 	pg := testenv.Postgres(t)
-	u, err := url.Parse(pg.URLAs("order_ingestor"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	pool, err := postgres.Connect(context.Background(), u.String(), 2)
+	dbURL, proxy := testenv.ProxyURL(t, pg.URLAs("order_ingestor"))
+	pool, err := postgres.Connect(context.Background(), dbURL, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

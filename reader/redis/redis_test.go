@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,9 +49,8 @@ func TestGetSetMany(t *testing.T) {
 func TestCircuit(t *testing.T) {
 	t.Parallel()
 	rd := testenv.Redis(t)
-	host := strings.SplitN(strings.TrimPrefix(rd.URL, "redis://"), "/", 2)
-	proxy := testenv.NewProxy(t, host[0])
-	c, err := redis.New(redis.Options{URL: "redis://" + proxy.Addr() + "/" + host[1], Prefix: rd.Prefix,
+	redisURL, proxy := testenv.ProxyURL(t, rd.URL)
+	c, err := redis.New(redis.Options{URL: redisURL, Prefix: rd.Prefix,
 		TTL: time.Minute, Timeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 )
@@ -38,6 +39,21 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	go p.serve()
 	t.Cleanup(p.close)
 	return p
+}
+
+// ProxyURL starts a Proxy in front of the host:port of rawURL (a
+// postgres://, redis:// or any URL with a host) and returns rawURL pointed
+// through it, user, database and options kept, with the proxy the test
+// cuts and restores.
+func ProxyURL(t testing.TB, rawURL string) (string, *Proxy) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		t.Fatalf("testenv: ProxyURL: %q has no host to proxy (%v)", rawURL, err)
+	}
+	p := NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	return u.String(), p
 }
 
 // Addr is the proxy's address ("127.0.0.1:<port>"); it stays the same

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,3 +142,19 @@ func TestProxyToPostgres(t *testing.T) {
 }
 
 func itoa(n uint16) string { return strconv.Itoa(int(n)) }
+
+// TestProxyURL: the URL keeps everything but its host, which becomes the
+// proxy's, and the proxy forwards to the original host.
+func TestProxyURL(t *testing.T) {
+	t.Parallel()
+	target := echoServer(t)
+	for _, raw := range []string{
+		"postgres://order_reader@" + target + "/t_abc?sslmode=disable",
+		"redis://:secret@" + target + "/3",
+	} {
+		got, p := ProxyURL(t, raw)
+		if want := strings.Replace(raw, target, p.Addr(), 1); got != want || p.target != target {
+			t.Errorf("ProxyURL(%q) = %q to %s, want %q to %s", raw, got, p.target, want, target)
+		}
+	}
+}

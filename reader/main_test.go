@@ -501,15 +501,7 @@ func TestSingleflight(t *testing.T) {
 	o := ordergen.New(4).Order()
 	testenv.InsertOrders(t, e.pg.Pool, o)
 
-	ctx := context.Background()
-	tx, err := e.pg.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := e.pg.LockTable(t, "items")
 
 	const n = 50
 	var wg sync.WaitGroup
@@ -530,9 +522,7 @@ func TestSingleflight(t *testing.T) {
 	testenv.Await(t, "50 local misses", 10*time.Second, func() bool {
 		return r.metric(t, `reader_cache_lookups_total{result="miss",tier="local"}`) == n
 	})
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	wg.Wait()
 	close(results)
 	for resp := range results {
@@ -693,15 +683,7 @@ func TestGracefulShutdown(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
-	bg := context.Background()
-	tx, err := e.pg.Pool.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(bg)
-	if _, err := tx.Exec(bg, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := e.pg.LockTable(t, "items")
 	answer := make(chan response, 1)
 	go func() {
 		resp, err := http.Get(base + "/order/" + o.OrderUID)
@@ -716,10 +698,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 	// The request is in flight once the reader's query waits for the lock.
 	testenv.Await(t, "the reader's query to wait on the lock", 10*time.Second, func() bool {
-		var n int
-		err := e.pg.Pool.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND usename = 'order_reader' AND wait_event_type = 'Lock'`).Scan(&n)
-		return err == nil && n == 1
+		return e.pg.LockWaiters(t, "order_reader") == 1
 	})
 	stop()
 	select {
@@ -727,9 +706,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("run returned (%v) with a request in flight", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := tx.Rollback(bg); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if resp := <-answer; resp.status != http.StatusOK || !bytes.Equal(resp.body, canonical(t, o)) {
 		t.Fatalf("in-flight request answered %d: %s", resp.status, resp.body)
 	}

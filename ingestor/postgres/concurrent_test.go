@@ -66,12 +66,7 @@ func TestWriteRacesAnUncommittedBatch(t *testing.T) {
 			// The second batch must be waiting for the first one's lock.
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				var waiting int
-				if err := pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-					WHERE datname = $1 AND wait_event_type = 'Lock'`, pg.Name).Scan(&waiting); err != nil {
-					t.Fatal(err)
-				}
-				if waiting > 0 {
+				if pg.LockWaiters(t, "") > 0 {
 					break
 				}
 				select {

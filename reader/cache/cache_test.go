@@ -74,14 +74,7 @@ func TestGiveUpDoesNotCancelSharedLoad(t *testing.T) {
 	o := ordergen.New(31).Order()
 	testenv.InsertOrders(t, f.pg.Pool, o)
 	ctx := context.Background()
-	tx, err := f.pg.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := f.pg.LockTable(t, "items")
 
 	impatient, giveUp := context.WithCancel(ctx)
 	type result struct {
@@ -105,9 +98,7 @@ func TestGiveUpDoesNotCancelSharedLoad(t *testing.T) {
 	if r := <-first; !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("first caller: %v, want context.Canceled", r.err)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	r := <-second
 	if r.err != nil {
 		t.Fatalf("second caller failed with the first one: %v", r.err)

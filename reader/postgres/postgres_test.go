@@ -115,14 +115,7 @@ func TestGetBatchesQueuedLookups(t *testing.T) {
 	t.Cleanup(s.Close)
 	ctx := context.Background()
 
-	tx, err := pg.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := pg.LockTable(t, "items")
 	type answer struct {
 		uid  string
 		body []byte
@@ -135,10 +128,7 @@ func TestGetBatchesQueuedLookups(t *testing.T) {
 	}
 	go get(ctx, orders[0].OrderUID)
 	testenv.Await(t, "the first lookup's query to wait on the lock", 10*time.Second, func() bool {
-		var n int
-		err := pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND usename = 'order_reader' AND wait_event_type = 'Lock'`).Scan(&n)
-		return err == nil && n == 1
+		return pg.LockWaiters(t, "order_reader") == 1
 	})
 	queued := []string{"unknown-1", orders[1].OrderUID, "unknown-2"}
 	for _, o := range orders[1:] {
@@ -154,9 +144,7 @@ func TestGetBatchesQueuedLookups(t *testing.T) {
 	if a := <-answers; !errors.Is(a.err, context.Canceled) {
 		t.Fatalf("the caller that gave up got %v (%s), want context.Canceled", a.err, a.uid)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 
 	want := map[string][]byte{}
 	for _, o := range orders {

@@ -56,6 +56,43 @@ func (p *PG) URLVia(hostport string) string {
 	return u.String()
 }
 
+// LockTable locks table in ACCESS EXCLUSIVE mode, in a transaction of its
+// own, so that every query that reads it waits; it returns the function
+// that releases the lock, which the test calls when the waiting is over
+// (cleanup calls it too; a second call does nothing).
+func (p *PG) LockTable(t testing.TB, table string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := p.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatalf("testenv: LockTable %s: %v", table, err)
+	}
+	release = func() {
+		t.Helper()
+		if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("testenv: release the lock on %s: %v", table, err)
+		}
+	}
+	t.Cleanup(release)
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatalf("testenv: LockTable %s: %v", table, err)
+	}
+	return release
+}
+
+// LockWaiters counts the sessions of the database that wait for a lock:
+// those of role, or every one when role is "".
+func (p *PG) LockWaiters(t testing.TB, role string) int {
+	t.Helper()
+	var n int
+	err := p.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock' AND ($1 = '' OR usename = $1)`, role).Scan(&n)
+	if err != nil {
+		t.Fatalf("testenv: LockWaiters: %v", err)
+	}
+	return n
+}
+
 // Postgres returns a fresh database with every migration applied, private
 // to the test, and drops it when the test ends. It fails the test when no
 // PostgreSQL server can be had.

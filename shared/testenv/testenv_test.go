@@ -135,6 +135,41 @@ func TestPGURLRewrites(t *testing.T) {
 	}
 }
 
+// TestLockTable: a query of a locked table waits (and LockWaiters sees
+// it, as that role and as anyone) until the lock is released.
+func TestLockTable(t *testing.T) {
+	t.Parallel()
+	pg := Postgres(t)
+	release := pg.LockTable(t, "items")
+	reader, err := pgx.Connect(context.Background(), pg.URLAs("order_reader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var n int
+		done <- reader.QueryRow(context.Background(), "SELECT count(*) FROM items").Scan(&n)
+	}()
+	Await(t, "the query to wait for the lock", 10*time.Second, func() bool { return pg.LockWaiters(t, "order_reader") == 1 })
+	if n := pg.LockWaiters(t, ""); n != 1 {
+		t.Fatalf("LockWaiters(any role) = %d, want 1", n)
+	}
+	if n := pg.LockWaiters(t, "order_ingestor"); n != 0 {
+		t.Fatalf("LockWaiters(order_ingestor) = %d, want 0", n)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("query of a locked table returned (%v)", err)
+	default:
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("query after release: %v", err)
+	}
+	release() // a second call does nothing
+}
+
 func TestInsertOrdersStoresWholeOrders(t *testing.T) {
 	t.Parallel()
 	pg := Postgres(t)

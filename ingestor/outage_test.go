@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,6 +162,50 @@ func TestPostgresOutageMidStream(t *testing.T) {
 	checkNoPersonalData(t, logs, l.orders...)
 }
 
+// awaitPausedByDBOutage waits until in reports the database outage and has
+// retried the failing batch a few times: its loop has seen the failure and
+// paused every partition, so nothing produced from now on is consumed.
+func awaitPausedByDBOutage(t *testing.T, in *instance) {
+	t.Helper()
+	before := metric(t, in.ops, `ingestor_retries_total{stage="db"}`)
+	eventually(t, 10*time.Second, func() string {
+		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
+			return fmt.Sprintf("outage gauge = %v", v)
+		}
+		if v := metric(t, in.ops, `ingestor_retries_total{stage="db"}`); v < before+3 {
+			return fmt.Sprintf("%v retries", v)
+		}
+		return ""
+	})
+}
+
+// wantStored waits until the database holds exactly want orders.
+func (e *env) wantStored(t *testing.T, want int, when string) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() string {
+		if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders`); n != want {
+			return fmt.Sprintf("%s: %d of %d orders stored", when, n, want)
+		}
+		return ""
+	})
+}
+
+// wantLag polls until the lag gauge of each partition p of the env's topic
+// is there (a missing gauge is not 0) and equals want[p].
+func (e *env) wantLag(t *testing.T, in *instance, limit time.Duration, want []float64, when string) {
+	t.Helper()
+	eventually(t, limit, func() string {
+		body := scrape(t, in.ops)
+		for p, w := range want {
+			name := fmt.Sprintf(`ingestor_consumer_lag{partition="%d",topic=%q}`, p, e.topic)
+			if v, ok := sample(body, name); !ok || v != w {
+				return fmt.Sprintf("%s: %s = %v (present %v), want %v", when, name, v, ok, w)
+			}
+		}
+		return ""
+	})
+}
+
 // ingestor_consumer_lag keeps moving while PostgreSQL is away: the
 // partitions are paused, so librdkafka fetches nothing and its cached high
 // watermarks go stale, yet every order produced during the outage must show
@@ -184,57 +229,23 @@ func TestConsumerLagMovesDuringPostgresOutage(t *testing.T) {
 		}
 		return recs
 	}
-	lag := func(p int) string {
-		return fmt.Sprintf(`ingestor_consumer_lag{partition="%d",topic=%q}`, p, e.topic)
-	}
-	// wantLag polls until every partition's lag is want (a missing gauge
-	// is not 0: it must be there).
-	wantLag := func(limit time.Duration, want float64, when string) {
-		t.Helper()
-		eventually(t, limit, func() string {
-			body := scrape(t, in.ops)
-			for p := range partitions {
-				v, ok := sample(body, lag(p))
-				if !ok || v != want {
-					return fmt.Sprintf("%s: %s = %v (present %v), want %v", when, lag(p), v, ok, want)
-				}
-			}
-			return ""
-		})
-	}
-	stored := func() int { return count(t, e.pg.Pool, `SELECT count(*) FROM orders`) }
+	every := func(v float64) []float64 { return slices.Repeat([]float64{v}, partitions) }
 
 	// Caught up before the outage: positions known, lag 0.
 	e.produce(t, partitions, orders(1)...)
-	eventually(t, 20*time.Second, func() string {
-		if n := stored(); n != partitions {
-			return fmt.Sprintf("%d orders stored before the outage", n)
-		}
-		return ""
-	})
-	wantLag(10*time.Second, 0, "before the outage")
+	e.wantStored(t, partitions, "before the outage")
+	e.wantLag(t, in, 10*time.Second, every(0), "before the outage")
 
 	// The outage: the next batch fails and every partition is paused.
 	proxy.Cut()
 	e.produce(t, partitions, orders(1)...)
-	before := metric(t, in.ops, `ingestor_retries_total{stage="db"}`)
-	eventually(t, 10*time.Second, func() string {
-		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
-			return fmt.Sprintf("outage gauge = %v", v)
-		}
-		// A few retries: the loop has seen the failing batch and paused
-		// the partitions, so nothing produced from now on is consumed.
-		if v := metric(t, in.ops, `ingestor_retries_total{stage="db"}`); v < before+3 {
-			return fmt.Sprintf("%v retries", v)
-		}
-		return ""
-	})
+	awaitPausedByDBOutage(t, in)
 
 	// Orders keep coming: the lag follows them, step by step, while the
 	// writes are still blocked.
 	for step := 1; step <= 2; step++ {
 		e.produce(t, partitions, orders(round)...)
-		wantLag(5*time.Second, float64(step*round), fmt.Sprintf("outage, after %d orders per partition", step*round))
+		e.wantLag(t, in, 5*time.Second, every(float64(step*round)), fmt.Sprintf("outage, after %d orders per partition", step*round))
 		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
 			t.Fatalf("outage gauge = %v while the proxy is cut", v)
 		}
@@ -245,14 +256,8 @@ func TestConsumerLagMovesDuringPostgresOutage(t *testing.T) {
 
 	// Recovery: the backlog is stored and the lag falls back to 0.
 	proxy.Restore()
-	total := partitions * (2 + 2*round)
-	eventually(t, 20*time.Second, func() string {
-		if n := stored(); n != total {
-			return fmt.Sprintf("%d of %d orders stored after the outage", n, total)
-		}
-		return ""
-	})
-	wantLag(10*time.Second, 0, "after the outage")
+	e.wantStored(t, partitions*(2+2*round), "after the outage")
+	e.wantLag(t, in, 10*time.Second, every(0), "after the outage")
 }
 
 // A partition the consumer owns but has not consumed from yet has no
@@ -286,38 +291,13 @@ func TestConsumerLagOfPartitionsNotConsumedYet(t *testing.T) {
 			t.Fatalf("produce to partition %d: %v", p, err)
 		}
 	}
-	stored := func() int { return count(t, e.pg.Pool, `SELECT count(*) FROM orders`) }
-	wantStored := func(want int, when string) {
-		t.Helper()
-		eventually(t, 20*time.Second, func() string {
-			if n := stored(); n != want {
-				return fmt.Sprintf("%s: %d of %d orders stored", when, n, want)
-			}
-			return ""
-		})
-	}
-	// wantLag polls until each partition's lag gauge is there and has the
-	// wanted value.
-	wantLag := func(in *instance, want [partitions]float64, when string) {
-		t.Helper()
-		eventually(t, 5*time.Second, func() string {
-			body := scrape(t, in.ops)
-			for p, w := range want {
-				name := fmt.Sprintf(`ingestor_consumer_lag{partition="%d",topic=%q}`, p, e.topic)
-				if v, ok := sample(body, name); !ok || v != w {
-					return fmt.Sprintf("%s: %s = %v (present %v), want %v", when, name, v, ok, w)
-				}
-			}
-			return ""
-		})
-	}
 
 	// A first instance consumes p0 and p1, and commits at shutdown; p2
 	// stays empty, with no committed offset.
 	first := start(t, cfg)
 	produceTo(0, earlier)
 	produceTo(1, earlier)
-	wantStored(2*earlier, "first instance")
+	e.wantStored(t, 2*earlier, "first instance")
 	if err := first.stop(t); err != nil {
 		t.Fatalf("first instance: %v", err)
 	}
@@ -338,16 +318,7 @@ func TestConsumerLagOfPartitionsNotConsumedYet(t *testing.T) {
 	// partition is paused; p1 and p2 have still not delivered a message.
 	proxy.Cut()
 	produceTo(0, 1)
-	before := metric(t, in.ops, `ingestor_retries_total{stage="db"}`)
-	eventually(t, 10*time.Second, func() string {
-		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
-			return fmt.Sprintf("outage gauge = %v", v)
-		}
-		if v := metric(t, in.ops, `ingestor_retries_total{stage="db"}`); v < before+3 {
-			return fmt.Sprintf("%v retries", v)
-		}
-		return ""
-	})
+	awaitPausedByDBOutage(t, in)
 
 	// What arrives on the paused, never consumed partitions is lag: from
 	// the committed offset on p1 (not from its first offset), from the
@@ -355,12 +326,12 @@ func TestConsumerLagOfPartitionsNotConsumedYet(t *testing.T) {
 	// retrying), so its lag is 0.
 	produceTo(1, round)
 	produceTo(2, round)
-	wantLag(in, [partitions]float64{0, round, round}, "outage")
+	e.wantLag(t, in, 5*time.Second, []float64{0, round, round}, "outage")
 
 	// Recovery: the backlog is stored and every lag is 0.
 	proxy.Restore()
-	wantStored(2*earlier+1+2*round, "after the outage")
-	wantLag(in, [partitions]float64{0, 0, 0}, "after the outage")
+	e.wantStored(t, 2*earlier+1+2*round, "after the outage")
+	e.wantLag(t, in, 5*time.Second, []float64{0, 0, 0}, "after the outage")
 }
 
 // A Redis that does not answer never stops ingestion: orders are stored,

@@ -412,11 +412,10 @@ func BenchmarkGetUnknownFlood(b *testing.B) {
 func BenchmarkGetUncached(b *testing.B) {
 	const rounds, perRound = 3, 10_000
 	gen := ordergen.New(99)
-	orders := make([]*model.Order, rounds*perRound)
+	orders := gen.Orders(rounds * perRound)
 	paths := make([]string, len(orders))
-	for i := range orders {
-		orders[i] = gen.Order()
-		paths[i] = "/order/" + orders[i].OrderUID
+	for i, o := range orders {
+		paths[i] = "/order/" + o.OrderUID
 	}
 	base, ops := benchReader(b, map[string]string{"READER_WARM_COUNT": "0"}, orders)
 	for b.Loop() {

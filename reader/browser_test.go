@@ -63,10 +63,7 @@ func TestBrowser(t *testing.T) {
 	hostile.Delivery.Name = xssImg
 	hostile.Delivery.Address = xssSVG
 	hostile.CustomerID = xssScript
-	others := []*model.Order{second, hostile}
-	for range 5 {
-		others = append(others, gen.Order())
-	}
+	others := append([]*model.Order{second, hostile}, gen.Orders(5)...)
 	stack.insert(t, append([]*model.Order{sample}, others...)...)
 
 	browserCtx := startBrowser(t, chromium)

@@ -278,10 +278,7 @@ func TestListOrders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	gen := ordergen.New(2)
-	var orders []*model.Order
-	for range 30 {
-		orders = append(orders, gen.Order())
-	}
+	orders := gen.Orders(30)
 	testenv.InsertOrders(t, e.pg.Pool, orders...)
 	r := e.start(t, true)
 
@@ -337,10 +334,7 @@ func TestTiersAndWarmUp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	gen := ordergen.New(3)
-	var warm []*model.Order
-	for range 40 {
-		warm = append(warm, gen.Order())
-	}
+	warm := gen.Orders(40)
 	testenv.InsertOrders(t, e.pg.Pool, warm...)
 	e.vars["READER_WARM_COUNT"] = "25"
 	r := e.start(t, true)

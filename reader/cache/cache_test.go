@@ -141,10 +141,7 @@ func TestLocalTierBoundedByBytes(t *testing.T) {
 	const bound = 16 << 10
 	f := newFixture(t, bound)
 	gen := ordergen.New(33)
-	var orders []*model.Order
-	for range 100 {
-		orders = append(orders, gen.Order())
-	}
+	orders := gen.Orders(100)
 	testenv.InsertOrders(t, f.pg.Pool, orders...)
 	n, err := f.tiers.Warm(context.Background(), 100)
 	if err != nil || n != 100 {

@@ -33,10 +33,7 @@ func TestGetIsCanonical(t *testing.T) {
 	t.Parallel()
 	pg := testenv.Postgres(t)
 	gen := ordergen.New(21)
-	orders := []*model.Order{testenv.Sample(t)}
-	for range 20 {
-		orders = append(orders, gen.Order())
-	}
+	orders := append([]*model.Order{testenv.Sample(t)}, gen.Orders(20)...)
 	// Edge cases the schema allows: empty optional strings, JSON-special
 	// and non-ASCII characters, many items (their order must hold), a
 	// non-UTC, sub-second creation time.
@@ -100,10 +97,7 @@ func TestGetBatchesQueuedLookups(t *testing.T) {
 	t.Parallel()
 	pg := testenv.Postgres(t)
 	gen := ordergen.New(24)
-	var orders []*model.Order
-	for range 10 {
-		orders = append(orders, gen.Order())
-	}
+	orders := gen.Orders(10)
 	testenv.InsertOrders(t, pg.Pool, orders...)
 	sizes := &batchSizes{}
 	s, err := postgres.Open(context.Background(), postgres.Options{
@@ -185,10 +179,7 @@ func TestRecentAndSummaries(t *testing.T) {
 	t.Parallel()
 	pg := testenv.Postgres(t)
 	gen := ordergen.New(22)
-	var orders []*model.Order
-	for range 23 {
-		orders = append(orders, gen.Order())
-	}
+	orders := gen.Orders(23)
 	testenv.InsertOrders(t, pg.Pool, orders...)
 	s := open(t, pg)
 	ctx := context.Background()
@@ -249,11 +240,10 @@ func TestRecentAndSummaries(t *testing.T) {
 func BenchmarkGet(b *testing.B) {
 	pg := testenv.Postgres(b)
 	gen := ordergen.New(23)
-	uids := make([]string, 1000)
-	orders := make([]*model.Order, len(uids))
-	for i := range orders {
-		orders[i] = gen.Order()
-		uids[i] = orders[i].OrderUID
+	orders := gen.Orders(1000)
+	uids := make([]string, len(orders))
+	for i, o := range orders {
+		uids[i] = o.OrderUID
 	}
 	testenv.InsertOrders(b, pg.Pool, orders...)
 	s := open(b, pg)

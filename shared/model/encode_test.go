@@ -32,9 +32,7 @@ func TestCanonicalMatchesEncodingJSON(t *testing.T) {
 	yearZero.DateCreated = time.Date(0, 6, 1, 0, 0, 0, 0, time.UTC)
 	orders := []*model.Order{sample, &odd, &yearZero, {}}
 	gen := ordergen.New(1)
-	for range 2000 {
-		orders = append(orders, gen.Order())
-	}
+	orders = append(orders, gen.Orders(2000)...)
 	for i, o := range orders {
 		want, err := reference(o)
 		if err != nil {

@@ -87,6 +87,16 @@ func NewWithTime(seed int64, base time.Time) *Generator {
 	return g
 }
 
+// Orders returns the next n orders of the sequence, as n calls of Order
+// would.
+func (g *Generator) Orders(n int) []*model.Order {
+	out := make([]*model.Order, n)
+	for i := range out {
+		out[i] = g.Order()
+	}
+	return out
+}
+
 // Order returns the next order of the sequence.
 func (g *Generator) Order() *model.Order {
 	g.mu.Lock()

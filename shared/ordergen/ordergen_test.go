@@ -3,6 +3,7 @@ package ordergen_test
 import (
 	"bytes"
 	"sync"
+	"reflect"
 	"testing"
 	"time"
 
@@ -117,6 +118,24 @@ func TestSameSeedSameSequence(t *testing.T) {
 		}
 		if bytes.Equal(a[i], c[i]) {
 			t.Fatalf("order %d is the same for different base times", i)
+		}
+	}
+}
+
+// TestOrdersContinuesTheSequence: Orders(n) is the next n orders Order
+// would give, and the sequence goes on after it.
+func TestOrdersContinuesTheSequence(t *testing.T) {
+	t.Parallel()
+	one, batch := ordergen.New(8), ordergen.New(8)
+	for _, n := range []int{0, 1, 5, 17} {
+		got := batch.Orders(n)
+		if len(got) != n {
+			t.Fatalf("Orders(%d) returned %d orders", n, len(got))
+		}
+		for i, o := range got {
+			if want := one.Order(); !reflect.DeepEqual(o, want) {
+				t.Fatalf("Orders(%d)[%d] = %s, Order gives %s", n, i, o.OrderUID, want.OrderUID)
+			}
 		}
 	}
 }

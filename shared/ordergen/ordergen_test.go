@@ -2,8 +2,8 @@ package ordergen_test
 
 import (
 	"bytes"
-	"sync"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 

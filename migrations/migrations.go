@@ -51,15 +51,26 @@ func Down(databaseURL string) error {
 }
 
 func run(databaseURL string, step func(*migrate.Migrate) error) error {
+	return With(databaseURL, func(m *migrate.Migrate) error {
+		if err := step(m); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		return nil
+	})
+}
+
+// With opens a migrator for databaseURL (see New), calls fn with it and
+// closes it, returning fn's error joined with those of closing.
+func With(databaseURL string, fn func(*migrate.Migrate) error) (err error) {
 	m, err := New(databaseURL)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	if err := step(m); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
+	defer func() {
+		srcErr, dbErr := m.Close()
+		err = errors.Join(err, srcErr, dbErr)
+	}()
+	return fn(m)
 }
 
 // pgx5URL switches a libpq-style URL to the scheme golang-migrate's pgx/v5

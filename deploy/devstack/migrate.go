@@ -96,44 +96,32 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 // downOne reverts the newest applied migration.
-func downOne(dsn string) (err error) {
-	m, err := migrations.New(dsn)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		srcErr, dbErr := m.Close()
-		err = errors.Join(err, srcErr, dbErr)
-	}()
-	if err := m.Steps(-1); err != nil {
-		if errors.Is(err, migrate.ErrNoChange) || errors.Is(err, os.ErrNotExist) {
-			return nil // nothing applied: nothing to revert
+func downOne(dsn string) error {
+	return migrations.With(dsn, func(m *migrate.Migrate) error {
+		if err := m.Steps(-1); err != nil {
+			if errors.Is(err, migrate.ErrNoChange) || errors.Is(err, os.ErrNotExist) {
+				return nil // nothing applied: nothing to revert
+			}
+			return fmt.Errorf("revert newest migration: %w", err)
 		}
-		return fmt.Errorf("revert newest migration: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // printVersion reports the schema version after a change.
-func printVersion(w io.Writer, dsn string) (err error) {
-	m, err := migrations.New(dsn)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		srcErr, dbErr := m.Close()
-		err = errors.Join(err, srcErr, dbErr)
-	}()
-	v, dirty, err := m.Version()
-	switch {
-	case errors.Is(err, migrate.ErrNilVersion):
-		fmt.Fprintf(w, "%s: no migration applied\n", redact(dsn))
+func printVersion(w io.Writer, dsn string) error {
+	return migrations.With(dsn, func(m *migrate.Migrate) error {
+		v, dirty, err := m.Version()
+		switch {
+		case errors.Is(err, migrate.ErrNilVersion):
+			fmt.Fprintf(w, "%s: no migration applied\n", redact(dsn))
+			return nil
+		case err != nil:
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		fmt.Fprintf(w, "%s: schema version %d (dirty: %t)\n", redact(dsn), v, dirty)
 		return nil
-	case err != nil:
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	fmt.Fprintf(w, "%s: schema version %d (dirty: %t)\n", redact(dsn), v, dirty)
-	return nil
+	})
 }
 
 var (

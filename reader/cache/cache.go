@@ -8,78 +8,28 @@
 // database every time; an order ingested meanwhile is found once that time
 // has passed. Orders are immutable, so entries are never invalidated: the
 // local tier evicts by size only.
+//
+// This package is the reader's core: it declares what it needs of the
+// remote tiers (Store, Remote) and the types and errors they exchange
+// (types.go). Packages postgres and redis implement them, and httpapi
+// serves what Tiered answers; none of them is imported here.
 package cache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/orderservice/orders/reader/batch"
 	"github.com/orderservice/orders/reader/metrics"
-	"github.com/orderservice/orders/reader/postgres"
-	"github.com/orderservice/orders/reader/redis"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
-
-var (
-	// ErrNotFound means no tier holds the order.
-	ErrNotFound = errors.New("order not found")
-	// ErrUnavailable means the order is not cached and the database failed.
-	ErrUnavailable = errors.New("order store unavailable")
-)
-
-// Source names the tier an answer came from.
-type Source string
-
-// The tiers, as reported in the X-Cache header and the metrics.
-const (
-	Local Source = "local"
-	Redis Source = "redis"
-	DB    Source = "db"
-)
-
-// Order is an order's canonical JSON and its strong ETag (quoted, the hex
-// SHA-256 of the bytes: the same as orders.content_sha256).
-type Order struct {
-	Body []byte
-	ETag string
-	// Header values computed once per cached order rather than per
-	// response: an http.Header value each ([]string), never modified.
-	ETagHeader, LengthHeader []string
-}
-
-// NewOrder computes the ETag of body.
-func NewOrder(body []byte) *Order {
-	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:]) + `"`
-	return &Order{Body: body, ETag: etag,
-		ETagHeader: []string{etag}, LengthHeader: []string{strconv.Itoa(len(body))}}
-}
-
-// Store is the database tier.
-type Store interface {
-	// Get returns an order's JSON or an error wrapping postgres.ErrNotFound.
-	Get(ctx context.Context, uid string) ([]byte, error)
-	// Recent calls fn with pages of the n most recent orders.
-	Recent(ctx context.Context, n, batch int, fn func([]postgres.Entry) error) error
-}
-
-// Remote is the shared cache tier (Redis). Its errors are never fatal.
-type Remote interface {
-	Get(ctx context.Context, uid string) ([]byte, error) // redis.ErrMiss when absent
-	Set(ctx context.Context, uid string, body []byte) error
-	SetMany(ctx context.Context, entries []redis.Entry) error
-}
 
 // Options configure a Tiered cache.
 type Options struct {
@@ -104,7 +54,7 @@ type Tiered struct {
 	loadTimeout time.Duration
 	log         *slog.Logger
 	flight      singleflight.Group
-	fills       chan redis.Entry // orders loaded from the database, for Redis
+	fills       chan Entry // orders loaded from the database, for Redis
 	stopFills   context.CancelFunc
 	fillsDone   chan struct{}
 	c           counters
@@ -133,7 +83,7 @@ func New(o Options) (*Tiered, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, log: o.Logger,
-		fills: make(chan redis.Entry, fillQueue), fillsDone: make(chan struct{})}
+		fills: make(chan Entry, fillQueue), fillsDone: make(chan struct{})}
 	if o.LocalBytes > 0 {
 		local, err := otter.New(&otter.Options[string, *Order]{
 			MaximumWeight: uint64(o.LocalBytes),
@@ -292,9 +242,9 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 			// Never serve what is not JSON; the database has the truth.
 			t.c.redisErr.Inc()
 			t.log.Error("redis holds a malformed order, reading the database", "order_uid", uid)
-		case errors.Is(err, redis.ErrMiss):
+		case errors.Is(err, ErrMiss):
 			t.c.redisMiss.Inc()
-		case errors.Is(err, redis.ErrSkipped):
+		case errors.Is(err, ErrSkipped):
 			// The circuit is open: counted once, when it opened.
 		default:
 			t.c.redisErr.Inc()
@@ -302,7 +252,7 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 		}
 	}
 	body, err := t.store.Get(ctx, uid)
-	if errors.Is(err, postgres.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		t.c.dbMiss.Inc()
 		if t.negative != nil {
 			t.negative.Set(uid, struct{}{})
@@ -341,7 +291,7 @@ func (t *Tiered) fillRemote(uid string, body []byte) {
 		return
 	}
 	select {
-	case t.fills <- redis.Entry{UID: uid, JSON: body}:
+	case t.fills <- Entry{UID: uid, JSON: body}:
 	default:
 	}
 }
@@ -351,13 +301,13 @@ func (t *Tiered) fillRemote(uid string, body []byte) {
 // Redis and the reader far fewer round trips than one SET per order.
 func (t *Tiered) writeFills(ctx context.Context) {
 	defer close(t.fillsDone)
-	entries := make([]redis.Entry, 0, fillBatch)
+	entries := make([]Entry, 0, fillBatch)
 	for {
 		var ok bool
 		if entries, ok = batch.Next(ctx.Done(), t.fills, entries, fillBatch); !ok {
 			return
 		}
-		if err := t.remote.SetMany(ctx, entries); err != nil && !errors.Is(err, redis.ErrSkipped) && ctx.Err() == nil {
+		if err := t.remote.SetMany(ctx, entries); err != nil && !errors.Is(err, ErrSkipped) && ctx.Err() == nil {
 			t.log.Debug("redis fill failed", "orders", len(entries), "err", err)
 		}
 	}
@@ -368,16 +318,14 @@ func (t *Tiered) writeFills(ctx context.Context) {
 // Redis failure is logged, not returned.
 func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 	count := 0
-	err := t.store.Recent(ctx, n, 500, func(page []postgres.Entry) error {
-		entries := make([]redis.Entry, len(page))
-		for i, e := range page {
+	err := t.store.Recent(ctx, n, 500, func(page []Entry) error {
+		for _, e := range page {
 			t.putLocal(e.UID, NewOrder(e.JSON))
-			entries[i] = redis.Entry{UID: e.UID, JSON: e.JSON}
 		}
 		count += len(page)
 		if t.remote != nil {
-			if err := t.remote.SetMany(ctx, entries); err != nil {
-				t.log.Warn("warm-up could not fill redis", "orders", len(entries), "err", err)
+			if err := t.remote.SetMany(ctx, page); err != nil {
+				t.log.Warn("warm-up could not fill redis", "orders", len(page), "err", err)
 			}
 		}
 		return nil
@@ -386,4 +334,10 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 		return count, fmt.Errorf("warm-up: %w", err)
 	}
 	return count, nil
+}
+
+// Summaries returns the limit most recent orders, newest first. The list
+// is never cached: it changes with every ingested order.
+func (t *Tiered) Summaries(ctx context.Context, limit int) ([]Summary, error) {
+	return t.store.Summaries(ctx, limit)
 }

@@ -61,7 +61,7 @@ func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv) *stack {
 	s := &stack{}
 	s.ready.Store(true)
 	deps := httpapi.Deps{
-		Orders: tiers, Summaries: store, Metrics: m, Gatherer: reg, Ready: s.ready.Load, RedisUp: rc.Up,
+		Orders: tiers, Summaries: tiers, Metrics: m, Gatherer: reg, Ready: s.ready.Load, RedisUp: rc.Up,
 	}
 	s.srv = httptest.NewServer(httpapi.NewServer(deps))
 	t.Cleanup(s.srv.Close)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/orderservice/orders/reader/cache"
-	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/shared/model"
 )
 
@@ -126,7 +125,7 @@ const (
 )
 
 type orderList struct {
-	Orders []postgres.Summary `json:"orders"`
+	Orders []cache.Summary `json:"orders"`
 }
 
 // listOrders serves GET /orders?limit=N: the most recent orders, newest
@@ -153,7 +152,7 @@ func listOrders(log *slog.Logger, s Summaries) http.Handler {
 			return
 		}
 		if list == nil {
-			list = []postgres.Summary{}
+			list = []cache.Summary{}
 		}
 		w.Header()["Cache-Control"] = []string{"no-cache"}
 		writeJSON(w, r, http.StatusOK, orderList{Orders: list})

@@ -13,7 +13,6 @@ import (
 
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/metrics"
-	"github.com/orderservice/orders/reader/postgres"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,9 +25,9 @@ type Orders interface {
 	Get(ctx context.Context, uid string) (*cache.Order, cache.Source, error)
 }
 
-// Summaries lists the most recent orders (postgres.Store).
+// Summaries lists the most recent orders (cache.Tiered).
 type Summaries interface {
-	Summaries(ctx context.Context, limit int) ([]postgres.Summary, error)
+	Summaries(ctx context.Context, limit int) ([]cache.Summary, error)
 }
 
 // Deps are everything the API needs.

@@ -21,12 +21,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/orderservice/orders/reader/batch"
+	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ErrNotFound is returned by Get for an order_uid the database does not hold.
-var ErrNotFound = errors.New("order not found")
+// Store is the cache's database tier.
+var _ cache.Store = (*Store)(nil)
 
 // orderColumns are the columns scanOrder reads, in its order; the query
 // that uses them names the tables o (orders), d (delivery), p (payment) and
@@ -186,9 +187,6 @@ func (s *Store) Close() {
 	})
 }
 
-// Ping checks that PostgreSQL answers.
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
-
 func (s *Store) observe(query string, start time.Time) {
 	if s.latency != nil {
 		s.latency.WithLabelValues(query).Observe(time.Since(start).Seconds())
@@ -214,7 +212,7 @@ type getResult struct {
 	err  error
 }
 
-// Get returns the canonical JSON of one order, or ErrNotFound.
+// Get returns the canonical JSON of one order, or cache.ErrNotFound.
 //
 // Lookups are batched without waiting ("smart batching"): a loader takes
 // the first queued lookup at once, plus every other lookup queued at that
@@ -253,7 +251,7 @@ func (s *Store) Get(ctx context.Context, uid string) ([]byte, error) {
 			return nil, ErrClosed
 		}
 	}
-	if r.err != nil && !errors.Is(r.err, ErrNotFound) && !errors.Is(r.err, ErrClosed) {
+	if r.err != nil && !errors.Is(r.err, cache.ErrNotFound) && !errors.Is(r.err, ErrClosed) {
 		return nil, fmt.Errorf("load order %q: %w", uid, r.err)
 	}
 	return r.body, r.err
@@ -322,7 +320,7 @@ func (s *Store) getBatch(batch []getRequest) {
 		case ok:
 			r.reply <- getResult{body: body}
 		default:
-			r.reply <- getResult{err: ErrNotFound}
+			r.reply <- getResult{err: cache.ErrNotFound}
 		}
 	}
 }
@@ -341,16 +339,10 @@ func (s *Store) getMany(ctx context.Context, uids []string) (map[string][]byte, 
 	return found, nil
 }
 
-// Entry is one order of the warm-up.
-type Entry struct {
-	UID  string
-	JSON []byte
-}
-
 // Recent returns the canonical JSON of the n most recent orders, newest
 // first, in pages of batch orders (one query each), calling fn per page so
 // that memory stays bounded whatever n is.
-func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]Entry) error) error {
+func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry) error) error {
 	if batch <= 0 {
 		batch = 500
 	}
@@ -372,14 +364,14 @@ func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]Entry) error
 	return nil
 }
 
-func (s *Store) recentPage(ctx context.Context, limit, offset int) ([]Entry, error) {
+func (s *Store) recentPage(ctx context.Context, limit, offset int) ([]cache.Entry, error) {
 	defer s.observe("recent_orders", time.Now())
 	rows, err := s.pool.Query(ctx, recentOrdersQuery, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("load recent orders: %w", err)
 	}
-	var out []Entry
-	err = eachCanonical(rows, func(uid string, body []byte) { out = append(out, Entry{UID: uid, JSON: body}) })
+	var out []cache.Entry
+	err = eachCanonical(rows, func(uid string, body []byte) { out = append(out, cache.Entry{UID: uid, JSON: body}) })
 	if err != nil {
 		return nil, fmt.Errorf("load recent orders: %w", err)
 	}
@@ -404,25 +396,15 @@ func eachCanonical(rows pgx.Rows, fn func(uid string, body []byte)) error {
 	return rows.Err()
 }
 
-// Summary is one line of the recent orders list.
-type Summary struct {
-	OrderUID    string    `json:"order_uid"`
-	TrackNumber string    `json:"track_number"`
-	DateCreated time.Time `json:"date_created"`
-	Amount      int64     `json:"amount"`
-	Currency    string    `json:"currency"`
-	ItemCount   int       `json:"item_count"`
-}
-
 // Summaries returns the limit most recent orders, newest first.
-func (s *Store) Summaries(ctx context.Context, limit int) ([]Summary, error) {
+func (s *Store) Summaries(ctx context.Context, limit int) ([]cache.Summary, error) {
 	defer s.observe("summaries", time.Now())
 	rows, err := s.pool.Query(ctx, recentSummariesQuery, limit)
 	if err != nil {
 		return nil, fmt.Errorf("load order summaries: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Summary, error) {
-		var sm Summary
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cache.Summary, error) {
+		var sm cache.Summary
 		err := r.Scan(&sm.OrderUID, &sm.TrackNumber, &sm.DateCreated, &sm.Amount, &sm.Currency, &sm.ItemCount)
 		sm.DateCreated = sm.DateCreated.UTC()
 		return sm, err

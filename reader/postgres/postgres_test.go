@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
@@ -65,7 +66,7 @@ func TestGetIsCanonical(t *testing.T) {
 			t.Fatalf("Get(%s):\n got %s\nwant %s", o.OrderUID, got, want)
 		}
 	}
-	if _, err := s.Get(ctx, "missing"); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := s.Get(ctx, "missing"); !errors.Is(err, cache.ErrNotFound) {
 		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
 	}
 }
@@ -151,7 +152,7 @@ func TestGetBatchesQueuedLookups(t *testing.T) {
 	for range len(queued) + 1 {
 		a := <-answers
 		switch w, ok := want[a.uid]; {
-		case !ok && !errors.Is(a.err, postgres.ErrNotFound):
+		case !ok && !errors.Is(a.err, cache.ErrNotFound):
 			t.Errorf("Get(%s) = %v, want ErrNotFound", a.uid, a.err)
 		case ok && (a.err != nil || !bytes.Equal(a.body, w)):
 			t.Errorf("Get(%s) = %v, %s\nwant %s", a.uid, a.err, a.body, w)
@@ -187,9 +188,9 @@ func TestRecentAndSummaries(t *testing.T) {
 	for _, tc := range []struct{ n, batch, want, pages int }{
 		{10, 4, 10, 3}, {23, 5, 23, 5}, {100, 10, 23, 3}, {0, 5, 0, 0},
 	} {
-		var got []postgres.Entry
+		var got []cache.Entry
 		pages := 0
-		err := s.Recent(ctx, tc.n, tc.batch, func(p []postgres.Entry) error {
+		err := s.Recent(ctx, tc.n, tc.batch, func(p []cache.Entry) error {
 			pages++
 			got = append(got, p...)
 			return nil
@@ -226,8 +227,8 @@ func TestRecentAndSummaries(t *testing.T) {
 	if len(sums) != 5 {
 		t.Fatalf("%d summaries", len(sums))
 	}
-	var first []postgres.Entry
-	_ = s.Recent(ctx, 5, 5, func(p []postgres.Entry) error { first = p; return nil })
+	var first []cache.Entry
+	_ = s.Recent(ctx, 5, 5, func(p []cache.Entry) error { first = p; return nil })
 	for i, sm := range sums {
 		if sm.OrderUID != first[i].UID {
 			t.Fatalf("summary %d is %s, recent order is %s", i, sm.OrderUID, first[i].UID)

@@ -16,16 +16,20 @@ import (
 	"time"
 
 	"github.com/orderservice/orders/reader/batch"
+	"github.com/orderservice/orders/reader/cache"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 )
 
+// Cache is the cache's shared tier.
+var _ cache.Remote = (*Cache)(nil)
+
+// The cache's sentinels as this tier returns them: a goredis.Nil reply is
+// translated to errMiss here, at the border, so that the cache never sees
+// a go-redis error value.
 var (
-	// ErrMiss means Redis answered and does not hold the order.
-	ErrMiss = errors.New("redis: order not cached")
-	// ErrSkipped means the circuit is open: Redis failed recently and is
-	// not asked until its pause ends.
-	ErrSkipped = errors.New("redis: skipped after recent failures")
+	errMiss    = fmt.Errorf("redis: %w", cache.ErrMiss)
+	errSkipped = fmt.Errorf("redis: %w", cache.ErrSkipped)
 )
 
 const (
@@ -154,23 +158,24 @@ func (c *Cache) batchGets() {
 // Key is the Redis key of an order.
 func (c *Cache) Key(uid string) string { return c.prefix + "order:" + uid }
 
-// Get returns the cached JSON of an order: ErrMiss when Redis does not hold
-// it, ErrSkipped while the circuit is open, another error when Redis failed.
+// Get returns the cached JSON of an order: cache.ErrMiss when Redis does not
+// hold it, cache.ErrSkipped while the circuit is open (or the queue is
+// full), another error when Redis failed.
 func (c *Cache) Get(ctx context.Context, uid string) ([]byte, error) {
 	if !c.allow() {
-		return nil, ErrSkipped
+		return nil, errSkipped
 	}
 	req := getRequest{key: c.Key(uid), reply: make(chan getResult, 1)}
 	select {
 	case c.gets <- req:
 	default:
 		// The queue is full: Redis cannot keep up; skip it this time.
-		return nil, ErrSkipped
+		return nil, errSkipped
 	}
 	select {
 	case r := <-req.reply:
 		if errors.Is(r.err, goredis.Nil) {
-			return nil, ErrMiss
+			return nil, errMiss
 		}
 		if r.err != nil {
 			return nil, fmt.Errorf("redis get %q: %w", uid, r.err)
@@ -181,36 +186,16 @@ func (c *Cache) Get(ctx context.Context, uid string) ([]byte, error) {
 	}
 }
 
-// Set stores an order's JSON with the configured TTL. SET NX keeps the value
-// the ingestor wrote when there is one: both are the canonical encoding, so
-// there is nothing to overwrite.
-func (c *Cache) Set(ctx context.Context, uid string, body []byte) error {
-	if !c.allow() {
-		return ErrSkipped
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	err := c.client.SetNX(ctx, c.Key(uid), body, c.ttl).Err()
-	c.done(ctx, err)
-	if err != nil {
-		return fmt.Errorf("redis set %q: %w", uid, err)
-	}
-	return nil
-}
-
-// Entry is one order to store with SetMany.
-type Entry struct {
-	UID  string
-	JSON []byte
-}
-
-// SetMany stores many orders in one pipelined round trip (the warm-up).
-func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
+// SetMany stores orders with the configured TTL in one pipelined round
+// trip (the warm-up, and the orders the reader loaded from the database).
+// SET NX keeps the value the ingestor wrote when there is one: both are the
+// canonical encoding, so there is nothing to overwrite.
+func (c *Cache) SetMany(ctx context.Context, entries []cache.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	if !c.allow() {
-		return ErrSkipped
+		return errSkipped
 	}
 	// A pipeline of many commands may take longer than one command.
 	ctx, cancel := context.WithTimeout(ctx, c.timeout*10)
@@ -226,13 +211,6 @@ func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
 		return fmt.Errorf("redis pipeline of %d orders: %w", len(entries), err)
 	}
 	return nil
-}
-
-// Ping checks Redis directly, bypassing the circuit (for /readyz details).
-func (c *Cache) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	return c.client.Ping(ctx).Err()
 }
 
 // Up reports whether the circuit is closed.

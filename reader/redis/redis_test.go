@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/redis"
 	"github.com/orderservice/orders/shared/testenv"
 )
@@ -24,14 +25,14 @@ func TestGetSetMany(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	if _, err := c.Get(ctx, "a"); !errors.Is(err, redis.ErrMiss) {
+	if _, err := c.Get(ctx, "a"); !errors.Is(err, cache.ErrMiss) {
 		t.Fatalf("Get of a missing order: %v", err)
 	}
-	if err := c.SetMany(ctx, []redis.Entry{{UID: "a", JSON: []byte(`{"a":1}`)}, {UID: "b", JSON: []byte(`{"b":2}`)}}); err != nil {
+	if err := c.SetMany(ctx, []cache.Entry{{UID: "a", JSON: []byte(`{"a":1}`)}, {UID: "b", JSON: []byte(`{"b":2}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	// SET NX: an existing value (the ingestor's) is kept.
-	if err := c.Set(ctx, "a", []byte(`{"other":1}`)); err != nil {
+	if err := c.SetMany(ctx, []cache.Entry{{UID: "a", JSON: []byte(`{"other":1}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.Get(ctx, "a")
@@ -65,7 +66,7 @@ func TestCircuit(t *testing.T) {
 	}
 
 	proxy.Cut()
-	if _, err := c.Get(ctx, "x"); err == nil || errors.Is(err, redis.ErrSkipped) {
+	if _, err := c.Get(ctx, "x"); err == nil || errors.Is(err, cache.ErrSkipped) {
 		t.Fatalf("first Get after the cut: %v, want a Redis error", err)
 	}
 	if c.Up() {
@@ -73,7 +74,7 @@ func TestCircuit(t *testing.T) {
 	}
 	start := time.Now()
 	for range 100 {
-		if _, err := c.Get(ctx, "x"); !errors.Is(err, redis.ErrSkipped) && err == nil {
+		if _, err := c.Get(ctx, "x"); !errors.Is(err, cache.ErrSkipped) && err == nil {
 			t.Fatal("Get succeeded through a cut proxy")
 		}
 	}
@@ -109,10 +110,10 @@ func TestConcurrentGets(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	var entries []redis.Entry
+	var entries []cache.Entry
 	for i := range 300 {
 		if i%3 != 0 {
-			entries = append(entries, redis.Entry{UID: fmt.Sprint("k", i), JSON: []byte(fmt.Sprint(i))})
+			entries = append(entries, cache.Entry{UID: fmt.Sprint("k", i), JSON: []byte(fmt.Sprint(i))})
 		}
 	}
 	if err := c.SetMany(ctx, entries); err != nil {
@@ -123,7 +124,7 @@ func TestConcurrentGets(t *testing.T) {
 		wg.Go(func() {
 			b, err := c.Get(ctx, fmt.Sprint("k", i))
 			switch {
-			case i%3 == 0 && !errors.Is(err, redis.ErrMiss):
+			case i%3 == 0 && !errors.Is(err, cache.ErrMiss):
 				t.Errorf("k%d: %q, %v; want a miss", i, b, err)
 			case i%3 != 0 && (err != nil || string(b) != fmt.Sprint(i)):
 				t.Errorf("k%d: %q, %v", i, b, err)

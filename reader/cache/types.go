@@ -1,0 +1,96 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// What the tiers say about an order. The adapters return these (wrapped
+// or not) in place of their drivers' errors, so that the cache never sees
+// a pgx or go-redis error value it would have to know about.
+var (
+	// ErrNotFound means no tier holds the order. Store.Get returns it for an
+	// order_uid the database does not hold, and Tiered.Get then remembers
+	// the uid in the negative cache.
+	ErrNotFound = errors.New("order not found")
+	// ErrUnavailable means the order is not cached and the database failed.
+	ErrUnavailable = errors.New("order store unavailable")
+	// ErrMiss means the shared tier answered and does not hold the order.
+	ErrMiss = errors.New("order not cached")
+	// ErrSkipped means the shared tier was not asked: it failed recently
+	// (and is left alone until its pause ends) or cannot keep up. It is
+	// neither a hit nor a miss.
+	ErrSkipped = errors.New("skipped after recent failures")
+)
+
+// Source names the tier an answer came from.
+type Source string
+
+// The tiers, as reported in the X-Cache header and the metrics.
+const (
+	Local Source = "local"
+	Redis Source = "redis"
+	DB    Source = "db"
+)
+
+// Order is an order's canonical JSON and its strong ETag (quoted, the hex
+// SHA-256 of the bytes: the same as orders.content_sha256).
+type Order struct {
+	Body []byte
+	ETag string
+	// Header values computed once per cached order rather than per
+	// response: an http.Header value each ([]string), never modified.
+	ETagHeader, LengthHeader []string
+}
+
+// NewOrder computes the ETag of body.
+func NewOrder(body []byte) *Order {
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:]) + `"`
+	return &Order{Body: body, ETag: etag,
+		ETagHeader: []string{etag}, LengthHeader: []string{strconv.Itoa(len(body))}}
+}
+
+// Entry is one order as the tiers exchange it: its order_uid and its
+// canonical JSON (model.Order.Canonical), the bytes served and cached.
+type Entry struct {
+	UID  string
+	JSON []byte
+}
+
+// Summary is one line of the recent orders list (GET /orders).
+type Summary struct {
+	OrderUID    string    `json:"order_uid"`
+	TrackNumber string    `json:"track_number"`
+	DateCreated time.Time `json:"date_created"`
+	Amount      int64     `json:"amount"`
+	Currency    string    `json:"currency"`
+	ItemCount   int       `json:"item_count"`
+}
+
+// Store is the database tier, the source of truth (package postgres).
+type Store interface {
+	// Get returns an order's canonical JSON, or an error wrapping
+	// ErrNotFound when the database does not hold it.
+	Get(ctx context.Context, uid string) ([]byte, error)
+	// Recent calls fn with pages of at most batch of the n most recent
+	// orders, newest first.
+	Recent(ctx context.Context, n, batch int, fn func([]Entry) error) error
+	// Summaries returns the limit most recent orders, newest first.
+	Summaries(ctx context.Context, limit int) ([]Summary, error)
+}
+
+// Remote is the shared cache tier (package redis). Its errors are never
+// fatal: the database answers instead.
+type Remote interface {
+	// Get returns an order's JSON; ErrMiss when the tier does not hold it,
+	// ErrSkipped when it was not asked.
+	Get(ctx context.Context, uid string) ([]byte, error)
+	// SetMany stores orders, keeping any value already stored (both are
+	// the canonical encoding). It may return ErrSkipped.
+	SetMany(ctx context.Context, entries []Entry) error
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/orderservice/orders/reader/metrics"
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/reader/redis"
+	"github.com/orderservice/orders/reader/web"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,20 +45,9 @@ func main() {
 // run starts the reader and serves until ctx ends, then shuts down
 // gracefully. Tests call it with their own getenv and stdout.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("reader", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: reader\n\nConfigured by environment variables:\n\n%s", config.Usage())
+	if help, err := parseFlags(args, stdout); help || err != nil {
+		return err
 	}
-	if len(args) > 0 {
-		if err := fs.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return err
-		}
-	}
-
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -66,141 +56,133 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// so that their lines never interleave.
 	out := &lockedWriter{w: stdout}
 	log := newLogger(cfg, getenv, out)
-	var access *httpapi.AccessLog
-	if cfg.LogFormat == "json" && log.Enabled(ctx, slog.LevelInfo) {
-		access = httpapi.NewAccessLog(out, "service", "reader")
+	setRuntime(cfg)
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+
+	store, err := openPostgres(ctx, cfg, reg, m)
+	if err != nil {
+		return err
 	}
-	// Process-wide runtime settings: the reader owns its process.
+	defer store.Close()
+	rc, err := openRedis(cfg, log, m)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tiers, err := newTiers(cfg, store, rc, log, reg, m)
+	if err != nil {
+		return err
+	}
+	defer tiers.Close()
+
+	// The goroutines started from here on end with run (before the tiers
+	// close), whether ctx ended or serving failed.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var ready atomic.Bool
+	srv, err := listen(ctx, cfg, log, httpapi.Deps{
+		Logger: log, AccessLog: accessLog(ctx, cfg, log, out), Orders: tiers, Summaries: tiers,
+		Metrics: m, Gatherer: reg, Ready: ready.Load, RedisUp: rc.Up, Web: web.Handler(),
+		RequestTimeout: cfg.RequestTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	go func() {
+		warmUp(ctx, log, tiers, m, cfg.WarmCount, cfg.WarmTimeout)
+		ready.Store(true)
+	}()
+	if err := srv.serve(ctx); err != nil {
+		return err
+	}
+	ready.Store(false)
+	return srv.shutdown(ctx, log, cfg.ShutdownTimeout)
+}
+
+// parseFlags reads the command line, which has no flag but -help. help
+// reports that -help printed the configuration variables: run stops there.
+func parseFlags(args []string, stdout io.Writer) (help bool, err error) {
+	if len(args) == 0 {
+		return false, nil
+	}
+	fs := flag.NewFlagSet("reader", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: reader\n\nConfigured by environment variables:\n\n%s", config.Usage())
+	}
+	err = fs.Parse(args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	}
+	return false, err
+}
+
+// setRuntime applies the process-wide runtime settings: the reader owns
+// its process.
+func setRuntime(cfg *config.Config) {
 	debug.SetGCPercent(cfg.GCPercent)
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
+}
 
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
+// accessLog is the hand-written JSON access log, used when the logs are
+// JSON and level info is on; nil lets httpapi log requests through log.
+func accessLog(ctx context.Context, cfg *config.Config, log *slog.Logger, w io.Writer) *httpapi.AccessLog {
+	if cfg.LogFormat != "json" || !log.Enabled(ctx, slog.LevelInfo) {
+		return nil
+	}
+	return httpapi.NewAccessLog(w, "service", "reader")
+}
 
+// openPostgres creates the database tier and registers its pool metrics.
+func openPostgres(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, m *metrics.Metrics) (*postgres.Store, error) {
 	store, err := postgres.Open(ctx, postgres.Options{
 		URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns, Loaders: cfg.DBLoaders,
 		Latency: m.DBQueryDuration, BatchSize: m.DBLookupBatch,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer store.Close()
 	m.RegisterDBPool(reg, store.Stat)
+	return store, nil
+}
 
-	rc, err := redis.New(redis.Options{
+// openRedis creates the shared cache tier.
+func openRedis(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*redis.Cache, error) {
+	return redis.New(redis.Options{
 		URL: cfg.RedisURL, Prefix: cfg.RedisKeyPrefix, TTL: cfg.RedisTTL, Timeout: cfg.RedisTimeout,
 		Logger: log.With("component", "redis"), Up: m.RedisUp,
 	})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
+}
 
+// newTiers builds the tiered cache over the database and the shared tier,
+// and registers the in-process tier's size gauge.
+func newTiers(cfg *config.Config, store cache.Store, remote cache.Remote, log *slog.Logger,
+	reg prometheus.Registerer, m *metrics.Metrics) (*cache.Tiered, error) {
 	tiers, err := cache.New(cache.Options{
-		Store: store, Remote: rc, LocalBytes: cfg.CacheBytes, NegativeTTL: cfg.NegativeTTL,
+		Store: store, Remote: remote, LocalBytes: cfg.CacheBytes, NegativeTTL: cfg.NegativeTTL,
 		LoadTimeout: cfg.DBQueryTimeout, Metrics: m, Logger: log.With("component", "cache"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer tiers.Close()
 	m.RegisterLocalCacheBytes(reg, func() float64 { return float64(tiers.LocalBytes()) })
-
-	var ready atomic.Bool
-	handler := httpapi.NewServer(httpapi.Deps{
-		Logger: log, AccessLog: access, Orders: tiers, Summaries: store, Metrics: m, Gatherer: reg,
-		Ready: ready.Load, RedisUp: rc.Up, Web: webHandler(),
-		RequestTimeout: cfg.RequestTimeout,
-	})
-
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		// Requests keep ctx's values but not its cancellation: shutdown
-		// lets in-flight requests finish (Shutdown's grace period).
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	opsLn, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("listen on %s: %w", cfg.OpsAddr, err)
-	}
-	ops := &http.Server{
-		Handler: httpapi.NewOps(httpapi.Deps{
-			Gatherer: reg, Ready: ready.Load, RedisUp: rc.Up,
-		}),
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		// No WriteTimeout: /debug/pprof/profile and trace stream for as
-		// long as asked (?seconds=N).
-		IdleTimeout: cfg.IdleTimeout,
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	log.Info("reader listening", "addr", ln.Addr().String(), "ops_addr", opsLn.Addr().String())
-
-	warmCtx, cancelWarm := context.WithTimeout(ctx, cfg.WarmTimeout)
-	defer cancelWarm()
-	go func() {
-		defer cancelWarm()
-		warmUp(warmCtx, log, tiers, m, cfg.WarmCount)
-		ready.Store(true)
-	}()
-
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-	go func() {
-		if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- fmt.Errorf("ops: %w", err)
-		}
-	}()
-	// The ops port stays up while the public one drains, so that the
-	// drain can be watched; it closes last.
-	defer ops.Close()
-
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	ready.Store(false)
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		if !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("shutdown: %w", err)
-		}
-		// The grace period is over: what is still open is cut. That is
-		// the configured behaviour of a stop, not a failure of the
-		// process (net/http also waits up to 5 s for a connection that
-		// has sent no request yet, so this can happen with no request in
-		// flight at all).
-		log.Warn("shutdown grace period over; closing remaining connections", "grace", cfg.ShutdownTimeout)
-		if err := srv.Close(); err != nil {
-			return fmt.Errorf("close: %w", err)
-		}
-	}
-	return nil
+	return tiers, nil
 }
 
-// warmUp loads the most recent orders into the caches. A failure or a
-// timeout is logged and the reader serves anyway: a cold cache is slower,
-// not wrong.
-func warmUp(ctx context.Context, log *slog.Logger, tiers *cache.Tiered, m *metrics.Metrics, n int) {
+// warmUp loads the n most recent orders into the caches, for at most
+// timeout. A failure or a timeout is logged and the reader serves anyway:
+// a cold cache is slower, not wrong.
+func warmUp(ctx context.Context, log *slog.Logger, tiers *cache.Tiered, m *metrics.Metrics, n int, timeout time.Duration) {
 	if n == 0 {
 		log.Info("warm-up disabled")
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	start := time.Now()
 	count, err := tiers.Warm(ctx, n)
 	elapsed := time.Since(start)
@@ -211,6 +193,101 @@ func warmUp(ctx context.Context, log *slog.Logger, tiers *cache.Tiered, m *metri
 		return
 	}
 	log.Info("warm-up done", "orders", count, "duration", elapsed)
+}
+
+// servers are the public port (API, web UI, Swagger, health) and the ops
+// port (metrics, profiles, health).
+type servers struct {
+	public, ops     *http.Server
+	publicLn, opsLn net.Listener
+}
+
+// listen opens both ports, so that a port in use fails the start rather
+// than a goroutine later.
+func listen(ctx context.Context, cfg *config.Config, log *slog.Logger, deps httpapi.Deps) (*servers, error) {
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
+	}
+	opsLn, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.OpsAddr, err)
+	}
+	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	s := &servers{publicLn: ln, opsLn: opsLn,
+		public: &http.Server{
+			Handler:           httpapi.NewServer(deps),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
+			WriteTimeout:      cfg.WriteTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          errorLog,
+			// Requests keep ctx's values but not its cancellation:
+			// shutdown lets in-flight requests finish (Shutdown's grace
+			// period).
+			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		},
+		ops: &http.Server{
+			Handler:           httpapi.NewOps(deps),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			// No WriteTimeout: /debug/pprof/profile and trace stream for
+			// as long as asked (?seconds=N).
+			IdleTimeout: cfg.IdleTimeout,
+			ErrorLog:    errorLog,
+		},
+	}
+	log.Info("reader listening", "addr", ln.Addr().String(), "ops_addr", opsLn.Addr().String())
+	return s, nil
+}
+
+// serve serves both ports until ctx ends (nil) or one of them fails.
+func (s *servers) serve(ctx context.Context) error {
+	failed := make(chan error, 2)
+	go func() { failed <- s.public.Serve(s.publicLn) }()
+	go func() {
+		if err := s.ops.Serve(s.opsLn); !errors.Is(err, http.ErrServerClosed) {
+			failed <- fmt.Errorf("ops: %w", err)
+		}
+	}()
+	select {
+	case err := <-failed:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// shutdown lets the public port's requests in flight finish for up to
+// grace, then cuts what is left. The ops port stays up meanwhile, so that
+// the drain can be watched; close ends it.
+func (s *servers) shutdown(ctx context.Context, log *slog.Logger, grace time.Duration) error {
+	log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	if err := s.public.Shutdown(ctx); err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		// The grace period is over: what is still open is cut. That is
+		// the configured behaviour of a stop, not a failure of the
+		// process (net/http also waits up to 5 s for a connection that
+		// has sent no request yet, so this can happen with no request in
+		// flight at all).
+		log.Warn("shutdown grace period over; closing remaining connections", "grace", grace)
+		if err := s.public.Close(); err != nil {
+			return fmt.Errorf("close: %w", err)
+		}
+	}
+	return nil
+}
+
+// close closes both ports (the public one is closed already after a
+// shutdown); run defers it, so that the ops port outlives the drain.
+func (s *servers) close() {
+	_ = s.public.Close()
+	_ = s.ops.Close()
 }
 
 // newLogger returns the JSON logger, or tint's coloured text one; NO_COLOR

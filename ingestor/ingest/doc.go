@@ -9,12 +9,21 @@
 //     invalid);
 //  2. resolve uids repeated within the batch: the first occurrence wins, an
 //     identical later one is a duplicate, a different one a conflict;
-//  3. write the valid orders in one transaction (package postgres), which
-//     reports each as inserted, duplicate, conflict (dead-lettered) or
-//     rejected (dead-lettered as db_permanent, its neighbours stored);
-//  4. cache the stored orders in Redis (failures are logged and counted,
+//  3. write the valid orders to the Store, which reports each as inserted,
+//     duplicate, conflict (dead-lettered) or rejected (dead-lettered as
+//     db_permanent, its neighbours stored);
+//  4. set the stored orders in the Cache (failures are logged and counted,
 //     never fatal);
-//  5. send the dead letters and wait for the broker's acknowledgements.
+//  5. send the dead letters through DeadLetters and wait for their
+//     acknowledgements.
+//
+// The package owns every type it exchanges with the outside: Message in,
+// StoredOrder and WriteResult with the Store, CacheEntry with the Cache,
+// DeadLetter out. It imports none of its adapters; they import it (package
+// kafka consumes Messages and publishes DeadLetters, package postgres is the
+// Store, in one transaction per batch, package redis the Cache) and
+// translate their drivers' errors at their border: a row PostgreSQL refuses
+// for good comes back as an error wrapping ErrPermanent.
 //
 // Steps 3 and 5 retry transient failures forever with exponential backoff
 // and jitter. Between attempts the handler calls the consumer's WaitFunc,

@@ -12,70 +12,10 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderservice/orders/ingestor/metrics"
-	"github.com/orderservice/orders/ingestor/postgres"
-	"github.com/orderservice/orders/ingestor/redis"
 	"github.com/orderservice/orders/shared/model"
 )
-
-// Message is one consumed Kafka record, independent of the client library.
-type Message struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Key       []byte
-	Value     []byte
-	Headers   []Header
-	Timestamp time.Time
-}
-
-// Header is a Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
-
-// Reason is why a message was dead-lettered: the value of the DLQ record's
-// "reason" header and of the metrics' "reason" label.
-type Reason string
-
-// Dead-letter reasons.
-const (
-	ReasonMalformed   Reason = "malformed"    // not a JSON order (or empty)
-	ReasonInvalid     Reason = "invalid"      // an order that fails validation
-	ReasonTooLarge    Reason = "too_large"    // above the configured size limit
-	ReasonConflict    Reason = "conflict"     // uid already stored with other content
-	ReasonDBPermanent Reason = "db_permanent" // refused by a database constraint
-)
-
-// DeadLetter is a message to publish on the dead-letter topic.
-type DeadLetter struct {
-	Msg    *Message
-	Reason Reason
-	// Error is the full error text (every failing field, the constraint).
-	Error string
-	// Time is when the message was dead-lettered.
-	Time time.Time
-}
-
-// Store writes orders durably; see postgres.Writer.
-type Store interface {
-	Write(ctx context.Context, orders []postgres.Order) ([]postgres.Result, error)
-}
-
-// Cache writes stored orders to the cache; see redis.Cache.
-type Cache interface {
-	Set(ctx context.Context, entries []redis.Entry) (failed int, err error)
-}
-
-// DeadLetters publishes dead letters and waits for their acknowledgement.
-// delivered[i] reports whether letters[i] is durably written; err is
-// non-nil when some are not.
-type DeadLetters interface {
-	Send(ctx context.Context, letters []DeadLetter) (delivered []bool, err error)
-}
 
 // WaitFunc waits d (or until ctx ends) while keeping the consumer healthy
 // and its fetching paused. The consumer provides it.
@@ -214,7 +154,7 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 	// Resolve uids repeated within the batch; only first occurrences go to
 	// the database.
 	firstOf := make(map[string]int, len(entries))
-	var writes []postgres.Order
+	var writes []StoredOrder
 	var writeIdx []int
 	for i := range entries {
 		e := &entries[i]
@@ -226,7 +166,7 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 			continue
 		}
 		firstOf[e.order.OrderUID] = i
-		writes = append(writes, postgres.Order{Order: e.order, SHA256: e.sha})
+		writes = append(writes, StoredOrder{Order: e.order, SHA256: e.sha})
 		writeIdx = append(writeIdx, i)
 	}
 
@@ -235,24 +175,24 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 		return err
 	}
 	committed := p.now()
-	var cache []redis.Entry
+	var cache []CacheEntry
 	for k, r := range results {
 		e := &entries[writeIdx[k]]
 		switch r.Status {
-		case postgres.Inserted:
+		case Inserted:
 			e.outcome = metrics.OutcomeStored
 			if !e.msg.Timestamp.IsZero() { // records without a timestamp have none to measure from
 				p.metrics.EndToEnd.Observe(max(committed.Sub(e.msg.Timestamp).Seconds(), 0))
 			}
-		case postgres.Duplicate:
+		case Duplicate:
 			e.outcome = metrics.OutcomeDuplicate
-		case postgres.Conflict:
+		case Conflict:
 			e.reason, e.err = ReasonConflict, fmt.Sprintf("order %s is already stored with different content", e.order.OrderUID)
-		case postgres.Rejected:
-			e.reason, e.err = ReasonDBPermanent, dbErrorText(r.Err)
+		case Rejected:
+			e.reason, e.err = ReasonDBPermanent, rejectedText(r.Err)
 		}
 		if e.outcome != "" {
-			cache = append(cache, redis.Entry{UID: e.order.OrderUID, Canonical: e.canonical})
+			cache = append(cache, CacheEntry{UID: e.order.OrderUID, Canonical: e.canonical})
 		}
 	}
 	for i := range entries {
@@ -322,7 +262,7 @@ const cachePause = 5 * time.Second
 // per state change and counted; they never fail the batch. After a failure
 // the cache is left alone for cachePause (the skipped orders are counted as
 // errors too: the reader falls back to PostgreSQL for them).
-func (p *Pipeline) setCache(ctx context.Context, entries []redis.Entry) {
+func (p *Pipeline) setCache(ctx context.Context, entries []CacheEntry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -340,7 +280,7 @@ func (p *Pipeline) setCache(ctx context.Context, entries []redis.Entry) {
 		p.metrics.RedisErrors.Add(float64(failed))
 		if !p.cacheFailing {
 			p.log.Warn("cache writes failing; orders are still stored, the reader falls back to PostgreSQL",
-				"failed", failed, "error", err)
+				"failed", failed, "err", err)
 		}
 		p.cacheFailing = true
 		p.cacheSkipUntil = p.now().Add(cachePause)
@@ -354,8 +294,8 @@ func (p *Pipeline) setCache(ctx context.Context, entries []redis.Entry) {
 
 // write stores orders, retrying transient failures; each retry writes only
 // the orders still pending.
-func (p *Pipeline) write(ctx context.Context, orders []postgres.Order, wait WaitFunc) ([]postgres.Result, error) {
-	results := make([]postgres.Result, len(orders))
+func (p *Pipeline) write(ctx context.Context, orders []StoredOrder, wait WaitFunc) ([]WriteResult, error) {
+	results := make([]WriteResult, len(orders))
 	pending := make([]int, len(orders))
 	for i := range pending {
 		pending[i] = i
@@ -364,14 +304,14 @@ func (p *Pipeline) write(ctx context.Context, orders []postgres.Order, wait Wait
 		if len(pending) == 0 {
 			return nil
 		}
-		batch := make([]postgres.Order, len(pending))
+		batch := make([]StoredOrder, len(pending))
 		for k, i := range pending {
 			batch[k] = orders[i]
 		}
 		res, err := p.store.Write(ctx, batch)
 		var still []int
 		for k, i := range pending {
-			if res[k].Status == postgres.Pending {
+			if res[k].Status == Pending {
 				still = append(still, i)
 			} else {
 				results[i] = res[k]
@@ -403,7 +343,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, entries []entry, wait WaitFun
 			attrs = append(attrs, "uid", e.order.OrderUID)
 		}
 		if e.reason != ReasonDBPermanent { // decode/validation texts name fields, never values
-			attrs = append(attrs, "error", e.err)
+			attrs = append(attrs, "err", e.err)
 		}
 		p.log.Warn("dead-lettering message", attrs...)
 	}
@@ -489,7 +429,7 @@ func (p *Pipeline) outageBegin(stage string, err error) {
 		}
 		p.metrics.Outage.WithLabelValues(stage).Set(1)
 		p.log.Warn("stage failing transiently; consumption paused, retrying with backoff",
-			"stage", stage, "error", err)
+			"stage", stage, "err", err)
 	}
 	p.outages[stage] = o
 }
@@ -515,20 +455,12 @@ func (p *Pipeline) outageEnd(stage string, retries int, recovered bool) {
 	}
 }
 
-// dbErrorText is the dead-letter "error" header of a rejected order: the
-// server's message, constraint and detail (which names the offending value,
-// e.g. the duplicate payment transaction).
-func dbErrorText(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		s := fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
-		if pgErr.ConstraintName != "" {
-			s += "; constraint " + pgErr.ConstraintName
-		}
-		if pgErr.Detail != "" {
-			s += "; " + pgErr.Detail
-		}
-		return s
+// rejectedText is the dead-letter "error" header of a Rejected order: the
+// store's error, which says why without quoting the order (see
+// ErrPermanent).
+func rejectedText(err error) string {
+	if err == nil {
+		return ErrPermanent.Error()
 	}
 	return err.Error()
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/ingestor/ingest"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 )
@@ -21,11 +22,11 @@ func TestWriteRacesAnUncommittedBatch(t *testing.T) {
 		name     string
 		other    func(o *model.Order) // how the in-flight batch's copy differs
 		rollback bool                 // the in-flight batch fails
-		want     Status
+		want     ingest.WriteStatus
 	}{
-		{"same content, first batch commits", func(*model.Order) {}, false, Duplicate},
-		{"other content, first batch commits", func(o *model.Order) { o.Locale = "fr" }, false, Conflict},
-		{"first batch rolls back", func(*model.Order) {}, true, Inserted},
+		{"same content, first batch commits", func(*model.Order) {}, false, ingest.Duplicate},
+		{"other content, first batch commits", func(o *model.Order) { o.Locale = "fr" }, false, ingest.Conflict},
+		{"first batch rolls back", func(*model.Order) {}, true, ingest.Inserted},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,12 +56,12 @@ func TestWriteRacesAnUncommittedBatch(t *testing.T) {
 			}
 
 			type outcome struct {
-				res []Result
+				res []ingest.WriteResult
 				err error
 			}
 			done := make(chan outcome, 1)
 			go func() {
-				res, err := w.Write(ctx, []Order{hashed(t, neighbour), hashed(t, shared)})
+				res, err := w.Write(ctx, []ingest.StoredOrder{hashed(t, neighbour), hashed(t, shared)})
 				done <- outcome{res, err}
 			}()
 			// The second batch must be waiting for the first one's lock.
@@ -92,7 +93,7 @@ func TestWriteRacesAnUncommittedBatch(t *testing.T) {
 			if got.err != nil {
 				t.Fatalf("Write: %v", got.err)
 			}
-			if s := got.res[0].Status; s != Inserted {
+			if s := got.res[0].Status; s != ingest.Inserted {
 				t.Errorf("neighbour: %s, want inserted", s)
 			}
 			if s := got.res[1].Status; s != tt.want {
@@ -100,7 +101,7 @@ func TestWriteRacesAnUncommittedBatch(t *testing.T) {
 			}
 			var items int
 			wantItems := len(neighbour.Items)
-			if tt.want == Inserted {
+			if tt.want == ingest.Inserted {
 				wantItems += len(shared.Items)
 			}
 			if err := pg.Pool.QueryRow(ctx, `SELECT count(*) FROM items`).Scan(&items); err != nil {

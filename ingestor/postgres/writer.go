@@ -16,70 +16,37 @@
 // Errors are classified: a data or constraint error (SQLSTATE classes 22 and
 // 23, e.g. a payment transaction id already used by another order) is
 // permanent for the orders involved, and the batch is bisected until the
-// offending orders are isolated and reported as Rejected while the others
-// commit. Everything else (no connection, timeouts, serialization failures,
-// a server shutting down, even missing privileges) is transient: the caller
-// retries later and nothing is lost.
+// offending orders are isolated and reported as ingest.Rejected, with an
+// error wrapping ingest.ErrPermanent, while the others commit. Everything
+// else (no connection, timeouts, serialization failures, a server shutting
+// down, even missing privileges) is transient: the caller retries later and
+// nothing is lost.
 package postgres
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/ingestor/ingest"
 )
 
-// Order is an order to store with the SHA-256 of its canonical JSON.
-type Order struct {
-	*model.Order
-	SHA256 [sha256.Size]byte
-}
-
-// Status is what became of one order of a batch.
-type Status int
-
-const (
-	// Pending means the order was not resolved: a transient failure
-	// interrupted the batch. Write it again later.
-	Pending Status = iota
-	// Inserted means the order was stored by this call.
-	Inserted
-	// Duplicate means an identical order (same content hash) was already
-	// stored.
-	Duplicate
-	// Conflict means an order with the same uid but other content was
-	// already stored; it was left unchanged.
-	Conflict
-	// Rejected means the database refused the order for a permanent reason
-	// (Result.Err says which); the other orders of the batch were stored.
-	Rejected
-)
-
-func (s Status) String() string {
-	return [...]string{"pending", "inserted", "duplicate", "conflict", "rejected"}[s]
-}
-
-// Result is the outcome of one order.
-type Result struct {
-	Status Status
-	// Err is the database error of a Rejected order.
-	Err error
-}
-
-// Writer stores batches of orders through a connection pool.
+// Writer is the ingest pipeline's Store: it writes batches of orders
+// through a connection pool.
 type Writer struct {
 	pool    *pgxpool.Pool
 	timeout time.Duration
 	// observe, if set, receives the duration of every transaction attempt.
 	observe func(time.Duration)
 }
+
+var _ ingest.Store = (*Writer)(nil)
 
 // NewWriter returns a Writer that bounds every transaction attempt by
 // timeout (0: no bound other than the caller's context) and reports each
@@ -114,43 +81,83 @@ func Connect(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.
 // Ping checks that the database answers.
 func (w *Writer) Ping(ctx context.Context) error { return w.pool.Ping(ctx) }
 
-// Write stores orders and returns one Result per order, in order. The uids
-// must be distinct (the caller resolves duplicates within a batch). A nil
-// error means every order is resolved. A non-nil error is transient (or the
-// context's): the orders left Pending must be written again; the others are
-// resolved and durable.
-func (w *Writer) Write(ctx context.Context, orders []Order) ([]Result, error) {
-	res := make([]Result, len(orders))
-	err := w.tx(ctx, orders, res, true)
-	if err == nil || !IsPermanent(err) {
+// Write implements ingest.Store: one transaction that COPYs every order
+// (copyAll) and, when a uid is already stored or a row is refused, the
+// careful path (writeCareful).
+func (w *Writer) Write(ctx context.Context, orders []ingest.StoredOrder) ([]ingest.WriteResult, error) {
+	res := make([]ingest.WriteResult, len(orders))
+	err := w.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error { return copyAll(ctx, tx, orders) })
+	if err == nil {
+		for i := range res {
+			res[i] = ingest.WriteResult{Status: ingest.Inserted}
+		}
+		return res, nil
+	}
+	if !isPermanent(err) {
 		return res, err
 	}
 	// A stored uid or a bad row: let the careful path sort it out.
-	return res, w.write(ctx, orders, res)
+	return res, w.writeCareful(ctx, orders, res)
 }
 
-// write stores orders the careful way, bisecting on permanent errors.
-// Each half commits on its own: it is still all-or-nothing per order, and
-// the caller stores no offset before the whole batch is resolved.
-func (w *Writer) write(ctx context.Context, orders []Order, res []Result) error {
+// writeCareful stores orders with insertCareful, bisecting on permanent
+// errors until the refused orders are isolated. Each half commits on its
+// own: it is still all-or-nothing per order, and the caller stores no
+// offset before the whole batch is resolved. res is filled only for what
+// committed.
+func (w *Writer) writeCareful(ctx context.Context, orders []ingest.StoredOrder, res []ingest.WriteResult) error {
 	if len(orders) == 0 {
 		return nil
 	}
-	err := w.tx(ctx, orders, res, false)
+	var got []ingest.WriteResult
+	err := w.withTx(ctx, func(ctx context.Context, tx pgx.Tx) (err error) {
+		got, err = insertCareful(ctx, tx, orders)
+		return err
+	})
 	switch {
 	case err == nil:
+		copy(res, got)
 		return nil
-	case !IsPermanent(err):
+	case !isPermanent(err):
 		return err
 	case len(orders) == 1:
-		res[0] = Result{Status: Rejected, Err: err}
+		res[0] = ingest.WriteResult{Status: ingest.Rejected, Err: rejection(err)}
 		return nil
 	}
 	mid := len(orders) / 2
-	if err := w.write(ctx, orders[:mid], res[:mid]); err != nil {
+	if err := w.writeCareful(ctx, orders[:mid], res[:mid]); err != nil {
 		return err
 	}
-	return w.write(ctx, orders[mid:], res[mid:])
+	return w.writeCareful(ctx, orders[mid:], res[mid:])
+}
+
+// withTx runs fn in one transaction and commits it if fn succeeds. The
+// attempt is bounded by the writer's timeout and its duration reported to
+// observe.
+func (w *Writer) withTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
+	if w.observe != nil {
+		start := time.Now()
+		defer func() { w.observe(time.Since(start)) }()
+	}
+	tx, err := w.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	// Rollback after Commit is a no-op; it must not depend on ctx, which
+	// may be what failed.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 const insertOrders = `
@@ -173,47 +180,24 @@ var (
 		"sale", "size", "total_price", "nm_id", "brand", "status"}
 )
 
-// tx runs one transaction for orders, the fast or the careful way, and
-// fills res only if it commits.
-func (w *Writer) tx(ctx context.Context, orders []Order, res []Result, fast bool) (err error) {
-	if w.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, w.timeout)
-		defer cancel()
+// copyAll streams every order and its children: the fast path, for a batch
+// of new orders. A stored uid makes it fail with a unique violation.
+func copyAll(ctx context.Context, tx pgx.Tx, orders []ingest.StoredOrder) error {
+	all := make([]*ingest.StoredOrder, len(orders))
+	for i := range orders {
+		all[i] = &orders[i]
 	}
-	if w.observe != nil {
-		start := time.Now()
-		defer func() { w.observe(time.Since(start)) }()
+	if err := copyOrders(ctx, tx, all); err != nil {
+		return err
 	}
+	return copyChildren(ctx, tx, all)
+}
 
-	tx, err := w.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	// Rollback after Commit is a no-op; it must not depend on ctx, which
-	// may be what failed.
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	if fast {
-		all := make([]*Order, len(orders))
-		for i := range orders {
-			all[i] = &orders[i]
-		}
-		if err := copyOrders(ctx, tx, all); err != nil {
-			return err
-		}
-		if err := copyChildren(ctx, tx, all); err != nil {
-			return err
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		for i := range res {
-			res[i] = Result{Status: Inserted}
-		}
-		return nil
-	}
-
+// insertCareful inserts the orders rows that are not stored yet (ON CONFLICT
+// DO NOTHING), then the children of those only, and tells every other order
+// a duplicate or a conflict from its stored content hash. The results hold
+// only once the transaction commits.
+func insertCareful(ctx context.Context, tx pgx.Tx, orders []ingest.StoredOrder) ([]ingest.WriteResult, error) {
 	n := len(orders)
 	uids, tracks, entries, locales, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	customers, services, shards, oofs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -226,15 +210,15 @@ func (w *Writer) tx(ctx context.Context, orders []Order, res []Result, fast bool
 	rows, err := tx.Query(ctx, insertOrders, uids, tracks, entries, locales, sigs, customers,
 		services, shards, smIDs, created, oofs, hashes)
 	if err != nil {
-		return fmt.Errorf("insert orders: %w", err)
+		return nil, fmt.Errorf("insert orders: %w", err)
 	}
 	inserted := make(map[string]bool, n)
 	var uid string
 	if _, err := pgx.ForEachRow(rows, []any{&uid}, func() error { inserted[uid] = true; return nil }); err != nil {
-		return fmt.Errorf("insert orders: %w", err)
+		return nil, fmt.Errorf("insert orders: %w", err)
 	}
 
-	fresh := make([]*Order, 0, len(inserted))
+	fresh := make([]*ingest.StoredOrder, 0, len(inserted))
 	var seen []string
 	for i := range orders {
 		if inserted[orders[i].OrderUID] {
@@ -244,48 +228,46 @@ func (w *Writer) tx(ctx context.Context, orders []Order, res []Result, fast bool
 		}
 	}
 	if err := copyChildren(ctx, tx, fresh); err != nil {
-		return err
+		return nil, err
 	}
 
 	stored := make(map[string][]byte, len(seen))
 	if len(seen) > 0 {
 		rows, err := tx.Query(ctx, storedHashes, seen)
 		if err != nil {
-			return fmt.Errorf("read stored hashes: %w", err)
+			return nil, fmt.Errorf("read stored hashes: %w", err)
 		}
 		var sum []byte
 		if _, err := pgx.ForEachRow(rows, []any{&uid, &sum}, func() error {
 			stored[uid] = append([]byte(nil), sum...)
 			return nil
 		}); err != nil {
-			return fmt.Errorf("read stored hashes: %w", err)
+			return nil, fmt.Errorf("read stored hashes: %w", err)
 		}
 	}
 
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
+	res := make([]ingest.WriteResult, n)
 	for i := range orders {
 		o := &orders[i]
 		switch sum, ok := stored[o.OrderUID]; {
 		case inserted[o.OrderUID]:
-			res[i] = Result{Status: Inserted}
+			res[i] = ingest.WriteResult{Status: ingest.Inserted}
 		case ok && string(sum) == string(o.SHA256[:]):
-			res[i] = Result{Status: Duplicate}
+			res[i] = ingest.WriteResult{Status: ingest.Duplicate}
 		case ok:
-			res[i] = Result{Status: Conflict}
+			res[i] = ingest.WriteResult{Status: ingest.Conflict}
 		default:
 			// Not inserted and not found: impossible unless the row was
 			// deleted concurrently. Retrying is the safe answer.
-			return fmt.Errorf("order %q neither inserted nor found", o.OrderUID)
+			return nil, fmt.Errorf("order %q neither inserted nor found", o.OrderUID)
 		}
 	}
-	return nil
+	return res, nil
 }
 
 // copyOrders streams the orders rows; a stored uid makes it fail with a
 // unique violation.
-func copyOrders(ctx context.Context, tx pgx.Tx, orders []*Order) error {
+func copyOrders(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) error {
 	i := 0
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"orders"}, orderCols, pgx.CopyFromFunc(func() ([]any, error) {
 		if i == len(orders) {
@@ -305,7 +287,7 @@ func copyOrders(ctx context.Context, tx pgx.Tx, orders []*Order) error {
 // copyChildren streams the delivery, payment and items rows of orders that
 // were just inserted. No ON CONFLICT here: the parent row is new, so any
 // conflict is a real error (payment.transaction is unique across orders).
-func copyChildren(ctx context.Context, tx pgx.Tx, orders []*Order) error {
+func copyChildren(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) error {
 	if len(orders) == 0 {
 		return nil
 	}
@@ -357,13 +339,13 @@ func copyChildren(ctx context.Context, tx pgx.Tx, orders []*Order) error {
 	return nil
 }
 
-// IsPermanent reports whether err is a database error that retrying cannot
+// isPermanent reports whether err is a database error that retrying cannot
 // fix for the same rows: SQLSTATE class 22 (data exception) or 23
 // (integrity constraint violation). Everything else is treated as
 // transient on purpose: when in doubt, wait rather than dead-letter good
 // orders (a missing privilege, for instance, is fixed by an operator, and
 // the orders must still be there when it is).
-func IsPermanent(err error) bool {
+func isPermanent(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
 		return false
@@ -373,4 +355,31 @@ func IsPermanent(err error) bool {
 		return true
 	}
 	return false
+}
+
+// rejection turns the permanent error of one order into the ingest
+// pipeline's: ingest.ErrPermanent with the SQLSTATE and the names of what
+// the order broke (constraint, table, column). PostgreSQL's message and
+// detail are left out: they may quote the refused values (a unique
+// violation's detail quotes the key, a check violation's the whole row,
+// a data exception's message the bad input), which may be personal data,
+// and the text ends up in a dead-letter header.
+func rejection(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return ingest.ErrPermanent
+	}
+	what := "data exception"
+	if strings.HasPrefix(pgErr.Code, "23") {
+		what = "integrity constraint violation"
+	}
+	s := fmt.Sprintf("PostgreSQL %s (SQLSTATE %s)", what, pgErr.Code)
+	for _, name := range []struct{ kind, value string }{
+		{"constraint", pgErr.ConstraintName}, {"table", pgErr.TableName}, {"column", pgErr.ColumnName},
+	} {
+		if name.value != "" {
+			s += "; " + name.kind + " " + name.value
+		}
+	}
+	return fmt.Errorf("%w: %s", ingest.ErrPermanent, s)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/ingestor/ingest"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
 )
@@ -23,14 +24,14 @@ func BenchmarkWrite(b *testing.B) {
 	defer pool.Close()
 	w := NewWriter(pool, time.Minute, nil)
 	gen := ordergen.New(int64(b.N))
-	orders := make([]Order, b.N)
+	orders := make([]ingest.StoredOrder, b.N)
 	for i := range orders {
 		o := gen.Order()
 		c, err := o.Canonical()
 		if err != nil {
 			b.Fatal(err)
 		}
-		orders[i] = Order{Order: o}
+		orders[i] = ingest.StoredOrder{Order: o}
 		copy(orders[i].SHA256[:], c) // any 32 bytes will do here
 	}
 	const batch = 2000
@@ -41,7 +42,7 @@ func BenchmarkWrite(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if res[0].Status != Inserted {
+		if res[0].Status != ingest.Inserted {
 			b.Fatalf("status %s", res[0].Status)
 		}
 	}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/orderservice/orders/ingestor/ingest"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
@@ -19,13 +21,13 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func hashed(t *testing.T, o *model.Order) Order {
+func hashed(t *testing.T, o *model.Order) ingest.StoredOrder {
 	t.Helper()
 	c, err := o.Canonical()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Order{Order: o, SHA256: sha256.Sum256(c)}
+	return ingest.StoredOrder{Order: o, SHA256: sha256.Sum256(c)}
 }
 
 func newWriter(t *testing.T) (*Writer, *testenv.PG) {
@@ -59,16 +61,16 @@ func TestWriteOutcomes(t *testing.T) {
 	tests := []struct {
 		name  string
 		batch []*model.Order
-		want  []Status
+		want  []ingest.WriteStatus
 	}{
-		{"all new (fast path)", []*model.Order{fresh1}, []Status{Inserted}},
+		{"all new (fast path)", []*model.Order{fresh1}, []ingest.WriteStatus{ingest.Inserted}},
 		{"mixed", []*model.Order{fresh2, stored, &changed, reuse},
-			[]Status{Inserted, Duplicate, Conflict, Rejected}},
+			[]ingest.WriteStatus{ingest.Inserted, ingest.Duplicate, ingest.Conflict, ingest.Rejected}},
 		{"two new orders share a payment transaction: the first wins",
-			[]*model.Order{sameTxA, sameTxB}, []Status{Inserted, Rejected}},
+			[]*model.Order{sameTxA, sameTxB}, []ingest.WriteStatus{ingest.Inserted, ingest.Rejected}},
 	}
 	for _, tt := range tests {
-		batch := make([]Order, len(tt.batch))
+		batch := make([]ingest.StoredOrder, len(tt.batch))
 		for i, o := range tt.batch {
 			batch[i] = hashed(t, o)
 		}
@@ -80,8 +82,16 @@ func TestWriteOutcomes(t *testing.T) {
 			if r.Status != tt.want[i] {
 				t.Errorf("%s: order %d: %s (%v), want %s", tt.name, i, r.Status, r.Err, tt.want[i])
 			}
-			if r.Status == Rejected && !IsPermanent(r.Err) {
-				t.Errorf("%s: order %d rejected with a non-permanent error %v", tt.name, i, r.Err)
+			if r.Status == ingest.Rejected && !errors.Is(r.Err, ingest.ErrPermanent) {
+				t.Errorf("%s: order %d rejected with an error %v that does not wrap ingest.ErrPermanent", tt.name, i, r.Err)
+			}
+			if r.Status == ingest.Rejected {
+				// The text becomes a dead-letter header: it names the
+				// constraint, never the refused value.
+				tx := tt.batch[i].Payment.Transaction
+				if msg := r.Err.Error(); !strings.Contains(msg, "payment_transaction_key") || strings.Contains(msg, tx) {
+					t.Errorf("%s: order %d rejected with %q, want the constraint named and transaction %q left out", tt.name, i, msg, tx)
+				}
 			}
 		}
 	}
@@ -127,11 +137,11 @@ func TestWriteUnreachableIsTransient(t *testing.T) {
 	}
 	defer pool.Close()
 	w := NewWriter(pool, 2*time.Second, nil)
-	res, err := w.Write(context.Background(), []Order{hashed(t, ordergen.New(1).Order())})
-	if err == nil || IsPermanent(err) {
+	res, err := w.Write(context.Background(), []ingest.StoredOrder{hashed(t, ordergen.New(1).Order())})
+	if err == nil || isPermanent(err) {
 		t.Fatalf("Write through a dead server: err %v, want a transient error", err)
 	}
-	if res[0].Status != Pending {
+	if res[0].Status != ingest.Pending {
 		t.Errorf("status %s, want pending", res[0].Status)
 	}
 }
@@ -155,8 +165,61 @@ func TestIsPermanent(t *testing.T) {
 		{errors.New("conn closed"), false},
 	}
 	for _, tt := range tests {
-		if got := IsPermanent(tt.err); got != tt.want {
-			t.Errorf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
+		if got := isPermanent(tt.err); got != tt.want {
+			t.Errorf("isPermanent(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+// A refused order's error wraps ingest.ErrPermanent and names the SQLSTATE
+// and the schema objects, never the values PostgreSQL's message or detail
+// quote.
+func TestRejection(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		err    error
+		want   []string // substrings of the text
+		secret []string // values that must not appear
+	}{
+		{"unique violation",
+			fmt.Errorf("copy payment: %w", &pgconn.PgError{Code: "23505",
+				Message:        `duplicate key value violates unique constraint "payment_transaction_key"`,
+				Detail:         "Key (transaction)=(b563feb7b2b84b6test) already exists.",
+				ConstraintName: "payment_transaction_key", TableName: "payment"}),
+			[]string{"integrity constraint violation", "SQLSTATE 23505", "constraint payment_transaction_key", "table payment"},
+			[]string{"b563feb7b2b84b6test"}},
+		{"check violation quoting the row",
+			&pgconn.PgError{Code: "23514",
+				Message:        `new row for relation "delivery" violates check constraint "delivery_phone_check"`,
+				Detail:         "Failing row contains (u1, Test Testov, +9720000000, 2639809, Kiryat Mozkin, Ploshad Mira 15, Kraiot, test@gmail.com).",
+				ConstraintName: "delivery_phone_check", TableName: "delivery"},
+			[]string{"SQLSTATE 23514", "constraint delivery_phone_check", "table delivery"},
+			[]string{"Test Testov", "+9720000000", "test@gmail.com", "Ploshad Mira"}},
+		{"data exception quoting the input",
+			&pgconn.PgError{Code: "22P02", Message: `invalid input syntax for type bigint: "Test Testov"`,
+				TableName: "items", ColumnName: "nm_id"},
+			[]string{"data exception", "SQLSTATE 22P02", "table items", "column nm_id"},
+			[]string{"Test Testov"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := rejection(tt.err)
+			if !errors.Is(err, ingest.ErrPermanent) {
+				t.Errorf("rejection(%v) = %v, does not wrap ingest.ErrPermanent", tt.err, err)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("%q lacks %q", msg, w)
+				}
+			}
+			for _, s := range tt.secret {
+				if strings.Contains(msg, s) {
+					t.Errorf("%q quotes the refused value %q", msg, s)
+				}
+			}
+		})
 	}
 }

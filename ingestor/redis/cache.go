@@ -11,21 +11,20 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/orderservice/orders/ingestor/ingest"
 )
 
-// Entry is one order to cache.
-type Entry struct {
-	UID       string
-	Canonical []byte
-}
-
-// Cache sets orders in Redis with one pipeline per batch.
+// Cache is the ingest pipeline's Cache: it sets orders in Redis with one
+// pipeline per batch.
 type Cache struct {
 	client  *goredis.Client
 	prefix  string
 	ttl     time.Duration
 	timeout time.Duration
 }
+
+var _ ingest.Cache = (*Cache)(nil)
 
 // NewClient parses url (redis:// or rediss://) and returns a client whose
 // every operation (dial, handshake, pipeline) is bounded by timeout and
@@ -55,7 +54,7 @@ func (c *Cache) Key(uid string) string { return c.prefix + "order:" + uid }
 
 // Set writes every entry in one pipeline. It returns how many entries failed
 // and the first error.
-func (c *Cache) Set(ctx context.Context, entries []Entry) (failed int, err error) {
+func (c *Cache) Set(ctx context.Context, entries []ingest.CacheEntry) (failed int, err error) {
 	if len(entries) == 0 {
 		return 0, nil
 	}
@@ -84,6 +83,3 @@ func (c *Cache) Set(ctx context.Context, entries []Entry) (failed int, err error
 	}
 	return failed, fmt.Errorf("cache %d of %d orders: %w", failed, len(entries), first)
 }
-
-// Ping checks that Redis answers.
-func (c *Cache) Ping(ctx context.Context) error { return c.client.Ping(ctx).Err() }

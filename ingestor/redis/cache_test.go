@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/ingestor/ingest"
 	"github.com/orderservice/orders/shared/testenv"
 )
 
@@ -20,7 +21,7 @@ func TestSetWritesPrefixedKeysWithTTL(t *testing.T) {
 	}
 	defer client.Close()
 	c := New(client, env.Prefix, time.Hour, time.Second)
-	entries := []Entry{{UID: "a", Canonical: []byte(`{"order_uid":"a"}`)}, {UID: "b", Canonical: []byte(`{"order_uid":"b"}`)}}
+	entries := []ingest.CacheEntry{{UID: "a", Canonical: []byte(`{"order_uid":"a"}`)}, {UID: "b", Canonical: []byte(`{"order_uid":"b"}`)}}
 	if failed, err := c.Set(context.Background(), entries); err != nil || failed != 0 {
 		t.Fatalf("Set: %d failed, %v", failed, err)
 	}
@@ -59,7 +60,7 @@ func TestSetReportsEveryFailure(t *testing.T) {
 	defer client.Close()
 	c := New(client, "", time.Hour, 200*time.Millisecond)
 	start := time.Now()
-	failed, err := c.Set(context.Background(), []Entry{{UID: "a", Canonical: []byte("{}")}, {UID: "b", Canonical: []byte("{}")}})
+	failed, err := c.Set(context.Background(), []ingest.CacheEntry{{UID: "a", Canonical: []byte("{}")}, {UID: "b", Canonical: []byte("{}")}})
 	if err == nil || failed != 2 {
 		t.Fatalf("Set to a black hole: %d failed, %v; want 2 and an error", failed, err)
 	}

@@ -92,11 +92,12 @@ type Consumer struct {
 	// on it inside Poll).
 	assigned map[int32]bool
 	paused   bool
-	pending  []ingest.Message // collected, not yet handled
+	batch    collector     // polled, not prepared yet
+	next     *ingest.Batch // prepared, waiting for room in flights
+	flights  inOrder       // being committed, in consumption order
 	lag      lagQueries
 
 	subscribed atomic.Bool
-	nAssigned  atomic.Int32
 	logsDone   chan struct{}
 	closeOnce  sync.Once
 }
@@ -145,8 +146,9 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 	}
 	cons := &Consumer{
 		cfg: cfg, c: c, handler: h, log: log, metrics: m,
-		assigned: map[int32]bool{}, logsDone: make(chan struct{}),
-		lag: lagQueries{done: make(chan lagReport, 1)},
+		assigned: map[int32]bool{}, batch: newCollector(cfg.BatchSize, cfg.BatchLinger),
+		logsDone: make(chan struct{}),
+		lag:      lagQueries{done: make(chan lagReport, 1)},
 	}
 	go func() {
 		defer close(cons.logsDone)
@@ -162,13 +164,16 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 // idle, and they are still healthy).
 func (c *Consumer) Ready() bool { return c.subscribed.Load() }
 
-// Assigned is the number of partitions currently owned.
-func (c *Consumer) Assigned() int { return int(c.nAssigned.Load()) }
-
 // Run consumes until ctx is cancelled, then finishes the batches in flight
 // (within ShutdownTimeout; a prepared batch not started yet is left for
-// the next owner), commits the stored offsets and closes the consumer. It
-// returns nil on a clean shutdown.
+// the next owner), commits the stored offsets and closes the consumer.
+//
+// It returns nil on a clean shutdown, including one that ran out of
+// ShutdownTimeout: the batches still in flight are then abandoned with no
+// offset stored, nor any of a later batch, so that the next owner of the
+// partitions consumes them again and nothing is lost. Anything else that
+// ends the loop is returned: a fatal consumer error, or a batch that failed
+// otherwise (Handler.Commit fails only when its context is cancelled).
 func (c *Consumer) Run(ctx context.Context) (err error) {
 	defer func() {
 		if cerr := c.close(); err == nil {
@@ -180,245 +185,141 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}
 	c.subscribed.Store(true)
 	defer c.subscribed.Store(false)
-
-	// A watermark query may be running on its own goroutine (see
-	// refreshLag). It must be over before close destroys the librdkafka
-	// handle: the client's closed check and the call it guards are not
-	// atomic, so a call racing Close would use freed memory. This deferred
-	// call runs before the close above.
-	lagCtx, stopLag := context.WithCancel(ctx)
-	defer func() {
-		stopLag()
-		c.lag.wg.Wait()
-	}()
-
-	// The batches in flight outlive ctx by at most ShutdownTimeout.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	lagCtx, stopLag := c.startLag(ctx)
+	defer stopLag() // before close, deferred above: see startLag
+	work, cancelWork := c.workContext(ctx)
 	defer cancelWork()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(c.cfg.ShutdownTimeout, cancelWork)
-		context.AfterFunc(work, func() { t.Stop() })
-	})
-	defer stop()
 
-	var (
-		flights inOrder       // batches being committed, in consumption order
-		next    *ingest.Batch // prepared, waiting for room in flights
-		linger  time.Time     // when the pending messages must become a batch
-	)
 	for {
-		// Store the offsets of the batches that are durable, strictly in
-		// consumption order: a batch that finished early waits for every
-		// earlier one.
-		for _, f := range flights.finished() {
-			if f.err != nil {
-				// Only a cancelled context stops Commit: shutting down and
-				// out of time. Nothing of this batch or of any later one
-				// is stored; the next owner of the partitions handles them
-				// again.
-				n := flights.abandon()
-				c.log.Warn("batch abandoned at shutdown; it will be consumed again",
-					"messages", f.batch.Len(), "later_batches", n, "error", f.err)
-				return nil
-			}
-			c.store(f.batch)
+		if err := c.storeDurable(); err != nil {
+			return c.abandon(work, cancelWork, err)
 		}
-		c.pauseWhileFailing(flights.failing())
-
-		if ctx.Err() != nil { // shutting down: fetch and start nothing new
-			head := flights.head()
-			if head == nil {
+		c.pauseWhileFailing()
+		switch {
+		case ctx.Err() != nil: // shutting down: fetch and start nothing new
+			if c.flights.len() == 0 {
 				c.log.Info("stopping consumer: batches in flight done")
 				return nil
 			}
-			<-head.done
-			continue
-		}
-
-		if next != nil && flights.len() < c.maxInFlight() && !c.paused {
-			// Partitions revoked since it was prepared: not ours now.
-			next.Keep(func(p int32) bool { return c.assigned[p] })
-			if next.Len() > 0 {
-				flights.add(c.start(work, next))
+			c.flights.awaitHead(0)
+		case c.startNext(work):
+		case c.prepareNext():
+		default:
+			if err := c.pollOnce(); err != nil {
+				return c.abandon(work, cancelWork, err)
 			}
-			next = nil
-			continue
+			c.refreshLag(lagCtx)
 		}
-
-		switch {
-		case len(c.pending) == 0: // taken, or dropped by a revocation
-			linger = time.Time{}
-		case linger.IsZero():
-			linger = time.Now().Add(c.cfg.BatchLinger)
-		}
-		full := len(c.pending) >= c.cfg.BatchSize
-		if next == nil && len(c.pending) > 0 && (full || !time.Now().Before(linger)) {
-			// Preparing is CPU work on every core and has no side effect:
-			// it overlaps the transactions in flight (or waits, prepared,
-			// for an outage to end).
-			next = c.handler.Prepare(c.take())
-			linger = time.Time{} // leftovers (above a batch) get a fresh linger
-			continue
-		}
-
-		if next != nil || full {
-			// Nothing more to collect until a batch starts: wait for the
-			// oldest flight, polling now and then for rebalances (and the
-			// messages already buffered).
-			if head := flights.head(); head != nil {
-				t := time.NewTimer(pollInterval)
-				select {
-				case <-head.done:
-				case <-t.C:
-				}
-				t.Stop()
-			}
-			if err := c.poll(0); err != nil {
-				cancelWork() // a flight retrying an outage would never return
-				flights.abandon()
-				return err
-			}
-		} else {
-			timeout := pollInterval
-			if !linger.IsZero() {
-				timeout = min(timeout, max(time.Until(linger), time.Millisecond))
-			}
-			if err := c.poll(int(timeout.Milliseconds())); err != nil {
-				cancelWork() // a flight retrying an outage would never return
-				flights.abandon()
-				return err
-			}
-		}
-		c.refreshLag(lagCtx)
 	}
+}
+
+// workContext returns the context of the batches in flight: it outlives
+// ctx by at most ShutdownTimeout.
+func (c *Consumer) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(c.cfg.ShutdownTimeout, cancel)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	return work, func() {
+		stop()
+		cancel()
+	}
+}
+
+// storeDurable stores the offsets of the batches that are durable, strictly
+// in consumption order: a batch that finished early waits for every earlier
+// one. A failed batch stops it with its error: nothing of that batch or of
+// any later one may be stored.
+func (c *Consumer) storeDurable() error {
+	for _, f := range c.flights.finished() {
+		if f.err != nil {
+			return fmt.Errorf("batch of %d messages not committed: %w", f.batch.Len(), f.err)
+		}
+		c.store(f.batch)
+	}
+	return nil
+}
+
+// abandon ends the loop on err: it cancels the batches still in flight and
+// waits for them (they hold database connections), storing nothing of
+// them. A batch cut short because the shutdown ran out of time is a clean
+// stop (see Run): abandon logs it and returns nil. It returns err
+// otherwise.
+func (c *Consumer) abandon(work context.Context, cancelWork context.CancelFunc, err error) error {
+	outOfTime := work.Err() != nil // only the ShutdownTimeout timer cancels work before this point
+	cancelWork()
+	later := c.flights.abandon()
+	if outOfTime && errors.Is(err, context.Canceled) {
+		c.log.Warn("batch abandoned at shutdown; it will be consumed again", "later_batches", later, "err", err)
+		return nil
+	}
+	return err
+}
+
+// startNext starts committing the prepared batch when a flight is free and
+// no outage pauses consumption. It reports whether it took the batch.
+func (c *Consumer) startNext(work context.Context) bool {
+	if c.next == nil || c.flights.len() >= c.maxInFlight() || c.paused {
+		return false
+	}
+	// Partitions revoked since it was prepared: not ours now.
+	c.next.Keep(func(p int32) bool { return c.assigned[p] })
+	if c.next.Len() > 0 {
+		c.flights.add(startFlight(work, c.handler, c.next))
+	}
+	c.next = nil
+	return true
+}
+
+// prepareNext prepares the collected messages as the next batch once they
+// are one and no prepared batch is waiting. Preparing is CPU work on every
+// core and has no side effect: it overlaps the transactions in flight (or
+// waits, prepared, for an outage to end). It reports whether it prepared.
+func (c *Consumer) prepareNext() bool {
+	now := time.Now()
+	if c.next != nil || !c.batch.ready(now) {
+		return false
+	}
+	c.next = c.handler.Prepare(c.batch.take(now))
+	return true
+}
+
+// pollOnce polls for messages and rebalances. With a batch waiting for a
+// flight, or a full one collected, there is nothing more to collect: it
+// waits for the oldest flight (at most pollInterval), then polls without
+// blocking, for rebalances and the messages already buffered. Otherwise it
+// polls until the collected messages are due.
+func (c *Consumer) pollOnce() error {
+	if c.next != nil || c.batch.full() {
+		c.flights.awaitHead(pollInterval)
+		return c.poll(0)
+	}
+	return c.poll(int(c.batch.wait(time.Now(), pollInterval).Milliseconds()))
 }
 
 // maxInFlight is how many batches may be committed concurrently.
 func (c *Consumer) maxInFlight() int { return max(c.cfg.BatchesInFlight, 1) }
 
-// start commits b on its own goroutine. Its WaitFunc only sleeps and marks
-// the flight failing: the loop goroutine, which alone drives the
-// consumer, pauses fetching while any flight is failing and keeps polling
-// so that the member stays in the group.
-func (c *Consumer) start(ctx context.Context, b *ingest.Batch) *flight {
-	f := &flight{batch: b, done: make(chan struct{})}
-	go func() {
-		defer close(f.done)
-		f.err = c.handler.Commit(ctx, b, func(ctx context.Context, d time.Duration) error {
-			f.failing.Store(true)
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		})
-		f.failing.Store(false)
-	}()
-	return f
-}
-
 // pauseWhileFailing pauses every assigned partition while a flight retries
 // a transient failure (nothing new is buffered during an outage) and
 // resumes them once none does.
-func (c *Consumer) pauseWhileFailing(failing bool) {
-	switch {
+func (c *Consumer) pauseWhileFailing() {
+	switch failing := c.flights.failing(); {
 	case failing && !c.paused:
 		c.paused = true
 		if err := c.c.Pause(c.partitions()); err != nil {
-			c.log.Warn("pause partitions", "error", err)
+			c.log.Warn("pause partitions", "err", err)
 		}
 	case !failing && c.paused:
 		c.paused = false
 		if err := c.c.Resume(c.partitions()); err != nil {
-			c.log.Warn("resume partitions", "error", err)
+			c.log.Warn("resume partitions", "err", err)
 		}
 	}
 }
 
-// flight is a batch being committed.
-type flight struct {
-	batch *ingest.Batch
-	done  chan struct{} // closed when Commit returned
-	err   error         // Commit's error, read after done
-	// failing is true while Commit waits out a transient failure.
-	failing atomic.Bool
-}
-
-func (f *flight) isDone() bool {
-	select {
-	case <-f.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// inOrder holds the flights in consumption order. Its methods are called
-// by the loop goroutine only.
-type inOrder struct{ flights []*flight }
-
-func (q *inOrder) add(f *flight) { q.flights = append(q.flights, f) }
-
-func (q *inOrder) len() int { return len(q.flights) }
-
-// head is the oldest flight, or nil.
-func (q *inOrder) head() *flight {
-	if len(q.flights) == 0 {
-		return nil
-	}
-	return q.flights[0]
-}
-
-// finished removes and returns the leading flights whose Commit returned,
-// oldest first, up to and including the first that failed: a flight that
-// finished while an older one is still running stays until that one is done.
-func (q *inOrder) finished() []*flight {
-	n := 0
-	for n < len(q.flights) && q.flights[n].isDone() {
-		n++
-		if q.flights[n-1].err != nil {
-			break
-		}
-	}
-	out := q.flights[:n:n]
-	q.flights = q.flights[n:]
-	return out
-}
-
-// failing reports whether some flight is retrying a transient failure.
-func (q *inOrder) failing() bool {
-	for _, f := range q.flights {
-		if f.failing.Load() {
-			return true
-		}
-	}
-	return false
-}
-
-// abandon waits for every remaining flight to return (they hold database
-// connections; their context is cancelled by then, or they finish) and
-// drops them without storing anything. It returns how many there were.
-func (q *inOrder) abandon() int {
-	n := len(q.flights)
-	for _, f := range q.flights {
-		<-f.done
-	}
-	q.flights = nil
-	return n
-}
-
-// take hands over the collected messages, at most a batch.
-func (c *Consumer) take() []ingest.Message {
-	n := min(len(c.pending), c.cfg.BatchSize)
-	msgs := c.pending[:n:n]
-	c.pending = append([]ingest.Message(nil), c.pending[n:]...)
-	return msgs
-}
-
-// poll handles one Poll's event: a message joins the pending batch, an
+// poll handles one Poll's event: a message joins the collected ones, an
 // error is logged (a fatal one ends the loop). Rebalances are handled by
 // the callback inside Poll.
 func (c *Consumer) poll(timeoutMs int) error {
@@ -427,21 +328,22 @@ func (c *Consumer) poll(timeoutMs int) error {
 		if ev.TopicPartition.Error != nil {
 			// A per-partition consume error (e.g. a failed fetch) is not the
 			// loop's error: librdkafka retries on its own.
-			c.log.Warn("consume error", "partition", ev.TopicPartition.Partition, "error", ev.TopicPartition.Error)
+			c.log.Warn("consume error", "partition", ev.TopicPartition.Partition, "err", ev.TopicPartition.Error)
 			return nil //nolint:nilerr // logged above, see the comment
 		}
 		if !c.assigned[ev.TopicPartition.Partition] {
 			return nil // raced with a revocation: the new owner gets it
 		}
-		c.pending = append(c.pending, toMessage(ev))
+		now := time.Now()
+		c.batch.add(toMessage(ev), now)
 		// Drain what librdkafka already holds without waiting.
-		for len(c.pending) < c.cfg.BatchSize {
+		for !c.batch.full() {
 			m, ok := c.c.Poll(0).(*ckafka.Message)
 			if !ok || m == nil {
 				break
 			}
 			if m.TopicPartition.Error == nil && c.assigned[m.TopicPartition.Partition] {
-				c.pending = append(c.pending, toMessage(m))
+				c.batch.add(toMessage(m), now)
 			}
 		}
 	case ckafka.Error:
@@ -450,7 +352,7 @@ func (c *Consumer) poll(timeoutMs int) error {
 		}
 		// Broker down, all brokers down, ...: librdkafka reconnects on its
 		// own. Debug level: these repeat while the broker is away.
-		c.log.Debug("kafka client error", "error", ev.Error(), "code", ev.Code().String())
+		c.log.Debug("kafka client error", "err", ev.Error(), "code", ev.Code().String())
 	}
 	return nil
 }
@@ -472,7 +374,7 @@ func (c *Consumer) store(b *ingest.Batch) {
 		}
 		m := &ckafka.Message{TopicPartition: ckafka.TopicPartition{Topic: &c.cfg.Topic, Partition: p, Offset: ckafka.Offset(off)}}
 		if _, err := c.c.StoreMessage(m); err != nil && !isCode(err, ckafka.ErrState) {
-			c.log.Error("store offset", "partition", p, "offset", off, "error", err)
+			c.log.Error("store offset", "partition", p, "offset", off, "err", err)
 		}
 	}
 }
@@ -482,7 +384,7 @@ func (c *Consumer) rebalance(kc *ckafka.Consumer, ev ckafka.Event) error {
 	switch e := ev.(type) {
 	case ckafka.AssignedPartitions:
 		if err := kc.IncrementalAssign(e.Partitions); err != nil {
-			c.log.Error("incremental assign", "error", err)
+			c.log.Error("incremental assign", "err", err)
 			return err
 		}
 		for _, tp := range e.Partitions {
@@ -491,7 +393,7 @@ func (c *Consumer) rebalance(kc *ckafka.Consumer, ev ckafka.Event) error {
 		if c.paused && len(e.Partitions) > 0 {
 			// In an outage: new partitions must not buffer messages either.
 			if err := kc.Pause(e.Partitions); err != nil {
-				c.log.Warn("pause new partitions", "error", err)
+				c.log.Warn("pause new partitions", "err", err)
 			}
 		}
 		c.log.Info("partitions assigned", "partitions", partitionList(e.Partitions), "owned", len(c.assigned))
@@ -500,7 +402,7 @@ func (c *Consumer) rebalance(kc *ckafka.Consumer, ev ckafka.Event) error {
 		if !lost {
 			// Commit what is durable before the partitions change hands.
 			if _, err := kc.Commit(); err != nil && !isCode(err, ckafka.ErrNoOffset) {
-				c.log.Warn("commit on revoke", "error", err)
+				c.log.Warn("commit on revoke", "err", err)
 			}
 		}
 		gone := map[int32]bool{}
@@ -509,20 +411,13 @@ func (c *Consumer) rebalance(kc *ckafka.Consumer, ev ckafka.Event) error {
 			delete(c.assigned, tp.Partition)
 			c.metrics.Lag.DeleteLabelValues(c.cfg.Topic, strconv.Itoa(int(tp.Partition)))
 		}
-		// Messages collected but not handled belong to the new owner now.
-		kept := c.pending[:0]
-		for _, m := range c.pending {
-			if !gone[m.Partition] {
-				kept = append(kept, m)
-			}
-		}
-		c.pending = kept
+		// Messages collected but not prepared belong to the new owner now.
+		c.batch.drop(func(p int32) bool { return gone[p] })
 		if err := kc.IncrementalUnassign(e.Partitions); err != nil && !isCode(err, ckafka.ErrState) {
-			c.log.Warn("incremental unassign", "error", err)
+			c.log.Warn("incremental unassign", "err", err)
 		}
 		c.log.Info("partitions revoked", "partitions", partitionList(e.Partitions), "lost", lost, "owned", len(c.assigned))
 	}
-	c.nAssigned.Store(int32(len(c.assigned)))
 	c.metrics.AssignedPartitions.Set(float64(len(c.assigned)))
 	return nil
 }
@@ -533,7 +428,7 @@ func (c *Consumer) close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		if _, cerr := c.c.Commit(); cerr != nil && !isCode(cerr, ckafka.ErrNoOffset) {
-			c.log.Warn("final commit", "error", cerr)
+			c.log.Warn("final commit", "err", cerr)
 		}
 		if cerr := c.c.Close(); cerr != nil {
 			err = fmt.Errorf("close consumer: %w", cerr)

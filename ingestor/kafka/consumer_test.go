@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,46 +63,67 @@ func (h *gatedHandler) done() []int64 {
 	return append([]int64(nil), h.finished...)
 }
 
+// topic is a one-partition topic on a test broker, with a group id, and a
+// client to produce to it and read the group's committed offset.
+type topic struct {
+	brokers, name, group string
+	cl                   *kgo.Client
+	adm                  *kadm.Client
+}
+
+func newTopic(t *testing.T, name string) *topic {
+	t.Helper()
+	k := testenv.Kafka(t)
+	tp := &topic{brokers: k.Brokers, name: k.Topic(t, name, 1)}
+	tp.group = "g-" + tp.name
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(k.Brokers, ",")...), kgo.DefaultProduceTopic(tp.name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	tp.cl, tp.adm = cl, kadm.NewClient(cl)
+	return tp
+}
+
+// produce writes n messages, numbered from from.
+func (tp *topic) produce(t *testing.T, from, n int) {
+	t.Helper()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Value: fmt.Appendf(nil, "message %d", from+i)}
+	}
+	if err := tp.cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// committed is the group's committed offset, or -1 when it has none.
+func (tp *topic) committed(t *testing.T) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := tp.adm.FetchOffsets(ctx, tp.group)
+	if err != nil {
+		t.Fatalf("fetch committed offsets: %v", err)
+	}
+	at := int64(-1)
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == tp.name && o.Partition == 0 && o.Err == nil {
+			at = o.At
+		}
+	})
+	return at
+}
+
 // A batch that finishes while an earlier one is still in flight stores no
 // offset: nothing is committed until the earlier batch is done, then both
 // are. Auto-commit runs every 100ms, so an early store would show.
 func TestLaterBatchWaitsForEarlierOffsets(t *testing.T) {
 	t.Parallel()
-	k := testenv.Kafka(t)
-	topic := k.Topic(t, "inflight", 1)
-	group := "g-" + topic
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(k.Brokers, ",")...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	produce := func(from, n int) {
-		t.Helper()
-		recs := make([]*kgo.Record, n)
-		for i := range recs {
-			recs[i] = &kgo.Record{Value: fmt.Appendf(nil, "message %d", from+i)}
-		}
-		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	committed := func() int64 {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		resp, err := adm.FetchOffsets(ctx, group)
-		if err != nil {
-			t.Fatalf("fetch committed offsets: %v", err)
-		}
-		at := int64(-1)
-		resp.Each(func(o kadm.OffsetResponse) {
-			if o.Topic == topic && o.Partition == 0 && o.Err == nil {
-				at = o.At
-			}
-		})
-		return at
-	}
+	tp := newTopic(t, "inflight")
+	topic, group := tp.name, tp.group
+	produce := func(from, n int) { t.Helper(); tp.produce(t, from, n) }
+	committed := func() int64 { t.Helper(); return tp.committed(t) }
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := metrics.New()
@@ -110,7 +132,7 @@ func TestLaterBatchWaitsForEarlierOffsets(t *testing.T) {
 		release: make(chan struct{}), started: make(chan struct{}),
 	}
 	c, err := NewConsumer(log, m, ConsumerConfig{
-		Brokers: k.Brokers, Topic: topic, Group: group,
+		Brokers: tp.brokers, Topic: topic, Group: group,
 		BatchSize: 10, BatchLinger: 10 * time.Millisecond, BatchesInFlight: 2,
 		ShutdownTimeout: 5 * time.Second,
 		Properties:      map[string]string{"auto.commit.interval.ms": "100", "session.timeout.ms": "6000"},
@@ -164,5 +186,89 @@ func TestLaterBatchWaitsForEarlierOffsets(t *testing.T) {
 	}
 	if d := h.done(); d[0] == d[len(d)-1] || d[len(d)-1] >= 10 {
 		t.Errorf("batches finished in order %v: the test did not exercise out-of-order completion", d)
+	}
+}
+
+// failingHandler prepares batches with a real pipeline; its Commit fails
+// with err, or (err nil) waits for its context to end, as a batch retrying
+// an outage does.
+type failingHandler struct {
+	p       *ingest.Pipeline
+	err     error
+	started chan struct{} // closed when the first Commit began
+	once    sync.Once
+}
+
+func (h *failingHandler) Prepare(msgs []ingest.Message) *ingest.Batch { return h.p.Prepare(msgs) }
+
+func (h *failingHandler) Commit(ctx context.Context, _ *ingest.Batch, _ ingest.WaitFunc) error {
+	h.once.Do(func() { close(h.started) })
+	if h.err != nil {
+		return h.err
+	}
+	<-ctx.Done()
+	return fmt.Errorf("db: abandoned: %w", ctx.Err())
+}
+
+// A batch that fails ends Run without storing its offset. When the
+// shutdown ran out of ShutdownTimeout that is a clean stop: Run returns
+// nil. A batch failing for any other reason is Run's error.
+func TestRunEndsOnAFailedBatch(t *testing.T) {
+	t.Parallel()
+	errBroken := errors.New("handler broke its contract")
+	tests := []struct {
+		name     string
+		err      error // Commit's error; nil: it waits for its context
+		shutdown bool  // cancel Run's context once the batch is in flight
+		want     error // Run's error (nil for none)
+	}{
+		{"shutdown out of time", nil, true, nil},
+		{"batch failed while running", errBroken, false, errBroken},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tp := newTopic(t, "failing")
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			m := metrics.New()
+			h := &failingHandler{
+				p:   ingest.New(log, m, 1<<20, nil, nil, nil, ingest.Retry{Initial: time.Millisecond, Max: time.Millisecond}),
+				err: tc.err, started: make(chan struct{}),
+			}
+			c, err := NewConsumer(log, m, ConsumerConfig{
+				Brokers: tp.brokers, Topic: tp.name, Group: tp.group,
+				BatchSize: 10, BatchLinger: 10 * time.Millisecond, BatchesInFlight: 2,
+				ShutdownTimeout: 200 * time.Millisecond,
+				Properties:      map[string]string{"auto.commit.interval.ms": "100", "session.timeout.ms": "6000"},
+			}, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			runErr := make(chan error, 1)
+			go func() { runErr <- c.Run(ctx) }()
+
+			tp.produce(t, 0, 3)
+			select {
+			case <-h.started:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the batch never reached Commit")
+			}
+			if tc.shutdown {
+				cancel()
+			}
+			select {
+			case err := <-runErr:
+				if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+					t.Errorf("Run: %v, want %v", err, tc.want)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			if at := tp.committed(t); at >= 0 {
+				t.Errorf("offset %d committed for a batch that failed", at)
+			}
+		})
 	}
 }

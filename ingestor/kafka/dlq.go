@@ -74,7 +74,7 @@ func (d *DeadLetterProducer) drain() {
 				continue
 			}
 			if e, isErr := ev.(ckafka.Error); isErr {
-				d.log.Warn("dead-letter producer error", "error", e.Error(), "code", e.Code().String(), "fatal", e.IsFatal())
+				d.log.Warn("dead-letter producer error", "err", e.Error(), "code", e.Code().String(), "fatal", e.IsFatal())
 			}
 		case l, ok := <-logs:
 			if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/orderservice/orders/ingestor/ingest"
 )
@@ -103,5 +104,31 @@ func TestInOrderFailingAndAbandon(t *testing.T) {
 	close(b.done)
 	if n := <-returned; n != 2 || q.len() != 0 {
 		t.Errorf("abandon = %d, %d left; want 2, 0", n, q.len())
+	}
+}
+
+// awaitHead returns at once without flights, at its limit while the oldest
+// flight runs, and without a limit only once that flight is done.
+func TestInOrderAwaitHead(t *testing.T) {
+	t.Parallel()
+	var q inOrder
+	q.awaitHead(0) // nothing in flight: must not block
+	head := &flight{batch: &ingest.Batch{}, done: make(chan struct{})}
+	q.add(head)
+	q.awaitHead(time.Millisecond) // the head runs: returns at the limit
+	returned := make(chan struct{})
+	go func() {
+		q.awaitHead(0)
+		close(returned)
+	}()
+	select {
+	case <-returned:
+		t.Fatal("awaitHead(0) returned while the oldest flight runs")
+	case <-time.After(20 * time.Millisecond): // long enough for a wrong return to show
+	}
+	close(head.done)
+	<-returned
+	if q.len() != 1 {
+		t.Errorf("awaitHead removed flights: %d left, want 1", q.len())
 	}
 }

@@ -73,6 +73,20 @@ func (c *Consumer) lagInterval() time.Duration {
 	return DefaultLagInterval
 }
 
+// startLag returns the context of the lag queries and the function that
+// ends them. A query may be running on its own goroutine (see refreshLag);
+// it must be over before close destroys the librdkafka handle: the
+// client's closed check and the call it guards are not atomic, so a call
+// racing Close would use freed memory. stop cancels the query and waits for
+// it.
+func (c *Consumer) startLag(ctx context.Context) (lagCtx context.Context, stop func()) {
+	lagCtx, cancel := context.WithCancel(ctx)
+	return lagCtx, func() {
+		cancel()
+		c.lag.wg.Wait()
+	}
+}
+
 // refreshLag is called by the loop on every iteration and never blocks: it
 // applies the result of the last query, if one came, and starts the next
 // one when due. ctx stops a query between its broker calls.
@@ -125,7 +139,7 @@ func (c *Consumer) queryLag(ctx context.Context, parts, unpositioned []int32) la
 		low, high, err := c.c.QueryWatermarkOffsets(c.cfg.Topic, p, int(lagQueryTimeout.Milliseconds()))
 		if err != nil {
 			// Debug: this repeats every interval while the broker is away.
-			c.log.Debug("query watermarks for the lag gauge", "partition", p, "error", err)
+			c.log.Debug("query watermarks for the lag gauge", "partition", p, "err", err)
 			continue
 		}
 		r.high[p] = high
@@ -142,7 +156,7 @@ func (c *Consumer) queryLag(ctx context.Context, parts, unpositioned []int32) la
 	}
 	committed, err := c.c.Committed(tps, int(lagQueryTimeout.Milliseconds()))
 	if err != nil {
-		c.log.Debug("query committed offsets for the lag gauge", "partitions", partitionList(tps), "error", err)
+		c.log.Debug("query committed offsets for the lag gauge", "partitions", partitionList(tps), "err", err)
 		return r
 	}
 	for _, tp := range committed {

@@ -9,14 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lmittmann/tint"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/orderservice/orders/ingestor/config"
 	"github.com/orderservice/orders/ingestor/ingest"
@@ -74,31 +74,26 @@ func newLogger(cfg config.Config, getenv func(string) string, w io.Writer) *slog
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
 }
 
-// serve wires the ingestor together and runs it until ctx is cancelled.
-// ready, if not nil, receives the ops listener's address once it listens
-// (tests use it).
+// serve wires the ingestor together and runs it until ctx is cancelled: a
+// message goes from the consumer to the pipeline, which writes it to the
+// store, caches it and dead-letters what cannot be stored; the ops server
+// reports on all of it. ready, if not nil, receives the ops listener's
+// address once it listens (tests use it).
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- string) error {
 	m := metrics.New()
 
-	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	pool, store, err := openStore(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	writer := postgres.NewWriter(pool, cfg.DBTimeout, func(d time.Duration) { m.DBWrite.Observe(d.Seconds()) })
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := writer.Ping(pingCtx); err != nil {
-		// Not fatal: the database may come up after us. /readyz says so.
-		log.Warn("PostgreSQL not reachable at start; will retry", "error", err)
-	}
-	cancel()
+	m.RegisterDBPool(m.Registry, pool.Stat)
 
-	rc, err := redis.NewClient(cfg.RedisURL, cfg.RedisTimeout)
+	rc, cache, err := openCache(cfg)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	cache := redis.New(rc, cfg.RedisKeyPrefix, cfg.RedisTTL, cfg.RedisTimeout)
 
 	props, err := cfg.KafkaProperties.Parse()
 	if err != nil {
@@ -110,23 +105,78 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	}
 	defer dlq.Close(10 * time.Second)
 
-	ln, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		return fmt.Errorf("ops listener: %w", err)
-	}
-	defer ln.Close() // closed by Shutdown on the normal path; this covers early returns
-
-	pipeline := ingest.New(log, m, cfg.MaxMessageSize, writer, cache, dlq,
+	pipeline := ingest.New(log, m, cfg.MaxMessageSize, store, cache, dlq,
 		ingest.Retry{Initial: cfg.RetryInitial, Max: cfg.RetryMax})
-	consumer, err := kafka.NewConsumer(log, m, kafka.ConsumerConfig{
-		Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, Group: cfg.KafkaGroup,
-		BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger, BatchesInFlight: cfg.BatchesInFlight,
-		ShutdownTimeout: cfg.ShutdownTimeout, LagInterval: cfg.LagInterval, Properties: props,
-	}, pipeline)
+	consumer, err := newConsumer(cfg, log, m, props, pipeline)
 	if err != nil {
 		return err
 	}
+	defer consumer.Close() // Run closes it; this covers the returns before Run
 
+	checks := readiness(m, consumer, pipeline, store)
+	opsServer, err := ops.Start(cfg.OpsAddr, m.Registry, checks)
+	if err != nil {
+		return err
+	}
+	log.Info("ingestor started", "ops", opsServer.Addr(), "topic", cfg.KafkaTopic, "group", cfg.KafkaGroup,
+		"dlq", cfg.KafkaDLQTopic, "batch_size", cfg.BatchSize, "batch_linger", cfg.BatchLinger.String(), "batches_in_flight", cfg.BatchesInFlight)
+	if ready != nil {
+		ready <- opsServer.Addr()
+	}
+
+	runErr := consumer.Run(ctx)
+
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := opsServer.Stop(stopCtx); err != nil {
+		log.Warn("ops server", "err", err)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("ingestor stopped")
+	return nil
+}
+
+// openStore builds the PostgreSQL pool and the pipeline's store on it. The
+// database need not answer yet: the ingestor starts (and reports not
+// ready) while PostgreSQL is down.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*pgxpool.Pool, *postgres.Writer, error) {
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	store := postgres.NewWriter(pool, cfg.DBTimeout, func(d time.Duration) { m.DBWrite.Observe(d.Seconds()) })
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := store.Ping(pingCtx); err != nil {
+		log.Warn("PostgreSQL not reachable at start; will retry", "err", err)
+	}
+	return pool, store, nil
+}
+
+// openCache builds the Redis client and the pipeline's cache on it.
+func openCache(cfg config.Config) (*goredis.Client, *redis.Cache, error) {
+	rc, err := redis.NewClient(cfg.RedisURL, cfg.RedisTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rc, redis.New(rc, cfg.RedisKeyPrefix, cfg.RedisTTL, cfg.RedisTimeout), nil
+}
+
+// newConsumer builds the consumer-group member that feeds the pipeline.
+func newConsumer(cfg config.Config, log *slog.Logger, m *metrics.Metrics, props map[string]string, h kafka.Handler) (*kafka.Consumer, error) {
+	return kafka.NewConsumer(log, m, kafka.ConsumerConfig{
+		Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, Group: cfg.KafkaGroup,
+		BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger, BatchesInFlight: cfg.BatchesInFlight,
+		ShutdownTimeout: cfg.ShutdownTimeout, LagInterval: cfg.LagInterval, Properties: props,
+	}, h)
+}
+
+// readiness returns what /readyz checks (the consumer is subscribed;
+// PostgreSQL answers and no batch write is failing) and registers the
+// ingestor_ready gauge, which evaluates the same checks.
+func readiness(m *metrics.Metrics, consumer *kafka.Consumer, pipeline *ingest.Pipeline, store *postgres.Writer) map[string]ops.Check {
 	checks := map[string]ops.Check{
 		"kafka": func(context.Context) error {
 			if !consumer.Ready() {
@@ -138,39 +188,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 			if pipeline.DatabaseFailing() {
 				return errors.New("batch writes failing; retrying")
 			}
-			return writer.Ping(ctx)
+			return store.Ping(ctx)
 		},
 	}
 	m.RegisterReady(func() bool {
 		ready, _ := ops.Evaluate(context.Background(), checks)
 		return ready
 	})
-	m.RegisterDBPool(m.Registry, pool.Stat)
-	srv := &http.Server{
-		Handler:           ops.NewHandler(m.Registry, checks),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
-	log.Info("ingestor started", "ops", ln.Addr().String(), "topic", cfg.KafkaTopic, "group", cfg.KafkaGroup,
-		"dlq", cfg.KafkaDLQTopic, "batch_size", cfg.BatchSize, "batch_linger", cfg.BatchLinger.String(), "batches_in_flight", cfg.BatchesInFlight)
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-
-	runErr := consumer.Run(ctx)
-
-	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancelShutdown()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("ops server shutdown", "error", err)
-	}
-	if err := <-srvErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("ops server", "error", err)
-	}
-	if runErr != nil {
-		return runErr
-	}
-	log.Info("ingestor stopped")
-	return nil
+	return checks
 }

@@ -59,6 +59,8 @@ type Handler interface {
 	Commit(ctx context.Context, b *ingest.Batch, wait ingest.WaitFunc) error
 }
 
+var _ Handler = (*ingest.Pipeline)(nil)
+
 // ConsumerConfig configures a Consumer.
 type ConsumerConfig struct {
 	Brokers     string
@@ -176,7 +178,7 @@ func (c *Consumer) Ready() bool { return c.subscribed.Load() }
 // otherwise (Handler.Commit fails only when its context is cancelled).
 func (c *Consumer) Run(ctx context.Context) (err error) {
 	defer func() {
-		if cerr := c.close(); err == nil {
+		if cerr := c.Close(); err == nil {
 			err = cerr
 		}
 	}()
@@ -422,9 +424,11 @@ func (c *Consumer) rebalance(kc *ckafka.Consumer, ev ckafka.Event) error {
 	return nil
 }
 
-// close commits the stored offsets and leaves the group (which revokes
-// everything through the callback, committing again).
-func (c *Consumer) close() error {
+// Close commits the stored offsets and leaves the group (which revokes
+// everything through the callback, committing again). Run closes the
+// consumer when it returns; Close is for one that never ran. Calls after
+// the first do nothing. It must not be called while Run runs.
+func (c *Consumer) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		if _, cerr := c.c.Commit(); cerr != nil && !isCode(cerr, ckafka.ErrNoOffset) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -115,31 +114,39 @@ func (tp *topic) committed(t *testing.T) int64 {
 	return at
 }
 
+// consumer returns a Consumer of the topic's group handing batches of 10
+// to h, auto-committing every 100ms.
+func (tp *topic) consumer(t *testing.T, h Handler, shutdownTimeout time.Duration) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(slog.New(slog.DiscardHandler), metrics.New(), ConsumerConfig{
+		Brokers: tp.brokers, Topic: tp.name, Group: tp.group,
+		BatchSize: 10, BatchLinger: 10 * time.Millisecond, BatchesInFlight: 2,
+		ShutdownTimeout: shutdownTimeout,
+		Properties:      map[string]string{"auto.commit.interval.ms": "100", "session.timeout.ms": "6000"},
+	}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// preparer is a pipeline for Prepare only: it has no store, cache or
+// dead-letter topic to commit to.
+func preparer() *ingest.Pipeline {
+	return ingest.New(slog.New(slog.DiscardHandler), metrics.New(), 1<<20, nil, nil, nil, ingest.Retry{})
+}
+
 // A batch that finishes while an earlier one is still in flight stores no
 // offset: nothing is committed until the earlier batch is done, then both
 // are. Auto-commit runs every 100ms, so an early store would show.
 func TestLaterBatchWaitsForEarlierOffsets(t *testing.T) {
 	t.Parallel()
 	tp := newTopic(t, "inflight")
-	topic, group := tp.name, tp.group
 	produce := func(from, n int) { t.Helper(); tp.produce(t, from, n) }
 	committed := func() int64 { t.Helper(); return tp.committed(t) }
 
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := metrics.New()
-	h := &gatedHandler{
-		p:       ingest.New(log, m, 1<<20, nil, nil, nil, ingest.Retry{Initial: time.Millisecond, Max: time.Millisecond}),
-		release: make(chan struct{}), started: make(chan struct{}),
-	}
-	c, err := NewConsumer(log, m, ConsumerConfig{
-		Brokers: tp.brokers, Topic: topic, Group: group,
-		BatchSize: 10, BatchLinger: 10 * time.Millisecond, BatchesInFlight: 2,
-		ShutdownTimeout: 5 * time.Second,
-		Properties:      map[string]string{"auto.commit.interval.ms": "100", "session.timeout.ms": "6000"},
-	}, h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := &gatedHandler{p: preparer(), release: make(chan struct{}), started: make(chan struct{})}
+	c := tp.consumer(t, h, 5*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- c.Run(ctx) }()
@@ -229,21 +236,8 @@ func TestRunEndsOnAFailedBatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tp := newTopic(t, "failing")
-			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			m := metrics.New()
-			h := &failingHandler{
-				p:   ingest.New(log, m, 1<<20, nil, nil, nil, ingest.Retry{Initial: time.Millisecond, Max: time.Millisecond}),
-				err: tc.err, started: make(chan struct{}),
-			}
-			c, err := NewConsumer(log, m, ConsumerConfig{
-				Brokers: tp.brokers, Topic: tp.name, Group: tp.group,
-				BatchSize: 10, BatchLinger: 10 * time.Millisecond, BatchesInFlight: 2,
-				ShutdownTimeout: 200 * time.Millisecond,
-				Properties:      map[string]string{"auto.commit.interval.ms": "100", "session.timeout.ms": "6000"},
-			}, h)
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := &failingHandler{p: preparer(), err: tc.err, started: make(chan struct{})}
+			c := tp.consumer(t, h, 200*time.Millisecond)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			runErr := make(chan error, 1)

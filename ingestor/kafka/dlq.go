@@ -25,6 +25,8 @@ type DeadLetterProducer struct {
 	done      chan struct{}
 }
 
+var _ ingest.DeadLetters = (*DeadLetterProducer)(nil)
+
 // NewDeadLetterProducer creates the producer. props are extra librdkafka
 // properties (security settings); maxMessageSize is the consumer's size
 // limit, so that a too_large message still fits.

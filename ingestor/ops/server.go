@@ -6,6 +6,9 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -39,6 +42,45 @@ func NewHandler(reg *prometheus.Registry, checks map[string]Check) http.Handler 
 		writeJSON(w, status, body)
 	})
 	return mux
+}
+
+// Server serves the ops endpoints on a listener of its own.
+type Server struct {
+	srv    *http.Server
+	ln     net.Listener
+	served chan error // Serve's error, once it returned
+}
+
+// Start listens on addr and serves NewHandler(reg, checks) on a goroutine
+// of its own until Stop.
+func Start(addr string, reg *prometheus.Registry, checks map[string]Check) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ops listener: %w", err)
+	}
+	s := &Server{
+		srv:    &http.Server{Handler: NewHandler(reg, checks), ReadHeaderTimeout: 5 * time.Second},
+		ln:     ln,
+		served: make(chan error, 1),
+	}
+	go func() { s.served <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the server listens on (the port chosen for ":0").
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Stop stops accepting requests and waits for those in progress until ctx
+// ends. It returns what went wrong while shutting down or serving.
+func (s *Server) Stop(ctx context.Context) error {
+	var errs []error
+	if err := s.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("ops server shutdown: %w", err))
+	}
+	if err := <-s.served; !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("ops server: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // Evaluate runs every check, each bounded by one second, and reports

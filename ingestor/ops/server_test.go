@@ -42,3 +42,37 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// Start serves the endpoints on its own listener until Stop, which ends
+// cleanly; an address already taken is an error at Start.
+func TestStartStop(t *testing.T) {
+	t.Parallel()
+	s, err := Start("127.0.0.1:0", prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() (int, error) {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+s.Addr()+"/healthz", nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /healthz: %d, %v; want 200", code, err)
+	}
+	if _, err := Start(s.Addr(), prometheus.NewRegistry(), nil); err == nil {
+		t.Error("Start on an address in use succeeded")
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if code, err := get(); err == nil {
+		t.Errorf("GET /healthz after Stop: %d, want no answer", code)
+	}
+}

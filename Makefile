@@ -2,7 +2,7 @@
 #
 #   make run                 the whole service locally (Ctrl-C stops it); ARGS="--no-seed" etc.
 #   make test                go test -race over every module (starts/installs PostgreSQL and Redis if needed)
-#   make lint                golangci-lint v2 with .golangci.yml over every module
+#   make lint                golangci-lint v2 over every module, shellcheck, Redocly CLI over openapi.yaml
 #   make bench               every benchmark, figures in .artifacts/bench.txt
 #   make build               every binary into ./bin
 #   make migrate-up          apply migrations to $DATABASE_URL (default: local database "orders")
@@ -40,10 +40,10 @@ devstack:
 run: devstack
 	./bin/devstack $(ARGS)
 
-# PostgreSQL and Redis started (or installed, as root on Debian/Ubuntu), and
-# Chromium for the browser tests.
+# PostgreSQL and Redis started (or installed, as root on Debian/Ubuntu),
+# Chromium for the browser tests and promtool for the alert rules' tests.
 services:
-	@scripts/ensure-services.sh --browser
+	@scripts/ensure-services.sh --browser --promtool
 
 test: services
 	$(GO) test -race -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKGS)

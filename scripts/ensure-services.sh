@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ensure-services.sh: make sure the machine has what the tests and the dev
 # stack need: PostgreSQL and Redis server binaries (and, with --browser,
-# Chromium for the browser tests; with --bench, wrk for the reader's
-# benchmarks), and, unless --install-only, PostgreSQL
-# and Redis answering on their standard local ports.
+# Chromium for the browser tests; with --promtool, Prometheus' promtool for
+# the alert rules' tests; with --bench, wrk for the reader's benchmarks),
+# and, unless --install-only, PostgreSQL and Redis answering on their
+# standard local ports.
 #
 # Missing packages are installed with apt-get when running as root on
 # Debian/Ubuntu (one `apt-get update` first); otherwise the script prints
@@ -12,24 +13,26 @@
 # still work: shared/testenv then starts throwaway servers from the same
 # binaries. When everything is present and running this is a quick no-op.
 #
-# Used by `make test` (ensure-services.sh --browser) and by the dev stack
+# Used by `make test` (ensure-services.sh --browser --promtool) and by the dev stack
 # (`make run` calls it with --install-only when server binaries are missing).
 set -euo pipefail
 
 install_only=0
 browser=0
+promtool=0
 bench=0
 for arg in "$@"; do
 	case "$arg" in
 	--install-only) install_only=1 ;;
 	--browser) browser=1 ;;
+	--promtool) promtool=1 ;;
 	--bench) bench=1 ;;
 	-h | --help)
-		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "ensure-services: unknown argument $arg (want --install-only, --browser, --bench)" >&2
+		echo "ensure-services: unknown argument $arg (want --install-only, --browser, --promtool, --bench)" >&2
 		exit 2
 		;;
 	esac
@@ -96,23 +99,47 @@ fi
 if ((bench)) && ! command -v wrk >/dev/null; then
 	missing+=(wrk)
 fi
+# promtool ships in Debian's prometheus package (the server, which is not
+# wanted here, comes with it: see below). Its recommends (node exporter,
+# smartmontools, ...) are not needed.
+bare=()
+if ((promtool)) && ! command -v promtool >/dev/null; then
+	bare+=(prometheus)
+fi
 
 installed_postgres=0
-if ((${#missing[@]})); then
+wanted=("${missing[@]}" "${bare[@]}")
+if ((${#wanted[@]})); then
 	if [[ $(id -u) -ne 0 || ! -f /etc/debian_version ]] || ! command -v apt-get >/dev/null; then
-		say "missing: ${missing[*]}. Install them with:"
+		say "missing: ${wanted[*]}. Install them with:"
 		if [[ -f /etc/debian_version ]]; then
-			echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+			if ((${#missing[@]})); then
+				echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+			fi
+			if ((${#bare[@]})); then
+				echo "    sudo apt-get update && sudo apt-get install -y --no-install-recommends ${bare[*]}"
+			fi
 		else
-			echo "    (Debian/Ubuntu) sudo apt-get update && sudo apt-get install -y ${missing[*]}"
-			echo "    (macOS)         brew install postgresql redis"
+			echo "    (Debian/Ubuntu) sudo apt-get update && sudo apt-get install -y ${wanted[*]}"
+			echo "    (macOS)         brew install postgresql redis prometheus"
 		fi
 		exit 1
 	fi
-	say "installing ${missing[*]} with apt-get"
+	say "installing ${wanted[*]} with apt-get"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
-	apt-get install -y -q "${missing[@]}"
+	if ((${#missing[@]})); then
+		apt-get install -y -q "${missing[@]}"
+	fi
+	if ((${#bare[@]})); then
+		apt-get install -y -q --no-install-recommends "${bare[@]}"
+		# Only promtool is wanted: where systemd runs, the package has just
+		# enabled and started a Prometheus server on :9090.
+		if [[ " ${bare[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
+			say "disabling the prometheus service the package started (only promtool is used)"
+			systemctl disable --now prometheus.service || true
+		fi
+	fi
 	if [[ " ${missing[*]} " == *" postgresql "* ]]; then
 		installed_postgres=1
 	fi

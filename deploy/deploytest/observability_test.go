@@ -66,9 +66,27 @@ func alertExprs(t testing.TB) map[string]string {
 }
 
 type dashboard struct {
-	UID    string  `json:"uid"`
-	Title  string  `json:"title"`
+	UID        string `json:"uid"`
+	Title      string `json:"title"`
+	Templating struct {
+		List []templateVar `json:"list"`
+	} `json:"templating"`
 	Panels []panel `json:"panels"`
+}
+
+type templateVar struct {
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Query      string `json:"query"` // label_values(...) or, for a datasource, its type
+	Datasource *struct {
+		UID string `json:"uid"`
+	} `json:"datasource"`
+	Current struct {
+		Value any `json:"value"`
+	} `json:"current"`
+	Multi      bool   `json:"multi"`
+	IncludeAll bool   `json:"includeAll"`
+	AllValue   string `json:"allValue"`
 }
 
 type panel struct {
@@ -79,6 +97,21 @@ type panel struct {
 		Type string `json:"type"`
 		UID  string `json:"uid"`
 	} `json:"datasource"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit string `json:"unit"`
+		} `json:"defaults"`
+		Overrides []struct {
+			Matcher struct {
+				ID      string `json:"id"`
+				Options any    `json:"options"`
+			} `json:"matcher"`
+			Properties []struct {
+				ID    string `json:"id"`
+				Value any    `json:"value"`
+			} `json:"properties"`
+		} `json:"overrides"`
+	} `json:"fieldConfig"`
 	Targets []struct {
 		RefID      string `json:"refId"`
 		Expr       string `json:"expr"`
@@ -87,6 +120,23 @@ type panel struct {
 		} `json:"datasource"`
 	} `json:"targets"`
 	Panels []panel `json:"panels"` // collapsed rows keep theirs inside
+}
+
+// dashboardPanels returns every panel that is not a row, rows' panels
+// included.
+func dashboardPanels(t testing.TB) []panel {
+	var out []panel
+	var walk func([]panel)
+	walk = func(ps []panel) {
+		for _, p := range ps {
+			if p.Type != "row" {
+				out = append(out, p)
+			}
+			walk(p.Panels)
+		}
+	}
+	walk(loadDashboard(t).Panels)
+	return out
 }
 
 func loadDashboard(t testing.TB) dashboard {
@@ -267,6 +317,14 @@ func TestGrafanaProvisioning(t *testing.T) {
 	if d.UID == "" || d.Title == "" {
 		t.Error("dashboard needs a uid and a title")
 	}
+	// Panels query the datasource variable (TestDashboardVariables), whose
+	// default is the provisioned datasource.
+	dsVar := slices.IndexFunc(d.Templating.List, func(v templateVar) bool { return v.Type == "datasource" })
+	if dsVar < 0 {
+		t.Error("dashboard has no datasource variable")
+	} else if v := d.Templating.List[dsVar]; v.Current.Value != uid {
+		t.Errorf("datasource variable %s defaults to %v, want the provisioned uid %q", v.Name, v.Current.Value, uid)
+	}
 	ids := map[int]bool{}
 	var walk func([]panel)
 	walk = func(ps []panel) {
@@ -276,8 +334,8 @@ func TestGrafanaProvisioning(t *testing.T) {
 			}
 			ids[p.ID] = true
 			if p.Type != "row" {
-				if p.Datasource == nil || p.Datasource.UID != uid {
-					t.Errorf("panel %q does not use datasource uid %q", p.Title, uid)
+				if p.Datasource == nil || p.Datasource.Type != "prometheus" {
+					t.Errorf("panel %q does not use a prometheus datasource", p.Title)
 				}
 				if len(p.Targets) == 0 {
 					t.Errorf("panel %q has no query", p.Title)
@@ -310,6 +368,9 @@ func TestGrafanaProvisioning(t *testing.T) {
 		"cache hit ratio by tier": "reader_cache_lookups_total",
 		"db pool":                 "reader_db_query_duration_seconds_sum",
 		"warm-up":                 "reader_warmup_orders",
+		"ingestor ready":          "ingestor_ready",
+		"redis tier":              "reader_redis_up",
+		"local cache":             "reader_local_cache_bytes",
 	} {
 		found := false
 		for key, e := range exprs {

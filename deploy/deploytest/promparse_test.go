@@ -16,10 +16,16 @@ import (
 // duration, so that dashboard queries parse as plain PromQL.
 var grafanaVars = strings.NewReplacer("$__rate_interval", "1m", "$__interval", "1m", "$__range", "1h")
 
+// parsePromQL parses a dashboard or alert expression with Prometheus' own
+// parser, Grafana's interval variables replaced.
+func parsePromQL(expr string) (parser.Expr, error) {
+	return parser.NewParser(parser.Options{}).ParseExpr(grafanaVars.Replace(expr))
+}
+
 // promqlMetricNames parses expr with Prometheus' own parser and returns the
 // metric names of its vector selectors.
 func promqlMetricNames(expr string) ([]string, error) {
-	e, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVars.Replace(expr))
+	e, err := parsePromQL(expr)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # lint.sh: run golangci-lint v2 (the version pinned below, with the
-# repository's .golangci.yml) over every module of the Go workspace,
-# shellcheck over the scripts, and Redocly CLI over the reader's OpenAPI
-# document.
+# repository's .golangci.yml) over every module of the Go workspace, the
+# shell scripts through shellcheck, and Redocly CLI over the reader's
+# OpenAPI document.
 #
 #   scripts/lint.sh                  every step
 #   scripts/lint.sh openapi go       only the steps named (go, shell, openapi)

@@ -214,7 +214,11 @@ func TestDLQLsShowsEachLetter(t *testing.T) {
 func assertRedriven(t *testing.T, recs []*kgo.Record, want []sentLetter, n int) {
 	t.Helper()
 	describe := func(partition int32, key, value []byte, headers []kgo.RecordHeader) string {
-		return fmt.Sprintf("partition %d key %s value %x headers %v", partition, key, sha256.Sum256(value), headers)
+		hs := make([]string, len(headers))
+		for i, h := range headers {
+			hs[i] = h.Key + "=" + shorten(string(h.Value), 20)
+		}
+		return fmt.Sprintf("partition %d key %s value sha256:%x headers %v", partition, key, sha256.Sum256(value), hs)
 	}
 	wanted := map[string]int{}
 	for _, l := range want {

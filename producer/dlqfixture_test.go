@@ -24,7 +24,7 @@ import (
 // dlqEnv is a source topic, its dead-letter topic and a parking topic on
 // one broker.
 type dlqEnv struct {
-	brokers               string
+	brokers              string
 	source, dlq, parking string
 	// letters are what was dead-lettered, in the order sent.
 	letters []sentLetter
@@ -191,4 +191,3 @@ func committed(t testing.TB, brokers, group, topic string) map[int32]int64 {
 	})
 	return out
 }
-

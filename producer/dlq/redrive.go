@@ -151,10 +151,9 @@ type Redrive struct {
 
 	examined, sent, parked, skipped, failed atomic.Int64
 
-	mu       sync.Mutex
-	listed   []Brief
-	errs     []send.ErrorCount
-	failures []error
+	mu     sync.Mutex
+	listed []Brief
+	errs   []send.ErrorCount
 }
 
 type topicInfo struct {
@@ -214,10 +213,6 @@ func NewRedrive(ctx context.Context, r *Reader, opts RedriveOptions) (*Redrive, 
 	go send.DrainLogs(d.p.Logs(), r.cfg.Log)
 	return d, nil
 }
-
-// Ranges are what the redrive reads: from the group's position to the high
-// watermarks when it was created.
-func (d *Redrive) Ranges() []Range { return d.ranges }
 
 // Letters is how many letters the redrive examines.
 func (d *Redrive) Letters() int64 {
@@ -301,6 +296,9 @@ func (d *Redrive) handle(ctx context.Context, l *Letter) error {
 		return nil
 	}
 	dec, err := d.decide(ctx, l)
+	if ctx.Err() != nil {
+		return ctx.Err() // stopping: the letter is for the next run
+	}
 	if err != nil {
 		d.fail(l, err)
 		return errDelivery

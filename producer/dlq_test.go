@@ -516,3 +516,44 @@ func TestDLQMissingTopic(t *testing.T) {
 		t.Errorf("%d letters sent without a parking topic", got)
 	}
 }
+
+// A letter whose record the broker refuses stops the redrive (exit 1) with
+// the broker's error; its progress stays before it, so the next run, the
+// cause fixed, sends it.
+func TestDLQRedriveFailureIsRetriedByTheNextRun(t *testing.T) {
+	t.Parallel()
+	e := newDLQEnv(t, 3, 1)
+	e.badStream(t, 9)
+	var large []sentLetter
+	for _, l := range e.letters {
+		if l.reason == "too_large" {
+			large = append(large, l)
+		}
+	}
+	if len(large) != 1 {
+		t.Fatalf("%d too_large letters, want 1", len(large))
+	}
+	// Uncompressed, the 1 MiB + 1 KiB value exceeds the broker's limit.
+	args := e.dlqArgs("redrive", "--reason", "too_large")
+	r := runCLI(context.Background(), t, nil, append(args, "-X", "compression.type=none")...)
+	if code := exitCode(r.err, new(bytes.Buffer)); code != exitFailure || !strings.Contains(r.err.Error(), "1 letters were not redriven") {
+		t.Fatalf("exit %d, error %v; want %d and the failure\n%s", code, r.err, exitFailure, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "failed 1") || !strings.Contains(strings.ToLower(r.stderr), "too large") {
+		t.Errorf("summary does not report the failure and its cause:\n%s", r.stderr)
+	}
+	var dlqOffset int64 = -1
+	for _, l := range lsJSON(t, e, "--reason", "too_large") {
+		dlqOffset = l.DLQOffset
+	}
+	group := dlq.DefaultGroup(dlq.DefaultGroupBase, &dlq.Filter{Reasons: []string{"too_large"}})
+	if at, ok := committed(t, e.brokers, group, e.dlq)[0]; ok && at > dlqOffset {
+		t.Errorf("progress committed at %d, past the failed letter at %d", at, dlqOffset)
+	}
+	if got := len(redriven(t, e.brokers, e.source)); got != 0 {
+		t.Fatalf("%d records redriven by the failed run", got)
+	}
+
+	mustRun(t, args...)
+	assertRedriven(t, redriven(t, e.brokers, e.source), large, 1)
+}

@@ -4,7 +4,8 @@
 //
 //	producer --brokers 127.0.0.1:9092 --topic orders --generate 300 --seed 1
 //
-// See README.md for every flag.
+// `producer dlq stats|ls|redrive` inspects the dead-letter topic and puts
+// letters back (dlqcmd.go, package dlq). See README.md for every flag.
 package main
 
 import (
@@ -160,6 +161,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: producer [flags] (--sample | --generate N | --file PATH | --bad K)
+       producer dlq (stats | ls | redrive) [flags]   (see producer dlq --help)
 
 Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 
@@ -167,13 +169,7 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 		fs.PrintDefaults()
 	}
 
-	brokers := getenv("PRODUCER_BROKERS")
-	if brokers == "" {
-		brokers = getenv("KAFKA_BROKERS")
-	}
-	if brokers == "" {
-		brokers = "127.0.0.1:9092"
-	}
+	brokers := brokersFrom(getenv)
 	topic := getenv("PRODUCER_TOPIC")
 	if topic == "" {
 		topic = "orders"
@@ -283,6 +279,9 @@ Sends orders to Kafka (idempotent producer, acks=all, key = order_uid).
 
 // run is the whole program; main only adds the process around it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "dlq" {
+		return runDLQ(ctx, args[1:], getenv, stdout, stderr)
+	}
 	c, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err

@@ -52,19 +52,34 @@ type Reporter struct {
 	wg   sync.WaitGroup
 }
 
-// Start begins reporting to w. total is the expected number of messages (-1
-// when unknown); interval is the period of the one-line summary (the bar
-// refreshes on its own, faster). Mode Auto must have been resolved already:
-// it is treated as Line.
+// Labels name what is counted.
+type Labels struct {
+	Action string // the bar's description, "sending"
+	Unit   string // counted per second, "msg"
+	Done   string // what the line's first count is, "delivered"
+}
+
+// Messages are the labels of sending messages.
+var Messages = Labels{Action: "sending", Unit: "msg", Done: "delivered"}
+
+// Start begins reporting messages sent to w. total is the expected number
+// of messages (-1 when unknown); interval is the period of the one-line
+// summary (the bar refreshes on its own, faster). Mode Auto must have been
+// resolved already: it is treated as Line.
 func Start(w io.Writer, mode Mode, total int64, interval time.Duration, counts func() Counts) *Reporter {
+	return StartWith(w, mode, total, interval, Messages, counts)
+}
+
+// StartWith is Start for things other than messages sent.
+func StartWith(w io.Writer, mode Mode, total int64, interval time.Duration, l Labels, counts func() Counts) *Reporter {
 	r := &Reporter{stop: make(chan struct{})}
 	switch mode {
 	case Off:
 		return r
 	case Bar:
-		r.run(100*time.Millisecond, bar(w, total, counts))
+		r.run(100*time.Millisecond, bar(w, total, l, counts))
 	default:
-		r.run(interval, line(w, total, counts))
+		r.run(interval, line(w, total, l, counts))
 	}
 	return r
 }
@@ -94,21 +109,21 @@ func (r *Reporter) run(period time.Duration, render func(final bool)) {
 	}()
 }
 
-func bar(w io.Writer, total int64, counts func() Counts) func(bool) {
+func bar(w io.Writer, total int64, l Labels, counts func() Counts) func(bool) {
 	b := progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("sending"),
+		progressbar.OptionSetDescription(l.Action),
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("msg"),
+		progressbar.OptionSetItsString(l.Unit),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionFullWidth(),
 	)
 	return func(final bool) {
 		c := counts()
-		desc := "sending"
+		desc := l.Action
 		if c.Failed > 0 {
-			desc = fmt.Sprintf("sending (%d failed)", c.Failed)
+			desc = fmt.Sprintf("%s (%d failed)", l.Action, c.Failed)
 		}
 		if !b.IsFinished() {
 			b.Describe(desc)
@@ -125,7 +140,7 @@ func bar(w io.Writer, total int64, counts func() Counts) func(bool) {
 
 // line prints "progress: 1200/5000 delivered, 0 failed, 400 msg/s" where
 // the rate is over the last period.
-func line(w io.Writer, total int64, counts func() Counts) func(bool) {
+func line(w io.Writer, total int64, l Labels, counts func() Counts) func(bool) {
 	last, lastAt := int64(0), time.Now()
 	return func(final bool) {
 		if final {
@@ -140,6 +155,6 @@ func line(w io.Writer, total int64, counts func() Counts) func(bool) {
 		if total >= 0 {
 			of = fmt.Sprintf("/%d", total)
 		}
-		fmt.Fprintf(w, "progress: %d%s delivered, %d failed, %.0f msg/s\n", c.Delivered, of, c.Failed, rate)
+		fmt.Fprintf(w, "progress: %d%s %s, %d failed, %.0f %s/s\n", c.Delivered, of, l.Done, c.Failed, rate, l.Unit)
 	}
 }

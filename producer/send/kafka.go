@@ -93,7 +93,7 @@ func New(cfg Config) (*Kafka, error) {
 		done:    make(chan struct{}),
 	}
 	go k.events()
-	go drainLogs(p.Logs(), cfg.Log)
+	go DrainLogs(p.Logs(), cfg.Log)
 	return k, nil
 }
 
@@ -101,6 +101,20 @@ func New(cfg Config) (*Kafka, error) {
 // up to timeout, so that an unreachable broker or a missing topic is
 // reported at once instead of after every message has timed out.
 func (k *Kafka) Check(ctx context.Context, timeout time.Duration) error {
+	_, err := AwaitTopic(ctx, k.p, k.brokers, k.topic, timeout)
+	return err
+}
+
+// MetadataClient is what AwaitTopic asks: a librdkafka producer or consumer.
+type MetadataClient interface {
+	GetMetadata(topic *string, allTopics bool, timeoutMs int) (*kafka.Metadata, error)
+}
+
+// AwaitTopic asks the broker for topic's metadata until it answers with at
+// least one partition or timeout passes, and returns the topic's metadata.
+// The errors say which of the two is wrong: the broker (cannot reach Kafka
+// at <brokers>) or the topic (does not exist).
+func AwaitTopic(ctx context.Context, c MetadataClient, brokers, topic string, timeout time.Duration) (kafka.TopicMetadata, error) {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {
@@ -108,36 +122,36 @@ func (k *Kafka) Check(ctx context.Context, timeout time.Duration) error {
 		if wait <= 0 {
 			break
 		}
-		md, err := k.p.GetMetadata(&k.topic, false, int(wait.Milliseconds()))
+		md, err := c.GetMetadata(&topic, false, int(wait.Milliseconds()))
 		if err == nil {
-			t, ok := md.Topics[k.topic]
+			t, ok := md.Topics[topic]
 			switch {
 			case ok && t.Error.Code() == kafka.ErrNoError && len(t.Partitions) > 0:
-				return nil
+				return t, nil
 			case ok && t.Error.Code() != kafka.ErrNoError:
-				lastErr = fmt.Errorf("topic %q at %s: %w", k.topic, k.brokers, t.Error)
+				lastErr = fmt.Errorf("topic %q at %s: %w", topic, brokers, t.Error)
 			default:
-				lastErr = fmt.Errorf("topic %q does not exist at %s", k.topic, k.brokers)
+				lastErr = fmt.Errorf("topic %q does not exist at %s", topic, brokers)
 			}
 			// A missing topic may be in the middle of auto-creation:
 			// ask again until the deadline.
 		} else {
-			lastErr = fmt.Errorf("cannot reach Kafka at %s: %w", k.brokers, err)
+			lastErr = fmt.Errorf("cannot reach Kafka at %s: %w", brokers, err)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return kafka.TopicMetadata{}, ctx.Err()
 		case <-time.After(min(100*time.Millisecond, max(time.Until(deadline), 0))):
 		}
 	}
 	if lastErr == nil {
-		lastErr = fmt.Errorf("cannot reach Kafka at %s: no answer", k.brokers)
+		lastErr = fmt.Errorf("cannot reach Kafka at %s: no answer", brokers)
 	}
 	var kerr kafka.Error
 	if errors.As(lastErr, &kerr) && kerr.Code() == kafka.ErrTimedOut {
-		return fmt.Errorf("cannot reach Kafka at %s: no answer within %s", k.brokers, timeout)
+		return kafka.TopicMetadata{}, fmt.Errorf("cannot reach Kafka at %s: no answer within %s", brokers, timeout)
 	}
-	return lastErr
+	return kafka.TopicMetadata{}, lastErr
 }
 
 // Send enqueues m. When librdkafka's queue is full it waits for deliveries
@@ -244,7 +258,9 @@ func (k *Kafka) Close(timeout time.Duration) Stats {
 	return s
 }
 
-func drainLogs(logs chan kafka.LogEvent, w io.Writer) {
+// DrainLogs reads librdkafka's log channel until it closes, writing each
+// line to w, or dropping it when w is nil.
+func DrainLogs(logs chan kafka.LogEvent, w io.Writer) {
 	for l := range logs {
 		if w != nil {
 			fmt.Fprintln(w, "librdkafka "+l.Tag+" ["+strconv.Itoa(l.Level)+"]: "+l.Message)

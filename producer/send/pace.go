@@ -28,6 +28,14 @@ func NewPacer(rate float64) *Pacer {
 	return p
 }
 
+// Interval is the spacing of events, 0 when there is no limit.
+func (p *Pacer) Interval() time.Duration {
+	if p == nil {
+		return 0
+	}
+	return p.interval
+}
+
 // Wait blocks until the next event is due or ctx ends.
 func (p *Pacer) Wait(ctx context.Context) error {
 	if p == nil || p.interval <= 0 {

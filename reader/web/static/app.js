@@ -1,11 +1,16 @@
 // The page's controller: the search form, deep links (/?uid=...), the
-// states of the order view and the recent-orders list.
+// states of the order view, the recent-orders list, and signing in.
 //
 // The URL is the source of truth: a search pushes /?uid=<uid> onto the
 // history and every view is drawn from location, so reload, back and forward
 // show what the address bar says.
+//
+// Signing in: the page asks for a token only when the reader answers 401.
+// A reader that asks for no credential is used without one, as before; a
+// refused or expired token is forgotten and the form comes back.
 
 import { ApiError, fetchOrder, fetchRecent } from './api.js';
+import { clearToken, getToken, isPlausibleToken, setToken, tokenGeneration } from './auth.js';
 import { formatISODate, formatMoney, isValidUID } from './format.js';
 import { el, renderOrder } from './render.js';
 
@@ -24,6 +29,22 @@ const orderBox = $('order');
 const recentList = $('recent-list');
 const recentStatus = $('recent-status');
 const recentRefresh = $('recent-refresh');
+const signin = $('signin');
+const signinForm = $('signin-form');
+const signinMessage = $('signin-message');
+const tokenInput = $('token-input');
+const tokenError = $('token-error');
+const signoutButton = $('signout-button');
+
+// Why the sign-in form is shown.
+const SIGNIN_MESSAGES = {
+  needed: 'The order service needs a credential to show orders. Sign in with an API key or an access token.',
+  expired: 'Your session has expired or the token was refused; sign in again.',
+  'signed-out': 'You are signed out. Sign in again to look up orders.',
+};
+const RECENT_SIGNIN = 'Sign in to see the recent orders.';
+// The grant the API's order endpoints need, when a 403 does not name it.
+const READ_GRANT = 'orders:read';
 
 let inflight = null; // AbortController of the order request in progress
 
@@ -44,11 +65,13 @@ function setState(state, title, detail) {
   statusBox.dataset.kind = state;
   statusTitle.textContent = title;
   statusText.textContent = detail || '';
-  statusBox.hidden = state === 'order';
-  statusRetry.hidden = state !== 'unavailable' && state !== 'error';
+  statusBox.hidden = state === 'order' || state === 'signin';
+  statusRetry.hidden = state !== 'unavailable' && state !== 'error' && state !== 'rate-limited';
   orderBox.hidden = state !== 'order';
+  signin.hidden = state !== 'signin';
   if (state !== 'order') {
     orderBox.replaceChildren();
+    delete orderBox.dataset.pii;
     // The status box speaks for itself; the announcer is for the order.
     announcer.textContent = '';
   }
@@ -74,6 +97,20 @@ function showError(uid, err) {
       break;
     case 'invalid':
       showInvalid(uid);
+      break;
+    case 'unauthorized':
+      signInRequired(err);
+      break;
+    case 'forbidden':
+      document.title = 'Access denied — Orders';
+      setState('forbidden', 'Access denied',
+        `This credential may not read orders: it needs the “${err.scope || READ_GRANT}” grant. ` +
+        'Sign out and sign in with a credential that has it, or ask for the grant.');
+      break;
+    case 'rate-limited':
+      document.title = 'Too many requests — Orders';
+      setState('rate-limited', 'Too many requests',
+        `The order service is limiting the requests of this credential. ${retryHint(err.retryAfter)}`);
       break;
     case 'unavailable':
       document.title = 'Service unavailable — Orders';
@@ -108,14 +145,18 @@ async function show(uid, { focusOrder = false } = {}) {
   document.title = `Loading ${uid} — Orders`;
   setState('loading', 'Loading…', `Looking up order “${uid}”.`);
   try {
-    const order = await fetchOrder(uid, ctl.signal);
+    const { order, pii } = await fetchOrder(uid, ctl.signal);
     if (ctl.signal.aborted) {
       return;
     }
-    orderBox.replaceChildren(renderOrder(order));
+    const masked = pii === 'masked';
+    orderBox.replaceChildren(renderOrder(order, { masked }));
     document.title = `Order ${order.order_uid || uid} — Orders`;
     setState('order', '', '');
-    announcer.textContent = `Showing order ${order.order_uid || uid}.`;
+    if (pii) {
+      orderBox.dataset.pii = pii;
+    }
+    announcer.textContent = `Showing order ${order.order_uid || uid}.${masked ? ' Personal data is hidden.' : ''}`;
     markCurrent(uid);
     if (focusOrder) {
       $('order-title').focus();
@@ -131,6 +172,92 @@ async function show(uid, { focusOrder = false } = {}) {
     }
   }
 }
+
+// retryHint turns a 429's Retry-After into a sentence.
+function retryHint(seconds) {
+  if (seconds === null || seconds === undefined) {
+    return 'Please try again in a moment.';
+  }
+  const n = Math.max(1, seconds);
+  return `Try again in ${n} second${n === 1 ? '' : 's'}.`;
+}
+
+// --- signing in ---
+
+// showSignIn brings the form up with the reason ('needed', 'expired' or
+// 'signed-out') and moves the focus to the token field. The reason is also
+// spoken through the page's live region, which (unlike the form, hidden
+// until now) is always in the accessibility tree.
+function showSignIn(reason) {
+  document.title = 'Sign in — Orders';
+  setState('signin', '', '');
+  signin.dataset.reason = reason;
+  signinMessage.textContent = SIGNIN_MESSAGES[reason];
+  announcer.textContent = SIGNIN_MESSAGES[reason];
+  tokenError.textContent = '';
+  tokenInput.removeAttribute('aria-invalid');
+  tokenInput.value = '';
+  signoutButton.hidden = getToken() === null;
+  tokenInput.focus();
+}
+
+// signInRequired handles a 401: the token sent (if any) is forgotten and
+// the form comes back. An answer to a request sent before the token last
+// changed is ignored: the newer token's own requests decide.
+function signInRequired(err) {
+  if (err.generation !== tokenGeneration()) {
+    return;
+  }
+  const hadToken = getToken() !== null;
+  clearToken();
+  showSignIn(hadToken ? 'expired' : 'needed');
+}
+
+function tokenFail(message) {
+  tokenError.textContent = message;
+  tokenInput.setAttribute('aria-invalid', 'true');
+  tokenInput.focus();
+}
+
+signinForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  // A pasted "Bearer <token>" header value is taken as the token.
+  const token = tokenInput.value.trim().replace(/^Bearer\s+/i, '');
+  if (token === '') {
+    tokenFail('Enter an API key or an access token.');
+    return;
+  }
+  if (!isPlausibleToken(token)) {
+    tokenFail('That is not a token: paste the whole API key (ord_…) or access token, without spaces or line breaks.');
+    return;
+  }
+  setToken(token);
+  tokenInput.value = '';
+  tokenError.textContent = '';
+  tokenInput.removeAttribute('aria-invalid');
+  signoutButton.hidden = false;
+  const uid = uidFromLocation();
+  show(uid, { focusOrder: true });
+  loadRecent();
+  if (!uid) {
+    input.focus();
+  }
+});
+
+signoutButton.addEventListener('click', () => {
+  clearToken();
+  if (inflight) {
+    inflight.abort();
+    inflight = null;
+  }
+  if (recentCtl) {
+    recentCtl.abort();
+    recentCtl = null;
+  }
+  // Nothing read with the credential stays on screen.
+  clearRecent(RECENT_SIGNIN);
+  showSignIn('signed-out');
+});
 
 // navigate puts uid in the address bar (a new history entry unless it is
 // already there) and shows it.
@@ -221,6 +348,14 @@ function recentEntry(o) {
 
 let recentCtl = null;
 
+function clearRecent(message) {
+  recentList.replaceChildren();
+  recentList.removeAttribute('aria-busy');
+  delete recentList.dataset.loaded;
+  recentStatus.hidden = false;
+  recentStatus.textContent = message;
+}
+
 async function loadRecent() {
   if (recentCtl) {
     recentCtl.abort();
@@ -241,9 +376,23 @@ async function loadRecent() {
     if (err && err.name === 'AbortError') {
       return;
     }
-    recentStatus.textContent = err instanceof ApiError && err.kind === 'unavailable'
-      ? 'The recent orders could not be loaded: the service is unavailable.'
-      : 'The recent orders could not be loaded.';
+    switch (err instanceof ApiError ? err.kind : 'error') {
+      case 'unauthorized':
+        clearRecent(RECENT_SIGNIN);
+        signInRequired(err);
+        break;
+      case 'forbidden':
+        clearRecent(`The recent orders need the “${err.scope || READ_GRANT}” grant.`);
+        break;
+      case 'rate-limited':
+        recentStatus.textContent = `Too many requests. ${retryHint(err.retryAfter)}`;
+        break;
+      case 'unavailable':
+        recentStatus.textContent = 'The recent orders could not be loaded: the service is unavailable.';
+        break;
+      default:
+        recentStatus.textContent = 'The recent orders could not be loaded.';
+    }
   } finally {
     if (recentCtl === ctl) {
       recentCtl = null;
@@ -256,6 +405,7 @@ recentRefresh.addEventListener('click', () => loadRecent());
 
 // --- start ---
 
+signoutButton.hidden = getToken() === null;
 const initial = uidFromLocation();
 input.value = initial || '';
 show(initial);

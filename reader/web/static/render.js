@@ -66,18 +66,56 @@ function headerCard(o) {
       o.internal_signature ? field('Internal signature', text(o.internal_signature), 'internal_signature') : null));
 }
 
-function deliveryCard(d) {
+// MASK is the character the reader puts in place of hidden personal data
+// (reader/pii).
+export const MASK = '*';
+
+// PII_NOTE says why the personal fields show asterisks and what unmasks them.
+export const PII_NOTE = 'Personal data is hidden. It is shown to credentials with the orders:pii grant.';
+
+function isMasked(masked, value) {
+  return masked && typeof value === 'string' && value.includes(MASK);
+}
+
+// maskBadge marks a field whose value the reader masked. Its text is read
+// with the field's label ("Name, masked"), so the state does not rest on
+// colour or asterisks alone.
+function maskBadge() {
+  return el('span', { class: 'badge-masked' }, 'masked');
+}
+
+// personal is a delivery field that the reader may have masked: in a masked
+// order, a value holding the mask character is styled as hidden and its
+// label carries a badge.
+function personal(label, value, path, masked, extra) {
+  const hidden = isMasked(masked, value);
+  return el('div', { class: ['field', extra, hidden ? 'field-masked' : ''].filter(Boolean).join(' ') },
+    el('dt', null, label, hidden ? [' ', maskBadge()] : null),
+    el('dd', { 'data-field': path, 'data-masked': hidden ? 'true' : null }, text(value)));
+}
+
+function deliveryCard(d, masked) {
   d = d || {};
+  // Each part of the address is its own element, so that a masked street
+  // or zip is styled as hidden and the city beside it is not.
+  const part = (value, cls) => el('span', {
+    class: [cls, isMasked(masked, value) ? 'masked' : ''].filter(Boolean).join(' ') || null,
+  }, value);
+  const place = [d.zip, d.city].filter(Boolean).map((v) => part(v));
+  const addressMasked = [d.address, d.zip, d.city, d.region].some((v) => isMasked(masked, v));
   const address = el('address', { class: 'address' },
-    el('span', { class: 'line' }, text(d.address)),
-    el('span', { class: 'line' }, [d.zip, d.city].filter(Boolean).join(' ') || '—'),
-    el('span', { class: 'line' }, text(d.region)));
+    part(text(d.address), 'line'),
+    el('span', { class: 'line' }, place.length ? place.flatMap((p, i) => (i ? [' ', p] : [p])) : '—'),
+    part(text(d.region), 'line'));
   return card('order-delivery', 'Delivery',
+    masked ? el('p', { class: 'pii-note', id: 'pii-note' }, PII_NOTE) : null,
     el('dl', { class: 'fields fields-2' },
-      field('Name', text(d.name), 'delivery.name'),
-      field('Phone', text(d.phone), 'delivery.phone'),
-      field('Address', address, 'delivery.address', 'field-wide'),
-      field('E-mail', text(d.email), 'delivery.email', 'field-wide')));
+      personal('Name', d.name, 'delivery.name', masked),
+      personal('Phone', d.phone, 'delivery.phone', masked),
+      el('div', { class: `field field-wide${addressMasked ? ' field-masked' : ''}` },
+        el('dt', null, 'Address', addressMasked ? [' ', maskBadge()] : null),
+        el('dd', { 'data-field': 'delivery.address', 'data-masked': addressMasked ? 'true' : null }, address)),
+      personal('E-mail', d.email, 'delivery.email', masked, 'field-wide')));
 }
 
 function paymentCard(p) {
@@ -179,12 +217,13 @@ async function copyText(s) {
   }
 }
 
-// renderOrder returns the whole view of an order as a fragment.
-export function renderOrder(o) {
+// renderOrder returns the whole view of an order as a fragment. masked
+// says that the reader hid the order's personal data (X-PII: masked).
+export function renderOrder(o, { masked = false } = {}) {
   const frag = document.createDocumentFragment();
   frag.append(
     headerCard(o),
-    el('div', { class: 'grid-2' }, deliveryCard(o.delivery), paymentCard(o.payment)),
+    el('div', { class: 'grid-2' }, deliveryCard(o.delivery, masked), paymentCard(o.payment)),
     itemsCard(o),
     rawCard(o));
   return frag;

@@ -63,16 +63,20 @@ func newEnv(t testing.TB, partitions int32) *env {
 	return e
 }
 
-// config is the ingestor configuration for this env, with short timings.
+// config is the ingestor configuration for this env, with short timings:
+// the documented defaults (Load applies them) with this env's servers.
 func (e *env) config() config.Config {
-	c := config.Default(e.pg.URLAs("order_ingestor"), e.redis.URL)
-	c.KafkaBrokers, c.KafkaTopic, c.KafkaDLQTopic, c.KafkaGroup = e.kafka.Brokers, e.topic, e.dlq, e.group
-	c.RedisKeyPrefix = e.redis.Prefix
-	c.OpsAddr = "127.0.0.1:0"
-	c.BatchLinger = 20 * time.Millisecond
-	c.RetryInitial, c.RetryMax = 50*time.Millisecond, 500*time.Millisecond
-	c.ShutdownTimeout = 10 * time.Second
-	c.KafkaProperties = "session.timeout.ms=6000"
+	vars := map[string]string{
+		"INGESTOR_DATABASE_URL": e.pg.URLAs("order_ingestor"), "INGESTOR_REDIS_URL": e.redis.URL,
+		"INGESTOR_KAFKA_BROKERS": e.kafka.Brokers, "INGESTOR_KAFKA_TOPIC": e.topic, "INGESTOR_KAFKA_DLQ_TOPIC": e.dlq,
+		"INGESTOR_KAFKA_GROUP": e.group, "INGESTOR_REDIS_KEY_PREFIX": e.redis.Prefix, "INGESTOR_OPS_ADDR": "127.0.0.1:0",
+		"INGESTOR_BATCH_LINGER": "20ms", "INGESTOR_RETRY_INITIAL": "50ms", "INGESTOR_RETRY_MAX": "500ms",
+		"INGESTOR_SHUTDOWN_TIMEOUT": "10s", "INGESTOR_KAFKA_PROPERTIES": "session.timeout.ms=6000",
+	}
+	c, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		panic(fmt.Sprintf("the tests' own configuration: %v", err)) // no testing.TB here; a programming error
+	}
 	return c
 }
 

@@ -38,17 +38,15 @@ func main() {
 	}
 }
 
-// run parses the command line and the configuration and serves until ctx
-// is cancelled. The configuration is read by envconfig from the process
-// environment; getenv is only consulted for NO_COLOR by the text logger.
+// run parses the command line and the configuration (read through getenv)
+// and serves until ctx is cancelled.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) > 1 {
 		switch args[1] {
 		case "-h", "-help", "--help", "help":
-			fmt.Fprintln(stdout, "Usage: ingestor (configured by environment variables)")
 			return config.Usage(stdout)
 		case "-vars", "--vars":
-			for _, v := range config.Vars() {
+			for _, v := range config.Names() {
 				fmt.Fprintln(stdout, v)
 			}
 			return nil
@@ -56,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("unknown argument %q (try -help)", args[1])
 		}
 	}
-	cfg, err := config.Load()
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}

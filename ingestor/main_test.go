@@ -32,20 +32,24 @@ func TestRunCommandLine(t *testing.T) {
 }
 
 // A bad configuration stops the ingestor at once with an error naming the
-// variable (and never the password in a URL). t.Setenv: not parallel.
+// variable (and never the password in a URL).
 func TestRunRejectsBadConfig(t *testing.T) {
-	t.Setenv("INGESTOR_DATABASE_URL", "postgres://u:hunter2@db/orders")
-	t.Setenv("INGESTOR_REDIS_URL", "redis://cache:6379/0")
-	t.Setenv("INGESTOR_BATCH_LINGER", "soon")
-	err := run(context.Background(), []string{"ingestor"}, os.Getenv, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "BATCH_LINGER") {
+	t.Parallel()
+	vars := map[string]string{
+		"INGESTOR_DATABASE_URL": "postgres://u:hunter2@db/orders",
+		"INGESTOR_REDIS_URL":    "redis://cache:6379/0",
+		"INGESTOR_BATCH_LINGER": "soon",
+	}
+	getenv := func(k string) string { return vars[k] }
+	err := run(context.Background(), []string{"ingestor"}, getenv, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "INGESTOR_BATCH_LINGER") {
 		t.Fatalf("run: %v, want an error naming INGESTOR_BATCH_LINGER", err)
 	}
 
-	t.Setenv("INGESTOR_BATCH_LINGER", "5ms")
-	t.Setenv("INGESTOR_DATABASE_URL", "postgres://u:hunter2@db:notaport/orders")
-	err = run(context.Background(), []string{"ingestor"}, os.Getenv, &bytes.Buffer{})
-	if err == nil || strings.Contains(err.Error(), "hunter2") {
-		t.Fatalf("run: %v, want an error that does not echo the password", err)
+	vars["INGESTOR_BATCH_LINGER"] = "5ms"
+	vars["INGESTOR_DATABASE_URL"] = "postgres://u:hunter2@db:notaport/orders"
+	err = run(context.Background(), []string{"ingestor"}, getenv, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "INGESTOR_DATABASE_URL") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("run: %v, want an error naming INGESTOR_DATABASE_URL that does not echo the password", err)
 	}
 }

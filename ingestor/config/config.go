@@ -1,35 +1,31 @@
 // Package config is the ingestor's configuration, read from environment
-// variables through envconfig. It is importable (not internal) so that
-// deployment code can cross-check the variables it sets against Vars.
+// variables by shared/envconf (envconfig's tags, with the conventions the
+// services share: the INGESTOR_ prefix, the unprefixed fallback of the
+// shared settings, X_FILE for secrets, every bad variable in one error). It
+// is importable (not internal) so that deployment code can cross-check the
+// variables it sets against Vars.
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/url"
-	"sort"
 	"strings"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
+	"github.com/orderservice/orders/shared/envconf"
 )
 
 // Prefix is the prefix of every variable, e.g. INGESTOR_KAFKA_TOPIC. The
 // settings shared with other services (KAFKA_BROKERS, DATABASE_URL,
-// REDIS_URL, LOG_LEVEL, LOG_FORMAT) are also read without it: they carry an
-// `envconfig` tag, and envconfig falls back to the tag name when the
-// prefixed variable is unset. The other fields use split_words only, so
-// that a stray BATCH_SIZE in the environment is not picked up.
+// REDIS_URL, LOG_LEVEL, LOG_FORMAT) carry an `envconfig` tag and are also
+// read without it when the prefixed variable is unset. The other fields use
+// split_words only, so that a stray BATCH_SIZE in the environment is not
+// picked up.
 const Prefix = "INGESTOR"
 
-// Config is every setting of the ingestor. The `desc` tags are printed by
-// `ingestor -help` and mirrored in the module README.
+// Config is every setting of the ingestor. The `default` tags are the only
+// defaults; the `desc` tags are printed by `ingestor -help` and mirrored in
+// the module README.
 type Config struct {
 	// Kafka.
 	KafkaBrokers    string        `envconfig:"KAFKA_BROKERS" default:"127.0.0.1:9092" desc:"Kafka bootstrap servers, comma-separated host:port"`
@@ -48,7 +44,7 @@ type Config struct {
 	DBTimeout   time.Duration `split_words:"true" default:"30s" desc:"time limit of one batch transaction attempt"`
 	RedisURL    string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL (redis://host:6379/0)"`
 	// RedisKeyPrefix is INGESTOR_REDIS_KEY_PREFIX, named like the reader's
-	// READER_REDIS_KEY_PREFIX (it was INGESTOR_REDIS_PREFIX; see Load).
+	// READER_REDIS_KEY_PREFIX.
 	RedisKeyPrefix string        `split_words:"true" default:"" desc:"prefix of the cache keys: <prefix>order:<order_uid>"`
 	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"time to live of cached orders"`
 	RedisTimeout   time.Duration `split_words:"true" default:"1s" desc:"time limit of one pipelined cache write"`
@@ -58,10 +54,10 @@ type Config struct {
 	RetryMax     time.Duration `split_words:"true" default:"5s" desc:"longest retry delay (retries never stop while the failure lasts)"`
 
 	// Operations.
-	OpsAddr         string        `split_words:"true" default:":9101" desc:"listen address of /metrics, /healthz and /readyz"`
-	ShutdownTimeout time.Duration `split_words:"true" default:"20s" desc:"longest time to finish the batch in flight on SIGTERM"`
-	LogLevel        slog.Level    `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat       string        `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for make run)"`
+	OpsAddr         string            `split_words:"true" default:":9101" desc:"listen address of /metrics, /healthz and /readyz"`
+	ShutdownTimeout time.Duration     `split_words:"true" default:"20s" desc:"longest time to finish the batch in flight on SIGTERM"`
+	LogLevel        envconf.LogLevel  `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat       envconf.LogFormat `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for make run)"`
 
 	// LagInterval is how often ingestor_consumer_lag is refreshed; zero
 	// means the documented 3 s (kafka.DefaultLagInterval). It is not read
@@ -94,151 +90,56 @@ func (p Properties) Parse() (map[string]string, error) {
 	return out, nil
 }
 
-// Load reads the configuration from the process environment and checks it.
-// envconfig always reads the process environment (it has no injectable
-// lookup), so tests that need other settings build a Config themselves or
-// run the binary with its own environment.
-func Load() (Config, error) {
+// Load reads the configuration through getenv (os.Getenv in production, a
+// map in tests) and checks it. The error, an *envconf.Error, names every
+// bad variable.
+func Load(getenv func(string) string) (Config, error) {
 	var c Config
-	if err := envconfig.Process(Prefix, &c); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	if err := c.Validate(); err != nil {
+	if err := envconf.Load(Prefix, &c, getenv); err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
 
-// Default returns the configuration with every default applied and the two
-// required URLs set to the given values. Tests start from it.
-func Default(databaseURL, redisURL string) Config {
-	return Config{
-		KafkaBrokers: "127.0.0.1:9092", KafkaTopic: "orders", KafkaGroup: "order-ingestor", KafkaDLQTopic: "orders.dlq",
-		BatchSize: 2000, BatchLinger: 50 * time.Millisecond, BatchesInFlight: 2, MaxMessageSize: 1 << 20,
-		DatabaseURL: databaseURL, DBMaxConns: 4, DBTimeout: 30 * time.Second,
-		RedisURL: redisURL, RedisTTL: 24 * time.Hour, RedisTimeout: time.Second,
-		RetryInitial: 100 * time.Millisecond, RetryMax: 5 * time.Second,
-		OpsAddr: ":9101", ShutdownTimeout: 20 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "json",
-	}
-}
-
-// Validate reports every invalid setting at once, naming the variables.
-func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s_%s: %s", Prefix, name, fmt.Sprintf(format, args...)))
-	}
+// Validate checks the ranges and the relations between settings; Load
+// calls it (the types check the log level and format).
+func (c *Config) Validate(p *envconf.Problems) {
 	if _, err := c.KafkaProperties.Parse(); err != nil {
-		bad("KAFKA_PROPERTIES", "%v", err)
+		p.Check("KAFKA_PROPERTIES", err)
 	}
-	if strings.TrimSpace(c.KafkaBrokers) == "" {
-		bad("KAFKA_BROKERS", "must not be empty")
-	}
-	for name, v := range map[string]string{"KAFKA_TOPIC": c.KafkaTopic, "KAFKA_GROUP": c.KafkaGroup, "KAFKA_DLQ_TOPIC": c.KafkaDLQTopic} {
-		if strings.TrimSpace(v) == "" {
-			bad(name, "must not be empty")
-		}
-	}
+	p.Check("KAFKA_BROKERS", envconf.NotEmpty(c.KafkaBrokers))
+	p.Check("KAFKA_TOPIC", envconf.NotEmpty(c.KafkaTopic))
+	p.Check("KAFKA_GROUP", envconf.NotEmpty(c.KafkaGroup))
+	p.Check("KAFKA_DLQ_TOPIC", envconf.NotEmpty(c.KafkaDLQTopic))
 	if c.KafkaTopic != "" && c.KafkaTopic == c.KafkaDLQTopic {
-		bad("KAFKA_DLQ_TOPIC", "must differ from the consumed topic %q", c.KafkaTopic)
+		p.Add("KAFKA_DLQ_TOPIC", "must differ from the consumed topic %s", p.Name("KAFKA_TOPIC"))
 	}
-	if c.BatchSize < 1 || c.BatchSize > 100_000 {
-		bad("BATCH_SIZE", "must be 1..100000, got %d", c.BatchSize)
-	}
-	if c.BatchLinger < 0 || c.BatchLinger > time.Minute {
-		bad("BATCH_LINGER", "must be 0..1m, got %s", c.BatchLinger)
-	}
+	p.Check("BATCH_SIZE", envconf.Range(c.BatchSize, 1, 100_000))
+	p.Check("BATCH_LINGER", envconf.Range(c.BatchLinger, 0, time.Minute))
 	if c.BatchesInFlight < 1 || c.BatchesInFlight > 16 || c.BatchesInFlight > int(c.DBMaxConns) {
-		bad("BATCHES_IN_FLIGHT", "must be 1..16 and at most %s_DB_MAX_CONNS (%d), got %d", Prefix, c.DBMaxConns, c.BatchesInFlight)
+		p.Add("BATCHES_IN_FLIGHT", "must be 1..16 and at most %s (%d), got %d", p.Name("DB_MAX_CONNS"), c.DBMaxConns, c.BatchesInFlight)
 	}
-	if c.MaxMessageSize < 1024 {
-		bad("MAX_MESSAGE_SIZE", "must be at least 1024 bytes, got %d", c.MaxMessageSize)
-	}
-	if err := checkURL(c.DatabaseURL, "postgres", "postgresql"); err != nil {
-		bad("DATABASE_URL", "%v", err)
-	}
-	if c.DBMaxConns < 1 {
-		bad("DB_MAX_CONNS", "must be at least 1, got %d", c.DBMaxConns)
-	}
-	if c.DBTimeout <= 0 {
-		bad("DB_TIMEOUT", "must be positive, got %s", c.DBTimeout)
-	}
-	if err := checkURL(c.RedisURL, "redis", "rediss"); err != nil {
-		bad("REDIS_URL", "%v", err)
-	}
-	if c.RedisTTL <= 0 {
-		bad("REDIS_TTL", "must be positive, got %s", c.RedisTTL)
-	}
-	if c.RedisTimeout <= 0 {
-		bad("REDIS_TIMEOUT", "must be positive, got %s", c.RedisTimeout)
-	}
+	p.Check("MAX_MESSAGE_SIZE", envconf.AtLeast(c.MaxMessageSize, 1024))
+	p.Check("DATABASE_URL", envconf.URL(c.DatabaseURL, "postgres", "postgresql"))
+	p.Check("DB_MAX_CONNS", envconf.AtLeast(c.DBMaxConns, 1))
+	p.Check("DB_TIMEOUT", envconf.Positive(c.DBTimeout))
+	p.Check("REDIS_URL", envconf.URL(c.RedisURL, "redis", "rediss"))
+	p.Check("REDIS_TTL", envconf.Positive(c.RedisTTL))
+	p.Check("REDIS_TIMEOUT", envconf.Positive(c.RedisTimeout))
 	if c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial {
-		bad("RETRY_INITIAL", "must be positive and not above %s_RETRY_MAX (%s, %s)", Prefix, c.RetryInitial, c.RetryMax)
+		p.Add("RETRY_INITIAL", "must be positive and not above %s (%s, %s)", p.Name("RETRY_MAX"), c.RetryInitial, c.RetryMax)
 	}
-	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
-		bad("OPS_ADDR", "want host:port or :port: %v", err)
-	}
-	if c.ShutdownTimeout <= 0 {
-		bad("SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("LOG_FORMAT", "must be json or text, got %q", c.LogFormat)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
-	}
-	return nil
+	p.Check("OPS_ADDR", envconf.ListenAddr(c.OpsAddr))
+	p.Check("SHUTDOWN_TIMEOUT", envconf.Positive(c.ShutdownTimeout))
 }
 
-// checkURL accepts an absolute URL with one of the schemes and a host. The
-// error never repeats the URL: it may hold a password.
-func checkURL(raw string, schemes ...string) error {
-	if raw == "" {
-		return errors.New("required")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a valid URL")
-	}
-	for _, s := range schemes {
-		if u.Scheme == s {
-			if u.Host == "" && u.Query().Get("host") == "" {
-				return errors.New("has no host")
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("scheme must be one of %s", strings.Join(schemes, ", "))
-}
+// Vars lists every setting of the ingestor, in declaration order.
+func Vars() []envconf.Var { return envconf.Vars(Prefix, &Config{}) }
 
-// Vars lists the name of every environment variable the ingestor reads,
-// prefixed ones and the unprefixed fallbacks, sorted. Deployment checks use it.
-func Vars() []string {
-	tmpl := template.Must(template.New("vars").Parse(`{{range .}}{{.Key}}
-{{.Alt}}
-{{end}}`))
-	var buf bytes.Buffer
-	if err := envconfig.Usaget(Prefix, &Config{}, &buf, tmpl); err != nil {
-		panic(err) // Config is a valid specification; a test covers it
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, name := range strings.Fields(buf.String()) {
-		if !seen[name] {
-			seen[name] = true
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+// Names lists every variable name the ingestor reads, prefixed ones and
+// the unprefixed fallbacks, sorted. Deployment checks use it.
+func Names() []string { return envconf.Names(Vars()) }
 
-// Usage writes envconfig's table of variables, types, defaults and
-// descriptions.
-func Usage(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
-	if err := envconfig.Usagef(Prefix, &Config{}, tw, envconfig.DefaultTableFormat); err != nil {
-		return err
-	}
-	return tw.Flush()
-}
+// Usage writes the -help text: every variable with its default and
+// meaning.
+func Usage(w io.Writer) error { return envconf.Usage(w, "ingestor", Prefix, &Config{}) }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -109,9 +108,7 @@ func parseFlags(args []string, stdout io.Writer) (help bool, err error) {
 	}
 	fs := flag.NewFlagSet("reader", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: reader\n\nConfigured by environment variables:\n\n%s", config.Usage())
-	}
+	fs.Usage = func() { _ = config.Usage(stdout) }
 	err = fs.Parse(args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return true, nil
@@ -294,12 +291,10 @@ func (s *servers) close() {
 // (https://no-color.org) turns colour off, as the dev stack sets it when
 // its own output is not a terminal.
 func newLogger(cfg *config.Config, getenv func(string) string, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel))) // validated by config
 	if cfg.LogFormat == "text" {
-		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: getenv("NO_COLOR") != ""}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: cfg.LogLevel, TimeFormat: time.TimeOnly, NoColor: getenv("NO_COLOR") != ""}))
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", "reader")
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "reader")
 }
 
 // lockedWriter serialises writes to w.

@@ -9,46 +9,48 @@ import (
 
 	ingestorconfig "github.com/orderservice/orders/ingestor/config"
 	readerconfig "github.com/orderservice/orders/reader/config"
+	"github.com/orderservice/orders/shared/envconf"
 )
 
 // serviceVars is one service's configuration surface: for each setting, the
 // names it may be given under (the prefixed name and, for shared settings,
-// the unprefixed fallback). Setting either satisfies the setting.
+// the unprefixed fallback). Setting either, or either's _FILE, satisfies
+// the setting.
 type serviceVars struct {
 	name     string // compose service and k8s Deployment
 	prefix   string // INGESTOR_ or READER_
 	settings [][]string
-	defaults map[string]string // by prefixed name, where the config package exposes them
+	defaults map[string]string // by prefixed name
+	// load reads the service's configuration through getenv and returns
+	// the address of its main port (the reader's API, the ingestor's ops).
+	load func(getenv func(string) string) (addr string, err error)
+	port int // that port in the deployment files
 }
 
-func readerVars() serviceVars {
-	sv := serviceVars{name: "reader", prefix: readerconfig.Prefix + "_", defaults: map[string]string{}}
-	for _, v := range readerconfig.Vars() {
-		names := []string{v.Name}
-		if v.Fallback != "" && v.Fallback != v.Name {
-			names = append(names, v.Fallback)
-		}
-		sv.settings = append(sv.settings, names)
+func newServiceVars(name, prefix string, vars []envconf.Var, port int, load func(getenv func(string) string) (string, error)) serviceVars {
+	sv := serviceVars{name: name, prefix: prefix + "_", defaults: map[string]string{}, load: load, port: port}
+	for _, v := range vars {
+		sv.settings = append(sv.settings, v.Names())
 		sv.defaults[v.Name] = v.Default
 	}
 	return sv
 }
 
-func ingestorVars() serviceVars {
-	sv := serviceVars{name: "ingestor", prefix: ingestorconfig.Prefix + "_", defaults: map[string]string{}}
-	// Vars is a flat list of prefixed names and unprefixed fallbacks; pair
-	// each fallback with its prefixed name.
-	all := ingestorconfig.Vars()
-	for _, n := range all {
-		if key, ok := strings.CutPrefix(n, sv.prefix); ok {
-			names := []string{n}
-			if slices.Contains(all, key) {
-				names = append(names, key)
-			}
-			sv.settings = append(sv.settings, names)
+func readerVars() serviceVars {
+	return newServiceVars("reader", readerconfig.Prefix, readerconfig.Vars(), readerPort, func(getenv func(string) string) (string, error) {
+		c, err := readerconfig.Load(getenv)
+		if err != nil {
+			return "", err
 		}
-	}
-	return sv
+		return c.ListenAddr, nil
+	})
+}
+
+func ingestorVars() serviceVars {
+	return newServiceVars("ingestor", ingestorconfig.Prefix, ingestorconfig.Vars(), ingestorPort, func(getenv func(string) string) (string, error) {
+		c, err := ingestorconfig.Load(getenv)
+		return c.OpsAddr, err
+	})
 }
 
 func TestServiceVarsAreKnown(t *testing.T) {
@@ -84,9 +86,11 @@ func checkEnv(t *testing.T, where string, sv serviceVars, env map[string]string)
 	for _, s := range sv.settings {
 		set := false
 		for _, n := range s {
-			known[n] = true
-			_, ok := env[n]
-			set = set || ok
+			for _, n := range []string{n, n + envconf.FileSuffix} {
+				known[n] = true
+				_, ok := env[n]
+				set = set || ok
+			}
 		}
 		if !set {
 			t.Errorf("%s: %s does not set %s", where, sv.name, strings.Join(s, " or "))
@@ -129,7 +133,7 @@ func TestListenAddressesAgree(t *testing.T) {
 	}{
 		{readerVars(), "READER_LISTEN_ADDR", readerPort, readerVars().defaults["READER_LISTEN_ADDR"]},
 		{readerVars(), "READER_OPS_ADDR", readerOpsPort, readerVars().defaults["READER_OPS_ADDR"]},
-		{ingestorVars(), "INGESTOR_OPS_ADDR", ingestorPort, ingestorconfig.Default("", "").OpsAddr},
+		{ingestorVars(), "INGESTOR_OPS_ADDR", ingestorPort, ingestorVars().defaults["INGESTOR_OPS_ADDR"]},
 	} {
 		want := ":" + itoa(tc.port)
 		if tc.def != want {
@@ -212,32 +216,43 @@ func TestComposeAndK8sAgree(t *testing.T) {
 	}
 }
 
-// TestReaderAcceptsDeployedSettings loads the reader's configuration from
-// the compose and k8s values in-process (reader/config takes a getenv), so
-// a value the reader would refuse at start fails here.
-func TestReaderAcceptsDeployedSettings(t *testing.T) {
+// TestServicesAcceptDeployedSettings loads each service's configuration
+// from the compose and k8s values in-process (the config packages take a
+// getenv), so a value a service would refuse at start fails here.
+func TestServicesAcceptDeployedSettings(t *testing.T) {
 	t.Parallel()
 	c := loadCompose(t)
 	b := loadK8s(t)
-	for where, env := range map[string]map[string]string{
-		"compose": c.service(t, "reader").Environment,
-		"k8s":     b.envNames(t, b.container(t, "Deployment/reader")),
-	} {
-		vals := map[string]string{}
-		for k, v := range env {
-			vals[k] = interpolate(v)
+	// Secrets are placeholders in the files; give them well-formed values.
+	secrets := map[string]string{
+		"READER_DATABASE_URL":   "postgres://order_reader:pw@postgres:5432/orders",
+		"READER_REDIS_URL":      "redis://:pw@redis:6379/0",
+		"INGESTOR_DATABASE_URL": "postgres://order_ingestor:pw@postgres:5432/orders",
+		"INGESTOR_REDIS_URL":    "redis://:pw@redis:6379/0",
+	}
+	for _, sv := range []serviceVars{readerVars(), ingestorVars()} {
+		for where, env := range map[string]map[string]string{
+			"compose": c.service(t, sv.name).Environment,
+			"k8s":     b.envNames(t, b.container(t, "Deployment/"+sv.name)),
+		} {
+			vals := map[string]string{}
+			for k, v := range env {
+				vals[k] = interpolate(v)
+				if s, ok := secrets[k]; ok {
+					vals[k] = s
+				}
+			}
+			addr, err := sv.load(func(k string) string { return vals[k] })
+			if err != nil {
+				t.Errorf("%s: the %s refuses its settings: %v", where, sv.name, err)
+			} else if addr != ":"+itoa(sv.port) {
+				t.Errorf("%s: the %s listens on %q", where, sv.name, addr)
+			}
 		}
-		// Secrets are placeholders here; give them well-formed values.
-		vals["READER_DATABASE_URL"] = "postgres://order_reader:pw@postgres:5432/orders"
-		vals["READER_REDIS_URL"] = "redis://:pw@redis:6379/0"
-		cfg, err := readerconfig.Load(func(k string) string { return vals[k] })
-		if err != nil {
-			t.Errorf("%s: the reader refuses its settings: %v", where, err)
-			continue
-		}
-		if cfg.ListenAddr != ":"+itoa(readerPort) {
-			t.Errorf("%s: reader listens on %q", where, cfg.ListenAddr)
-		}
+	}
+	// The check can fail: a refused value is reported.
+	if _, err := readerVars().load(func(k string) string { return map[string]string{"READER_LISTEN_ADDR": "8080"}[k] }); err == nil {
+		t.Error("the reader accepts a listen address without a port")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +69,8 @@ type JWTVerifier struct {
 	parser      *jwt.Parser
 	client      *http.Client
 
-	keys atomic.Pointer[jwks]
+	keys     atomic.Pointer[jwks]
+	verified verifiedTokens
 
 	mu          sync.Mutex
 	inflight    chan struct{} // closed when the fetch under way ends
@@ -312,7 +314,18 @@ type accessClaims struct {
 // exp (required), nbf and iat with the leeway, and a sub. It returns the
 // principal, named by sub and granted the scope claim's scopes. Errors
 // are *TokenError.
+//
+// A signature check costs tens of microseconds, several times a cached
+// order's whole request, so a verified token is remembered (by its
+// SHA-256) until it expires, for at most a minute, and only while the
+// JWK Set it was checked against is the current one.
 func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Principal, error) {
+	sum := sha256.Sum256([]byte(token))
+	now := time.Now()
+	set := v.keys.Load()
+	if p, ok := v.verified.get(sum, set, now); ok {
+		return p, nil
+	}
 	var claims accessClaims
 	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) { return v.keyFor(ctx, t) })
 	if err != nil {
@@ -321,10 +334,53 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Principal, err
 	if claims.Subject == "" || len(claims.Subject) > 255 {
 		return nil, &TokenError{Reason: "jwt_claims", err: errSubject}
 	}
-	return &Principal{
+	p := &Principal{
 		Name: claims.Subject, Kind: KindJWT, Scopes: strings.Fields(claims.Scope),
 		RateLimit: v.defaultRate, ClientID: claims.ClientID, limitKey: "cred:jwt:" + claims.Subject,
-	}, nil
+	}
+	// The set is the one loaded before the check: a refresh for this
+	// token's kid makes a new one, and the next request checks again.
+	until := claims.ExpiresAt.Add(v.cfg.Leeway)
+	if limit := now.Add(time.Minute); limit.Before(until) {
+		until = limit
+	}
+	v.verified.put(sum, verifiedToken{p: p, set: set, until: until})
+	return p, nil
+}
+
+// verifiedTokens remembers verified tokens, by the SHA-256 of each.
+type verifiedTokens struct {
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]verifiedToken
+}
+
+type verifiedToken struct {
+	p     *Principal
+	set   *jwks // the JWK Set the token was checked against
+	until time.Time
+}
+
+// maxVerified bounds the tokens remembered; only valid tokens get in, and
+// when it is full the memory starts afresh.
+const maxVerified = 10_000
+
+func (c *verifiedTokens) get(sum [sha256.Size]byte, set *jwks, now time.Time) (*Principal, bool) {
+	c.mu.RLock()
+	e, ok := c.m[sum]
+	c.mu.RUnlock()
+	if !ok || e.set != set || !now.Before(e.until) {
+		return nil, false
+	}
+	return e.p, true
+}
+
+func (c *verifiedTokens) put(sum [sha256.Size]byte, e verifiedToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = make(map[[sha256.Size]byte]verifiedToken)
+	}
+	c.m[sum] = e
 }
 
 func (v *JWTVerifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {

@@ -496,3 +496,32 @@ func TestJWTSetKeepsOnlySigningKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A verified token is remembered: the same Principal comes back without
+// a signature check, until the token expires.
+func TestJWTVerifiedTokensAreRemembered(t *testing.T) {
+	s := rsaSigner(t, "a", 0)
+	p := newIDP(t, s)
+	cfg := p.config()
+	cfg.Leeway = time.Millisecond
+	v := newVerifier(t, cfg, nil)
+	tok := s.sign(t, with(claims("alice"), "exp", time.Now().Add(2*time.Second).Unix()), nil)
+	first, err := v.Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := v.Verify(context.Background(), tok)
+	if err != nil || again != first {
+		t.Fatalf("second Verify: %p, %v; want the remembered %p", again, err, first)
+	}
+	testenv.Await(t, "the remembered token to expire", 5*time.Second, func() bool {
+		_, err := v.Verify(context.Background(), tok)
+		var te *TokenError
+		return errors.As(err, &te) && te.Expired()
+	})
+	// Another token of the same subject is checked on its own.
+	other := s.sign(t, with(claims("alice"), "aud", "elsewhere"), nil)
+	if _, err := v.Verify(context.Background(), other); err == nil {
+		t.Fatal("a token for another audience accepted after one of the subject's was remembered")
+	}
+}

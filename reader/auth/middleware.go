@@ -125,6 +125,9 @@ func (a *Authenticator) ClientAddr(r *http.Request) netip.Addr { return ClientAd
 
 var varyAuthorization = []string{"Authorization"}
 
+// wwwAuthenticate is WWW-Authenticate as net/http keys its header maps.
+const wwwAuthenticate = "Www-Authenticate"
+
 // Require returns the middleware of a route: the request must carry a
 // valid credential granted scope (any valid credential when scope is
 // ""), within its rate limit. The Principal is then in the request's
@@ -155,7 +158,7 @@ func (a *Authenticator) Require(scope string) func(http.Handler) http.Handler {
 			}
 			if scope != "" && !p.Has(scope) {
 				a.refused(w, r, "insufficient_scope", nil)
-				h["Www-Authenticate"] = insufficient
+				h[wwwAuthenticate] = insufficient
 				a.problem(w, r, http.StatusForbidden, "the credential is not granted the scope "+scope)
 				return
 			}
@@ -170,7 +173,7 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*P
 	token, err := ParseAuthorization(r.Header["Authorization"])
 	if errors.Is(err, ErrNoCredentials) {
 		a.refused(w, r, "missing", nil)
-		w.Header()["Www-Authenticate"] = a.challenge
+		w.Header()[wwwAuthenticate] = a.challenge
 		a.problem(w, r, http.StatusUnauthorized, "this API needs an Authorization: Bearer <token> header")
 		return nil, false
 	}
@@ -230,7 +233,7 @@ func (a *Authenticator) failed(w http.ResponseWriter, r *http.Request, addr neti
 			return
 		}
 	}
-	w.Header()["Www-Authenticate"] = challenge
+	w.Header()[wwwAuthenticate] = challenge
 	a.problem(w, r, http.StatusUnauthorized, "the bearer token is not valid")
 }
 

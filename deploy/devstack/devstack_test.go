@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderservice/orders/shared/probe"
 	"github.com/orderservice/orders/shared/testenv"
 )
 
@@ -179,10 +180,10 @@ func TestBrokerOnlyServesTopicsAndLargeRecordsUntilInterrupted(t *testing.T) {
 	adm := kadm.NewClient(client)
 
 	var topics kadm.TopicDetails
-	err = waitFor(ctx, 20*time.Second, func(ctx context.Context) error {
+	err = probe.Wait(ctx, 20*time.Second, func(ctx context.Context) error {
 		select {
 		case err := <-done:
-			return stopWaiting(fmt.Errorf("run returned early: %w\n%s", err, out.String()))
+			return probe.Permanent(fmt.Errorf("run returned early: %w\n%s", err, out.String()))
 		default:
 		}
 		topics, err = adm.ListTopics(ctx)
@@ -317,10 +318,10 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	}()
 
 	// Cold builds of the services (cgo librdkafka) take a minute or more.
-	err := waitFor(ctx, 5*time.Minute, func(context.Context) error {
+	err := probe.Wait(ctx, 5*time.Minute, func(context.Context) error {
 		select {
 		case err := <-done:
-			return stopWaiting(fmt.Errorf("run returned before the stack was up: %w", err))
+			return probe.Permanent(fmt.Errorf("run returned before the stack was up: %w", err))
 		default:
 		}
 		if !strings.Contains(out.String(), "Press Ctrl-C to stop.") {

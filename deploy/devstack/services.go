@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/orderservice/orders/shared/localserver"
 )
@@ -26,75 +24,6 @@ const (
 // errMissingBinaries means a service is needed, none answers, and its
 // server binaries are not installed.
 var errMissingBinaries = errors.New("server binaries not installed")
-
-// pingPostgres connects once and pings.
-func pingPostgres(ctx context.Context, dsn string) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return conn.Ping(ctx)
-}
-
-// pingRedis sends PING once.
-func pingRedis(ctx context.Context, rawURL string) error {
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return fmt.Errorf("parse redis url: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	// A plain connect first: when nothing listens (the usual reason for a
-	// failure here) go-redis would log its dial failure to stderr.
-	d := net.Dialer{}
-	conn, err := d.DialContext(ctx, opts.Network, opts.Addr)
-	if err != nil {
-		return err
-	}
-	_ = conn.Close()
-	opts.MaxRetries = -1
-	opts.DialerRetries = 1
-	c := redis.NewClient(opts)
-	defer c.Close()
-	return c.Ping(ctx).Err()
-}
-
-// permanentError ends waitFor early: waiting longer cannot help.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
-
-// stopWaiting marks err as permanent for waitFor (a process that exited
-// will not become ready).
-func stopWaiting(err error) error { return permanentError{err} }
-
-// waitFor polls check until it succeeds, returns a stopWaiting error, ctx
-// ends or timeout passes.
-func waitFor(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		var perm permanentError
-		if errors.As(err, &perm) {
-			return perm.err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
-}
 
 // withDatabase returns dsn with its database name replaced.
 func withDatabase(dsn, name string) (string, error) {

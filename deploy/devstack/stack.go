@@ -23,6 +23,7 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/orderservice/orders/migrations"
+	"github.com/orderservice/orders/shared/probe"
 )
 
 // stackConfig is what the command line sets.
@@ -275,7 +276,7 @@ func (s *stack) startPostgres(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if perr := pingPostgres(ctx, admin); perr == nil {
+	if perr := probe.Postgres(ctx, admin); perr == nil {
 		s.log.Info("using the running PostgreSQL", "url", redact(dsn))
 	} else if explicit {
 		// The user named a server: starting another one would hide the problem.
@@ -316,7 +317,7 @@ func (s *stack) startRedis(ctx context.Context) error {
 	if rawURL == "" {
 		rawURL, explicit = defaultRedisURL, false
 	}
-	perr := pingRedis(ctx, rawURL)
+	perr := probe.Redis(ctx, rawURL)
 	switch {
 	case perr == nil:
 		s.log.Info("using the running Redis", "url", redact(rawURL))
@@ -471,13 +472,13 @@ func (s *stack) startServices(ctx context.Context, bins binaries) error {
 func waitReady(ctx context.Context, p *proc, port int) error {
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
 	client := &http.Client{Timeout: 2 * time.Second}
-	err := waitFor(ctx, 90*time.Second, func(ctx context.Context) error {
+	err := probe.Wait(ctx, 90*time.Second, func(ctx context.Context) error {
 		if gone, err := p.exited(); gone {
-			return stopWaiting(err)
+			return probe.Permanent(err)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 		if err != nil {
-			return stopWaiting(err)
+			return probe.Permanent(err)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -544,7 +545,7 @@ func (s *stack) seed(ctx context.Context, bins binaries) error {
 	// Data flowing: watch the count climb until every order is stored.
 	var n int
 	last := time.Now()
-	err = waitFor(ctx, 2*time.Minute, func(ctx context.Context) error {
+	err = probe.Wait(ctx, 2*time.Minute, func(ctx context.Context) error {
 		var err error
 		if n, err = countOrders(ctx, conn); err != nil {
 			return err

@@ -16,8 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
+	"github.com/orderservice/orders/shared/probe"
 )
 
 // DefaultPGBinGlob is where Debian keeps the PostgreSQL server binaries, one
@@ -217,7 +216,7 @@ func StartPostgres(ctx context.Context, bin string, opts Options) (*Server, erro
 	}
 	srv.Addr = addr
 	srv.URL = "postgres://postgres@" + addr + "/postgres?sslmode=disable"
-	if err := srv.await(ctx, pingPostgres); err != nil {
+	if err := srv.await(ctx, probe.Postgres); err != nil {
 		srv.Stop()
 		return nil, fmt.Errorf("throwaway PostgreSQL did not start: %w", err)
 	}
@@ -246,7 +245,7 @@ func StartRedis(ctx context.Context, bin string, opts Options) (*Server, error) 
 	}
 	srv.Addr = addr
 	srv.URL = "redis://" + addr + "/0"
-	if err := srv.await(ctx, pingRedis); err != nil {
+	if err := srv.await(ctx, probe.Redis); err != nil {
 		srv.Stop()
 		return nil, fmt.Errorf("throwaway Redis did not start: %w", err)
 	}
@@ -283,29 +282,15 @@ func start(ctx context.Context, name string, cred *syscall.Credential, opts Opti
 	return s, nil
 }
 
-// await polls ping until the server answers, exits, ctx ends or
+// await waits until ping answers at s.URL, the server exits, ctx ends or
 // startTimeout passes.
 func (s *Server) await(ctx context.Context, ping func(context.Context, string) error) error {
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	tick := 20 * time.Millisecond
-	for {
+	return probe.Wait(ctx, startTimeout, func(ctx context.Context) error {
 		if err := s.exited(); err != nil {
-			return err
+			return probe.Permanent(err)
 		}
-		err := ping(ctx, s.URL)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		case <-time.After(tick):
-		}
-		if tick < 200*time.Millisecond {
-			tick *= 2
-		}
-	}
+		return ping(ctx, s.URL)
+	})
 }
 
 // listenAddr returns 127.0.0.1:port when port is not 0 and free, else a
@@ -329,37 +314,6 @@ func listenAddr(ctx context.Context, port int) (string, error) {
 		return addr, nil
 	}
 	return "", errors.New("no free loopback port")
-}
-
-func pingPostgres(ctx context.Context, u string) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, u)
-	if err != nil {
-		return err
-	}
-	defer c.Close(context.WithoutCancel(ctx))
-	return c.Ping(ctx)
-}
-
-func pingRedis(ctx context.Context, u string) error {
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	// A plain connect first: while nothing listens yet, go-redis would log
-	// each dial failure to stderr.
-	conn, err := new(net.Dialer).DialContext(ctx, "tcp", opts.Addr)
-	if err != nil {
-		return err
-	}
-	_ = conn.Close()
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
-	defer c.Close()
-	return c.Ping(ctx).Err()
 }
 
 // tailBuffer keeps the last tailSize bytes written to it: the server

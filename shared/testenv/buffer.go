@@ -1,27 +1,8 @@
 package testenv
 
-import (
-	"bytes"
-	"sync"
-)
+import "github.com/orderservice/orders/shared/syncio"
 
 // Buffer is a bytes.Buffer that a service, a child process or a logger may
-// write to while the test reads it. The zero value is ready to use.
-type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// write to while the test reads it (syncio.Buffer). The zero value is ready
+// to use.
+type Buffer = syncio.Buffer

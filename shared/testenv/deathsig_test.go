@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orderservice/orders/shared/localserver"
+	"github.com/orderservice/orders/shared/probe"
 )
 
 // helperProcess is what the test binary does when run with
@@ -75,7 +76,7 @@ func TestThrowawayServersDieWithTheTestProcess(t *testing.T) {
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	err = waitFor(context.Background(), 30*time.Second, func(context.Context) error {
+	err = probe.Wait(context.Background(), 30*time.Second, func(context.Context) error {
 		if running(pgPid) || running(redisPid) {
 			return fmt.Errorf("postgres (pid %d) running: %v, redis (pid %d) running: %v",
 				pgPid, running(pgPid), redisPid, running(redisPid))

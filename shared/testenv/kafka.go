@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderservice/orders/shared/probe"
 )
 
 // KafkaEnv is a Kafka cluster to test against.
@@ -80,7 +82,7 @@ func findKafka(src sources) (brokers, source string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("TEST_KAFKA_BROKERS unset; docker: %w", err)
 	}
-	err = waitFor(ctx, 2*time.Minute, func(ctx context.Context) error { return pingKafka(ctx, b) })
+	err = probe.Wait(ctx, 2*time.Minute, func(ctx context.Context) error { return pingKafka(ctx, b) })
 	if err != nil {
 		return "", "", fmt.Errorf("docker apache/kafka did not answer: %w", err)
 	}
@@ -135,7 +137,7 @@ func (k *KafkaEnv) createTopic(name string, partitions int32) error {
 	}
 	// A real broker answers CreateTopics before every partition has a
 	// leader; clients that start right away would see errors.
-	return waitFor(ctx, time.Minute, func(ctx context.Context) error {
+	return probe.Wait(ctx, time.Minute, func(ctx context.Context) error {
 		md, err := adm.Metadata(ctx, name)
 		if err != nil {
 			return err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/orderservice/orders/migrations"
 	"github.com/orderservice/orders/shared/localserver"
+	"github.com/orderservice/orders/shared/probe"
 )
 
 // PG is a private database with every migration applied.
@@ -227,7 +228,7 @@ func errText(err error) string {
 }
 
 func connectPGServerWait(ctx context.Context, u, source string) (*pgServer, error) {
-	err := waitFor(ctx, time.Minute, func(ctx context.Context) error { return pingPostgres(ctx, u) })
+	err := probe.Wait(ctx, time.Minute, func(ctx context.Context) error { return probe.Postgres(ctx, u) })
 	if err != nil {
 		return nil, fmt.Errorf("%s did not answer: %w", source, err)
 	}
@@ -316,17 +317,6 @@ func processAlive(pid int) bool {
 
 // literal quotes s as an SQL string literal (COMMENT takes no parameters).
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-func pingPostgres(ctx context.Context, u string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, u)
-	if err != nil {
-		return err
-	}
-	defer c.Close(context.Background())
-	return c.Ping(ctx)
-}
 
 // template returns the name of the migrated template database, building it
 // when this server does not have it yet.
@@ -428,11 +418,11 @@ func (s *pgServer) ensureTemplate(ctx context.Context, name string, key int64) e
 // retryInUse retries op while PostgreSQL says a database is being accessed
 // by other users (object_in_use), which passes once their backends exit.
 func retryInUse(ctx context.Context, op func() error) error {
-	return waitFor(ctx, 30*time.Second, func(context.Context) error {
+	return probe.Wait(ctx, 30*time.Second, func(context.Context) error {
 		err := op()
 		var pgErr *pgconn.PgError
 		if err != nil && (!errors.As(err, &pgErr) || pgErr.Code != "55006") {
-			return permanent{err}
+			return probe.Permanent(err)
 		}
 		return err
 	})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/orderservice/orders/shared/probe"
 )
 
 // RedisEnv is a Redis connection with a key space of its own.
@@ -87,7 +89,7 @@ func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
 
 func findRedis(ctx context.Context, src sources) (url, source string, err error) {
 	if u := src.getenv("TEST_REDIS_URL"); u != "" {
-		if err := pingRedis(ctx, u); err != nil {
+		if err := probe.Redis(ctx, u); err != nil {
 			return "", "", fmt.Errorf("TEST_REDIS_URL: %w", err)
 		}
 		return u, "TEST_REDIS_URL", nil
@@ -101,7 +103,7 @@ func findRedis(ctx context.Context, src sources) (url, source string, err error)
 		if err != nil {
 			return "", "", fmt.Errorf("%s; docker: %w", why, err)
 		}
-		err = waitFor(ctx, time.Minute, func(ctx context.Context) error { return pingRedis(ctx, u) })
+		err = probe.Wait(ctx, time.Minute, func(ctx context.Context) error { return probe.Redis(ctx, u) })
 		if err != nil {
 			return "", "", fmt.Errorf("docker redis:7 did not answer: %w", err)
 		}
@@ -110,7 +112,7 @@ func findRedis(ctx context.Context, src sources) (url, source string, err error)
 	local := "redis://" + src.redisAddr + "/0"
 	if err := answers(src.redisAddr); err != nil {
 		why.add(src.redisAddr + " " + errText(err))
-	} else if err := pingRedis(ctx, local); err != nil {
+	} else if err := probe.Redis(ctx, local); err != nil {
 		why.add(src.redisAddr + ": " + err.Error())
 	} else {
 		return local, src.redisAddr, nil
@@ -126,17 +128,4 @@ func findRedis(ctx context.Context, src sources) (url, source string, err error)
 		return "", "", errors.New(why.String())
 	}
 	return u, "throwaway server", nil
-}
-
-func pingRedis(ctx context.Context, u string) error {
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		return err
-	}
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return c.Ping(ctx).Err()
 }

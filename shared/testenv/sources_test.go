@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/orderservice/orders/shared/localserver"
+	"github.com/orderservice/orders/shared/probe"
 	"github.com/ory/dockertest/v3"
 )
 
@@ -161,7 +162,7 @@ func TestThrowawayRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proc.Stop() })
-	if err := pingRedis(ctx, u); err != nil {
+	if err := probe.Redis(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	proc.Stop()

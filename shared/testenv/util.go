@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -70,38 +69,6 @@ func answers(addr string) error {
 	}
 	return c.Close()
 }
-
-// waitFor polls check until it returns nil or the deadline passes, and
-// returns the last error.
-func waitFor(ctx context.Context, d time.Duration, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	tick := 20 * time.Millisecond
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		var p permanent
-		if errors.As(err, &p) {
-			return p.err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(tick):
-		}
-		if tick < 500*time.Millisecond {
-			tick *= 2
-		}
-	}
-}
-
-// permanent marks an error that waitFor returns at once instead of retrying.
-type permanent struct{ err error }
-
-func (p permanent) Error() string { return p.err.Error() }
-func (p permanent) Unwrap() error { return p.err }
 
 // sources says where services are looked for. Tests of testenv replace
 // parts of it to reach the fallbacks and the failure messages.

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/reader/redis"
 	"github.com/orderservice/orders/reader/web"
+	"github.com/orderservice/orders/shared/syncio"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	// One lock for the two writers of stdout (slog and the access log),
 	// so that their lines never interleave.
-	out := &lockedWriter{w: stdout}
+	out := syncio.NewWriter(stdout)
 	log := newLogger(cfg, getenv, out)
 	setRuntime(cfg)
 	reg := prometheus.NewRegistry()
@@ -295,16 +295,4 @@ func newLogger(cfg *config.Config, getenv func(string) string, w io.Writer) *slo
 		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: cfg.LogLevel, TimeFormat: time.TimeOnly, NoColor: getenv("NO_COLOR") != ""}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "reader")
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -2,30 +2,14 @@ package progress
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderservice/orders/shared/syncio"
 )
 
-type buffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestLineReportsPeriodically(t *testing.T) {
-	var out buffer
+	var out syncio.Buffer
 	r := Start(&out, Line, 100, 10*time.Millisecond, func() Counts { return Counts{Delivered: 42, Failed: 1} })
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "progress: 42/100 delivered, 1 failed") {
@@ -38,7 +22,7 @@ func TestLineReportsPeriodically(t *testing.T) {
 }
 
 func TestBarRendersAndFinishes(t *testing.T) {
-	var out buffer
+	var out syncio.Buffer
 	r := Start(&out, Bar, 10, time.Hour, func() Counts { return Counts{Delivered: 10} })
 	r.Stop()
 	if !strings.Contains(out.String(), "sending") || !strings.Contains(out.String(), "10/10") {
@@ -47,7 +31,7 @@ func TestBarRendersAndFinishes(t *testing.T) {
 }
 
 func TestOffPrintsNothing(t *testing.T) {
-	var out buffer
+	var out syncio.Buffer
 	Start(&out, Off, 10, time.Millisecond, func() Counts { return Counts{} }).Stop()
 	if out.String() != "" {
 		t.Errorf("off printed %q", out.String())
@@ -66,7 +50,7 @@ func TestParseMode(t *testing.T) {
 }
 
 func TestIsTerminalOnABuffer(t *testing.T) {
-	if IsTerminal(&buffer{}) {
+	if IsTerminal(&syncio.Buffer{}) {
 		t.Error("a buffer is not a terminal")
 	}
 }

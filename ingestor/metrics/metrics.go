@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/orderservice/orders/shared/poolmetrics"
 )
 
 // Outcomes of a consumed message, the values of the "outcome" label.
@@ -100,29 +102,10 @@ func New() *Metrics {
 	return m
 }
 
-// RegisterDBPool exports the PostgreSQL pool's state, read at scrape time.
-// Open connections against the pool's size, and the time spent waiting to
-// acquire one, tell a saturated pool (queries queue for a connection) from
-// a slow database.
+// RegisterDBPool exports the PostgreSQL pool's state, read at scrape time,
+// as the ingestor_db_pool_* metrics (see poolmetrics).
 func (m *Metrics) RegisterDBPool(reg prometheus.Registerer, stat func() *pgxpool.Stat) {
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ingestor_db_pool_open_connections",
-			Help: "PostgreSQL connections open (idle or in use).",
-		}, func() float64 { return float64(stat().TotalConns()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ingestor_db_pool_max_connections",
-			Help: "Size of the PostgreSQL connection pool.",
-		}, func() float64 { return float64(stat().MaxConns()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "ingestor_db_pool_acquires_total",
-			Help: "Connections acquired from the pool.",
-		}, func() float64 { return float64(stat().AcquireCount()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "ingestor_db_pool_acquire_wait_seconds_total",
-			Help: "Time spent acquiring connections from the pool; it grows fast when the pool is exhausted.",
-		}, func() float64 { return stat().AcquireDuration().Seconds() }),
-	)
+	reg.MustRegister(poolmetrics.New("ingestor", stat))
 }
 
 // RegisterReady exports readiness as a gauge (1 ready, 0 not), evaluated at

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/orderservice/orders/shared/poolmetrics"
 )
 
 // Metrics is every collector the reader exports.
@@ -97,27 +99,8 @@ func (m *Metrics) RegisterLocalCacheBytes(reg prometheus.Registerer, f func() fl
 	reg.MustRegister(m.LocalCacheBytes)
 }
 
-// RegisterDBPool exports the PostgreSQL pool's state, read at scrape time.
-// Open connections against the pool's size, and the time spent waiting to
-// acquire one, tell a saturated pool (queries queue for a connection) from
-// a slow database.
+// RegisterDBPool exports the PostgreSQL pool's state, read at scrape time,
+// as the reader_db_pool_* metrics (see poolmetrics).
 func (m *Metrics) RegisterDBPool(reg prometheus.Registerer, stat func() *pgxpool.Stat) {
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "reader_db_pool_open_connections",
-			Help: "PostgreSQL connections open (idle or in use).",
-		}, func() float64 { return float64(stat().TotalConns()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "reader_db_pool_max_connections",
-			Help: "Size of the PostgreSQL connection pool.",
-		}, func() float64 { return float64(stat().MaxConns()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "reader_db_pool_acquires_total",
-			Help: "Connections acquired from the pool.",
-		}, func() float64 { return float64(stat().AcquireCount()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "reader_db_pool_acquire_wait_seconds_total",
-			Help: "Time spent acquiring connections from the pool; it grows fast when the pool is exhausted.",
-		}, func() float64 { return stat().AcquireDuration().Seconds() }),
-	)
+	reg.MustRegister(poolmetrics.New("reader", stat))
 }

@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/orderservice/orders/ingestor/ingest"
+	"github.com/orderservice/orders/shared/model"
 )
 
 // Cache is the ingest pipeline's Cache: it sets orders in Redis with one
@@ -50,7 +51,7 @@ func New(client *goredis.Client, prefix string, ttl, timeout time.Duration) *Cac
 }
 
 // Key returns the cache key of an order.
-func (c *Cache) Key(uid string) string { return c.prefix + "order:" + uid }
+func (c *Cache) Key(uid string) string { return model.CacheKey(c.prefix, uid) }
 
 // Set writes every entry in one pipeline. It returns how many entries failed
 // and the first error.

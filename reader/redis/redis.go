@@ -17,6 +17,7 @@ import (
 
 	"github.com/orderservice/orders/reader/batch"
 	"github.com/orderservice/orders/reader/cache"
+	"github.com/orderservice/orders/shared/model"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -40,7 +41,7 @@ const (
 // Options configure a Cache.
 type Options struct {
 	URL     string
-	Prefix  string        // key prefix; the key of an order is Prefix+"order:"+uid
+	Prefix  string        // key prefix; the key of an order is model.CacheKey(Prefix, uid)
 	TTL     time.Duration // expiry of the entries the reader writes
 	Timeout time.Duration // limit of one command
 	Logger  *slog.Logger
@@ -156,7 +157,7 @@ func (c *Cache) batchGets() {
 }
 
 // Key is the Redis key of an order.
-func (c *Cache) Key(uid string) string { return c.prefix + "order:" + uid }
+func (c *Cache) Key(uid string) string { return model.CacheKey(c.prefix, uid) }
 
 // Get returns the cached JSON of an order: cache.ErrMiss when Redis does not
 // hold it, cache.ErrSkipped while the circuit is open (or the queue is

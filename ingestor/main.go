@@ -103,8 +103,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	}
 	defer dlq.Close(10 * time.Second)
 
+	// Jitter: the batches in flight, and other ingestors, that fail together
+	// retry out of step.
 	pipeline := ingest.New(log, m, cfg.MaxMessageSize, store, cache, dlq,
-		ingest.Retry{Initial: cfg.RetryInitial, Max: cfg.RetryMax})
+		ingest.Retry{Initial: cfg.RetryInitial, Max: cfg.RetryMax, Jitter: 0.5})
 	consumer, err := newConsumer(cfg, log, m, props, pipeline)
 	if err != nil {
 		return err

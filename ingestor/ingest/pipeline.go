@@ -15,6 +15,7 @@ import (
 
 	"github.com/orderservice/orders/ingestor/metrics"
 	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/retry"
 )
 
 // WaitFunc waits d (or until ctx ends) while keeping the consumer healthy
@@ -23,10 +24,7 @@ type WaitFunc func(ctx context.Context, d time.Duration) error
 
 // Retry is the backoff policy for transient failures. Retries never stop
 // while the failure lasts: skipping would lose orders.
-type Retry struct {
-	Initial time.Duration
-	Max     time.Duration
-}
+type Retry = retry.Policy
 
 // Pipeline handles batches; see the package documentation. Prepare and
 // Commit are safe for concurrent use: the consumer commits up to
@@ -42,11 +40,12 @@ type Pipeline struct {
 
 	// dbFailing is true while database writes fail transiently.
 	dbFailing atomic.Bool
-	// cacheMu guards cacheFailing and cacheSkipUntil, which track a failing
-	// cache (see setCache).
+	// cacheMu guards cacheFailing, cacheSkipUntil and cachePauses, which
+	// track a failing cache (see setCache).
 	cacheMu        sync.Mutex
 	cacheFailing   bool
 	cacheSkipUntil time.Time
+	cachePauses    *backoff.ExponentialBackOff
 	now            func() time.Time
 
 	// outageMu guards outages, by stage ("db", "dlq").
@@ -59,7 +58,7 @@ func New(log *slog.Logger, m *metrics.Metrics, maxSize int, store Store, cache C
 	return &Pipeline{
 		log: log, metrics: m, decoder: model.Decoder{MaxSize: maxSize},
 		store: store, cache: cache, dlq: dlq, retry: retry, now: time.Now,
-		outages: map[string]outage{},
+		outages: map[string]outage{}, cachePauses: cachePause.BackOff(),
 	}
 }
 
@@ -255,8 +254,8 @@ func (p *Pipeline) prepareOne(m *Message) entry {
 
 // cachePause is how long cache writes are skipped after one failed: a
 // black-holed Redis would otherwise cost every batch the full cache
-// timeout.
-const cachePause = 5 * time.Second
+// timeout. It stays 5 s however long the failure lasts.
+var cachePause = retry.Policy{Initial: 5 * time.Second, Max: 5 * time.Second}
 
 // setCache writes the stored orders to the cache. Failures are logged once
 // per state change and counted; they never fail the batch. After a failure
@@ -283,11 +282,12 @@ func (p *Pipeline) setCache(ctx context.Context, entries []CacheEntry) {
 				"failed", failed, "err", err)
 		}
 		p.cacheFailing = true
-		p.cacheSkipUntil = p.now().Add(cachePause)
+		p.cacheSkipUntil = p.now().Add(p.cachePauses.NextBackOff())
 		return
 	}
 	if p.cacheFailing {
 		p.cacheFailing = false
+		p.cachePauses.Reset()
 		p.log.Info("cache writes recovered")
 	}
 }
@@ -371,13 +371,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, entries []entry, wait WaitFun
 // failing and once when it recovers, never per attempt, however many
 // batches in flight fail together (see outageBegin).
 func (p *Pipeline) withRetry(ctx context.Context, stage string, wait WaitFunc, op func() error) error {
-	b := backoff.ExponentialBackOff{
-		InitialInterval:     p.retry.Initial,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         p.retry.Max,
-	}
-	b.Reset()
+	b := p.retry.BackOff()
 	failing := false
 	attempts := 0
 	defer func() {

@@ -15,9 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/orderservice/orders/reader/batch"
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/retry"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -33,10 +35,10 @@ var (
 	errSkipped = fmt.Errorf("redis: %w", cache.ErrSkipped)
 )
 
-const (
-	minPause = 100 * time.Millisecond
-	maxPause = 5 * time.Second
-)
+// breaker is the circuit's pause after each failure in a row: 100 ms
+// doubling to 5 s, without jitter: while the circuit is open a reader sends
+// one probe per pause, too few to need spreading.
+var breaker = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // Options configure a Cache.
 type Options struct {
@@ -63,8 +65,8 @@ type Cache struct {
 	closeOnce sync.Once
 
 	mu        sync.Mutex
-	openUntil time.Time // zero while closed
-	pause     time.Duration
+	openUntil time.Time                   // zero while closed
+	pauses    *backoff.ExponentialBackOff // the next pause while open
 	probing   bool
 }
 
@@ -87,7 +89,7 @@ func New(o Options) (*Cache, error) {
 	}
 	c := &Cache{
 		client: goredis.NewClient(opt), prefix: o.Prefix, ttl: o.TTL, timeout: o.Timeout,
-		log: o.Logger, up: o.Up,
+		log: o.Logger, up: o.Up, pauses: breaker.BackOff(),
 		gets: make(chan getRequest, getQueue), stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	go c.batchGets()
@@ -251,20 +253,18 @@ func (c *Cache) done(ctx context.Context, err error) {
 	if err == nil {
 		if !c.openUntil.IsZero() {
 			c.openUntil = time.Time{}
-			c.pause = 0
+			c.pauses.Reset()
 			c.setUp(1)
 			c.log.Info("redis is back: cache tier in use again")
 		}
 		return
 	}
-	if c.pause == 0 {
-		c.pause = minPause
+	pause := c.pauses.NextBackOff()
+	if c.openUntil.IsZero() {
 		c.setUp(0)
-		c.log.Warn("redis failed: skipping the cache tier", "pause", c.pause, "err", err)
-	} else {
-		c.pause = min(2*c.pause, maxPause)
+		c.log.Warn("redis failed: skipping the cache tier", "pause", pause, "err", err)
 	}
-	c.openUntil = time.Now().Add(c.pause)
+	c.openUntil = time.Now().Add(pause)
 }
 
 func (c *Cache) setUp(v float64) {

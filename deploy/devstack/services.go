@@ -111,12 +111,25 @@ func (s *throwaway) stop() time.Duration {
 	return took
 }
 
-// throwawayOptions runs a server in dir with its output on the console
-// under name, on port when that is free. Should devstack itself be killed
+// startThrowaway starts a throwaway server from bin with start (one of
+// localserver's) in a new temporary directory, on port when that is free,
+// its output on the console under name. Should devstack itself be killed
 // with SIGKILL, the kernel sends the server SIGTERM (Linux only).
-func throwawayOptions(con *console, name, dir string, port int) (localserver.Options, *lineWriter) {
+func startThrowaway(ctx context.Context, con *console, log *slog.Logger, name, bin string, port int,
+	start func(context.Context, string, localserver.Options) (*localserver.Server, error),
+) (*throwaway, error) {
+	dir, err := os.MkdirTemp("", "orders-devstack-"+name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	log.Info("starting a throwaway "+name, "bin", bin, "dir", dir)
 	out := con.Writer(name)
-	return localserver.Options{Dir: dir, Port: port, Output: out, Pdeathsig: syscall.SIGTERM}, out
+	srv, err := start(ctx, bin, localserver.Options{Dir: dir, Port: port, Output: out, Pdeathsig: syscall.SIGTERM})
+	if err != nil {
+		_ = out.Close()
+		return nil, err
+	}
+	return &throwaway{Server: srv, out: out}, nil
 }
 
 // startPostgres initialises a cluster in a temporary directory and runs it
@@ -128,24 +141,16 @@ func startPostgres(ctx context.Context, con *console, log *slog.Logger, dbname s
 	if err != nil {
 		return "", nil, fmt.Errorf("initdb and postgres: %w", errMissingBinaries)
 	}
-	dir, err := os.MkdirTemp("", "orders-devstack-pg-")
+	srv, err := startThrowaway(ctx, con, log, "postgres", bin, 5432, localserver.StartPostgres)
 	if err != nil {
-		return "", nil, fmt.Errorf("state directory: %w", err)
-	}
-	log.Info("starting a throwaway PostgreSQL", "bin", bin, "dir", dir)
-	opts, out := throwawayOptions(con, "postgres", dir, 5432)
-	srv, err := localserver.StartPostgres(ctx, bin, opts)
-	if err != nil {
-		_ = out.Close()
 		return "", nil, err
 	}
 	dsn, err := withDatabase(srv.URL, dbname)
 	if err != nil {
-		srv.Stop()
-		_ = out.Close()
+		srv.stop()
 		return "", nil, err
 	}
-	return dsn, &throwaway{Server: srv, out: out}, nil
+	return dsn, srv, nil
 }
 
 // startRedis runs redis-server without persistence, on port 6379 when that
@@ -155,16 +160,9 @@ func startRedis(ctx context.Context, con *console, log *slog.Logger) (string, *t
 	if err != nil {
 		return "", nil, fmt.Errorf("redis-server: %w", errMissingBinaries)
 	}
-	dir, err := os.MkdirTemp("", "orders-devstack-redis-")
+	srv, err := startThrowaway(ctx, con, log, "redis", bin, 6379, localserver.StartRedis)
 	if err != nil {
-		return "", nil, fmt.Errorf("state directory: %w", err)
-	}
-	log.Info("starting a throwaway Redis", "bin", bin, "dir", dir)
-	opts, out := throwawayOptions(con, "redis", dir, 6379)
-	srv, err := localserver.StartRedis(ctx, bin, opts)
-	if err != nil {
-		_ = out.Close()
 		return "", nil, err
 	}
-	return srv.URL, &throwaway{Server: srv, out: out}, nil
+	return srv.URL, srv, nil
 }

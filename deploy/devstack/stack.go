@@ -413,43 +413,37 @@ func (s *stack) childEnv(extra ...string) []string {
 // startServices starts the reader and the ingestor and waits until both
 // report ready on /readyz.
 func (s *stack) startServices(ctx context.Context, bins binaries) error {
-	if bin, ok := bins["reader"]; ok {
-		dsn, err := withUser(s.dbURL, "order_reader")
+	for _, svc := range []struct {
+		name, role string
+		env        []string
+		grace      time.Duration // for the shutdown after SIGTERM
+		started    **proc
+	}{
+		{"reader", "order_reader", []string{
+			"READER_LISTEN_ADDR=:" + strconv.Itoa(s.cfg.readerPort),
+			"READER_OPS_ADDR=:" + strconv.Itoa(s.cfg.readerOpsPort),
+		}, 20 * time.Second, &s.reader},
+		{"ingestor", "order_ingestor", []string{
+			"INGESTOR_OPS_ADDR=:" + strconv.Itoa(s.cfg.opsPort),
+		}, 30 * time.Second, &s.ingestor},
+	} {
+		bin, ok := bins[svc.name]
+		if !ok {
+			continue
+		}
+		dsn, err := withUser(s.dbURL, svc.role)
 		if err != nil {
 			return err
 		}
-		p, err := startProc(ctx, s.con, "reader", nil, s.childEnv(
-			"DATABASE_URL="+dsn,
-			"READER_LISTEN_ADDR=:"+strconv.Itoa(s.cfg.readerPort),
-			"READER_OPS_ADDR=:"+strconv.Itoa(s.cfg.readerOpsPort),
-		), bin)
+		p, err := startProc(ctx, s.con, svc.name, nil, s.childEnv(append([]string{"DATABASE_URL=" + dsn}, svc.env...)...), bin)
 		if err != nil {
 			return err
 		}
-		s.reader = p
+		*svc.started = p
 		s.services = append(s.services, p)
 		s.onStop(func() {
-			took := p.stop(syscall.SIGTERM, 20*time.Second)
-			s.log.Info("reader stopped", "took", took.Round(time.Millisecond))
-		})
-	}
-	if bin, ok := bins["ingestor"]; ok {
-		dsn, err := withUser(s.dbURL, "order_ingestor")
-		if err != nil {
-			return err
-		}
-		p, err := startProc(ctx, s.con, "ingestor", nil, s.childEnv(
-			"DATABASE_URL="+dsn,
-			"INGESTOR_OPS_ADDR=:"+strconv.Itoa(s.cfg.opsPort),
-		), bin)
-		if err != nil {
-			return err
-		}
-		s.ingestor = p
-		s.services = append(s.services, p)
-		s.onStop(func() {
-			took := p.stop(syscall.SIGTERM, 30*time.Second)
-			s.log.Info("ingestor stopped", "took", took.Round(time.Millisecond))
+			took := p.stop(syscall.SIGTERM, svc.grace)
+			s.log.Info(svc.name+" stopped", "took", took.Round(time.Millisecond))
 		})
 	}
 	start := time.Now()

@@ -26,12 +26,13 @@ type KafkaEnv struct {
 	Fake *kfake.Cluster
 }
 
-var kafkaShared struct {
-	once    sync.Once
-	brokers string
-	source  string
-	err     error
-}
+// kafkaCluster finds a shared cluster on its first call (none, with the
+// reason as its source, means kfake); every later call returns the same
+// answer.
+var kafkaCluster = sync.OnceValues(func() (found, error) {
+	brokers, source, err := findKafka(defaultSources())
+	return found{brokers, source}, err
+})
 
 // Kafka returns a Kafka cluster: the one named by TEST_KAFKA_BROKERS, a
 // container when a Docker engine answers, else a new in-process kfake
@@ -40,14 +41,12 @@ var kafkaShared struct {
 // accept session timeouts down to one second, for fast rebalances.
 func Kafka(t testing.TB) *KafkaEnv {
 	t.Helper()
-	kafkaShared.once.Do(func() {
-		kafkaShared.brokers, kafkaShared.source, kafkaShared.err = findKafka(defaultSources())
-	})
-	if kafkaShared.err != nil {
-		t.Fatalf("testenv: Kafka: %v", kafkaShared.err)
+	shared, err := kafkaCluster()
+	if err != nil {
+		t.Fatalf("testenv: Kafka: %v", err)
 	}
-	if kafkaShared.brokers != "" {
-		return &KafkaEnv{Brokers: kafkaShared.brokers}
+	if shared.addr != "" {
+		return &KafkaEnv{Brokers: shared.addr}
 	}
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -55,7 +54,7 @@ func Kafka(t testing.TB) *KafkaEnv {
 		kfake.GroupMinSessionTimeout(time.Second),
 	)
 	if err != nil {
-		t.Fatalf("testenv: Kafka: TEST_KAFKA_BROKERS unset, %s, and kfake failed: %v", kafkaShared.source, err)
+		t.Fatalf("testenv: Kafka: TEST_KAFKA_BROKERS unset, %s, and kfake failed: %v", shared.source, err)
 	}
 	t.Cleanup(c.Close)
 	return &KafkaEnv{Brokers: strings.Join(c.ListenAddrs(), ","), Fake: c}

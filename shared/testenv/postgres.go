@@ -164,20 +164,13 @@ type pgServer struct {
 	tmplErr  error
 }
 
-var pgShared struct {
-	once sync.Once
-	srv  *pgServer
-	err  error
-}
-
-func pgServerOnce() (*pgServer, error) {
-	pgShared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		pgShared.srv, pgShared.err = findPostgres(ctx, defaultSources())
-	})
-	return pgShared.srv, pgShared.err
-}
+// pgServerOnce finds the server on its first call; every later call
+// returns the same answer.
+var pgServerOnce = sync.OnceValues(func() (*pgServer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return findPostgres(ctx, defaultSources())
+})
 
 // findPostgres tries each source in the documented order.
 func findPostgres(ctx context.Context, src sources) (*pgServer, error) {

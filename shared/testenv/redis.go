@@ -24,30 +24,28 @@ type RedisEnv struct {
 	Prefix string
 }
 
-var redisShared struct {
-	once   sync.Once
-	url    string
-	source string
-	err    error
-}
+// redisServer finds the server on its first call; every later call
+// returns the same answer.
+var redisServer = sync.OnceValues(func() (found, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	u, source, err := findRedis(ctx, defaultSources())
+	return found{u, source}, err
+})
 
 // Redis returns a connection to a Redis server and a key prefix private to
 // the test; it deletes the keys under the prefix when the test ends. It
 // fails the test when no Redis server can be had.
 func Redis(t testing.TB) *RedisEnv {
 	t.Helper()
-	redisShared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		redisShared.url, redisShared.source, redisShared.err = findRedis(ctx, defaultSources())
-	})
-	if redisShared.err != nil {
-		t.Fatalf("testenv: Redis: %v", redisShared.err)
+	srv, err := redisServer()
+	if err != nil {
+		t.Fatalf("testenv: Redis: %v", err)
 	}
-	u := redisShared.url
+	u := srv.addr
 	opts, err := redis.ParseURL(u)
 	if err != nil {
-		t.Fatalf("testenv: Redis (%s): %v", redisShared.source, err)
+		t.Fatalf("testenv: Redis (%s): %v", srv.source, err)
 	}
 	env := &RedisEnv{URL: u, Client: redis.NewClient(opts), Prefix: "t" + randomHex(6) + ":"}
 	t.Cleanup(func() {

@@ -70,6 +70,10 @@ func answers(addr string) error {
 	return c.Close()
 }
 
+// found is where a service shared by every test of the process was found:
+// its address (a URL, or Kafka's broker list) and its source, for messages.
+type found struct{ addr, source string }
+
 // sources says where services are looked for. Tests of testenv replace
 // parts of it to reach the fallbacks and the failure messages.
 type sources struct {

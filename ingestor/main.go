@@ -25,6 +25,7 @@ import (
 	"github.com/orderservice/orders/ingestor/ops"
 	"github.com/orderservice/orders/ingestor/postgres"
 	"github.com/orderservice/orders/ingestor/redis"
+	"github.com/orderservice/orders/shared/poolmetrics"
 )
 
 func main() {
@@ -85,7 +86,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 		return err
 	}
 	defer pool.Close()
-	m.RegisterDBPool(m.Registry, pool.Stat)
+	// Registered here, where pgx is known: the metrics package is imported
+	// by the core and stays free of drivers.
+	m.Registry.MustRegister(poolmetrics.New("ingestor", pool.Stat))
 
 	rc, cache, err := openCache(cfg)
 	if err != nil {

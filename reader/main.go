@@ -28,6 +28,7 @@ import (
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/reader/redis"
 	"github.com/orderservice/orders/reader/web"
+	"github.com/orderservice/orders/shared/poolmetrics"
 	"github.com/orderservice/orders/shared/syncio"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -143,7 +144,9 @@ func openPostgres(ctx context.Context, cfg *config.Config, reg prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	m.RegisterDBPool(reg, store.Stat)
+	// The pool's metrics are registered here, where pgx is known: the
+	// metrics package is imported by the core and stays free of drivers.
+	reg.MustRegister(poolmetrics.New("reader", store.Stat))
 	return store, nil
 }
 

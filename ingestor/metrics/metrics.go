@@ -4,12 +4,8 @@
 package metrics
 
 import (
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/orderservice/orders/shared/poolmetrics"
 )
 
 // Outcomes of a consumed message, the values of the "outcome" label.
@@ -100,12 +96,6 @@ func New() *Metrics {
 		m.Retries, m.Outage, m.AssignedPartitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
-}
-
-// RegisterDBPool exports the PostgreSQL pool's state, read at scrape time,
-// as the ingestor_db_pool_* metrics (see poolmetrics).
-func (m *Metrics) RegisterDBPool(reg prometheus.Registerer, stat func() *pgxpool.Stat) {
-	reg.MustRegister(poolmetrics.New("ingestor", stat))
 }
 
 // RegisterReady exports readiness as a gauge (1 ready, 0 not), evaluated at

@@ -4,12 +4,8 @@
 package metrics
 
 import (
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/orderservice/orders/shared/poolmetrics"
 )
 
 // Metrics is every collector the reader exports.
@@ -97,10 +93,4 @@ func (m *Metrics) RegisterLocalCacheBytes(reg prometheus.Registerer, f func() fl
 		Help: "Bytes of encoded orders held by the in-process cache.",
 	}, f)
 	reg.MustRegister(m.LocalCacheBytes)
-}
-
-// RegisterDBPool exports the PostgreSQL pool's state, read at scrape time,
-// as the reader_db_pool_* metrics (see poolmetrics).
-func (m *Metrics) RegisterDBPool(reg prometheus.Registerer, stat func() *pgxpool.Stat) {
-	reg.MustRegister(poolmetrics.New("reader", stat))
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +23,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	readerconfig "github.com/orderservice/orders/reader/config"
+	"github.com/orderservice/orders/reader/pii"
+	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/probe"
 	"github.com/orderservice/orders/shared/testenv"
 )
@@ -302,6 +308,7 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	t.Setenv("READER_REDIS_KEY_PREFIX", rd.Prefix)
 	env := map[string]string{"DATABASE_URL": pg.URL, "REDIS_URL": rd.URL}
 	readerPort, readerOpsPort, opsPort, kafkaPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	artifacts := t.TempDir() // not the repository's .artifacts: a developer's keys stay
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -314,6 +321,7 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 			"--ops-port", strconv.Itoa(opsPort),
 			"--kafka-port", strconv.Itoa(kafkaPort),
 			"--generate", "20", "--seed", "42",
+			"--artifacts", artifacts,
 		}, func(k string) string { return env[k] }, out)
 	}()
 
@@ -343,16 +351,30 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	if !strings.Contains(out.String(), "21 orders stored (21 new)") {
 		t.Errorf("output does not report the stored orders:\n%s", out.String())
 	}
+	// The API keys: written where the banner says, shown in the banner,
+	// given to the reader.
+	keysFile, credsFile := filepath.Join(artifacts, "dev-keys"), filepath.Join(artifacts, "dev-credentials.env")
+	tokens := checkCredentialFiles(t, keysFile, credsFile)
+	piiKey, supportKey := tokens["ORDERS_PII_TOKEN"], tokens["ORDERS_SUPPORT_TOKEN"]
 	sample := testenv.Sample(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", readerPort)
-	if got := httpGet(t, base+"/order/"+sample.OrderUID); !strings.Contains(got, sample.OrderUID) {
+	if got := httpGet(t, base+"/order/"+sample.OrderUID, piiKey); !strings.Contains(got, sample.OrderUID) {
 		t.Errorf("reader's /order/%s answered %q", sample.OrderUID, got)
 	}
-	for _, want := range []string{base[len("http://127.0.0.1"):] + "/swagger/", fmt.Sprintf(":%d/metrics", opsPort), fmt.Sprintf(":%d/metrics", readerOpsPort)} {
+	for _, want := range []string{
+		base[len("http://127.0.0.1"):] + "/swagger/", fmt.Sprintf(":%d/metrics", opsPort), fmt.Sprintf(":%d/metrics", readerOpsPort),
+		piiKey, supportKey, credsFile,
+		fmt.Sprintf(`curl -H "Authorization: Bearer $ORDERS_SUPPORT_TOKEN" http://localhost:%d/order/`, readerPort),
+	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q", want)
 		}
 	}
+	// The banner's order links came from the reader, asked with a token.
+	if !regexp.MustCompile(fmt.Sprintf(`order +http://localhost:%d/order/\S+`, readerPort)).MatchString(out.String()) {
+		t.Errorf("summary lists no order (the reader refused the devstack's token?):\n%s", out.String())
+	}
+	t.Run("views", func(t *testing.T) { checkViews(t, base, sample, piiKey, supportKey) })
 
 	cancel()
 	select {
@@ -379,11 +401,24 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	}
 }
 
-func httpGet(t *testing.T, url string) string {
+func httpGet(t *testing.T, url, token string) string {
+	t.Helper()
+	code, body := httpGetStatus(t, url, token)
+	if code != http.StatusOK {
+		t.Errorf("GET %s: %d", url, code)
+	}
+	return body
+}
+
+// httpGetStatus GETs url, with token as a bearer credential unless empty.
+func httpGetStatus(t *testing.T, url, token string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -394,8 +429,69 @@ func httpGet(t *testing.T, url string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET %s: %s", url, resp.Status)
+	return resp.StatusCode, string(body)
+}
+
+// readerEnforcesAuth tells whether this reader reads an API keys file, and
+// so must refuse requests without a credential: the checks of the two views
+// run from the moment reader/config has READER_API_KEYS_FILE.
+func readerEnforcesAuth() bool { return slices.Contains(readerconfig.Names(), "READER_API_KEYS_FILE") }
+
+// checkViews asks the running reader for the sample order with each dev
+// key: the PII key sees it as ingested, the support key with its personal
+// data masked, no key gets 401.
+func checkViews(t *testing.T, base string, sample *model.Order, piiKey, supportKey string) {
+	if !readerEnforcesAuth() {
+		t.Skip("reader/config reads no READER_API_KEYS_FILE: this reader serves every caller the full order")
 	}
-	return string(body)
+	url := base + "/order/" + sample.OrderUID
+	full, err := sample.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked, err := pii.MaskJSON(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(full, masked) {
+		t.Fatal("masking the sample changes nothing: the check below would prove nothing")
+	}
+	for _, tc := range []struct {
+		name, token string
+		code        int
+		body        []byte // JSON, compared as values
+	}{
+		{"PII key", piiKey, http.StatusOK, full},
+		{"support key", supportKey, http.StatusOK, masked},
+		{"no key", "", http.StatusUnauthorized, nil},
+		{"unknown key", "ord_" + strings.Repeat("0", 43), http.StatusUnauthorized, nil},
+	} {
+		code, body := httpGetStatus(t, url, tc.token)
+		if code != tc.code {
+			t.Errorf("%s: GET /order/%s: %d, want %d: %.300s", tc.name, sample.OrderUID, code, tc.code, body)
+			continue
+		}
+		if tc.body != nil && !jsonEqual(t, []byte(body), tc.body) {
+			t.Errorf("%s: GET /order/%s answered\n%s\nwant\n%s", tc.name, sample.OrderUID, body, tc.body)
+		}
+	}
+	// The order list needs orders:read, which both keys have.
+	for _, token := range []string{piiKey, supportKey} {
+		if code, body := httpGetStatus(t, base+"/orders?limit=1", token); code != http.StatusOK {
+			t.Errorf("GET /orders: %d %.300s", code, body)
+		}
+	}
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var va, vb any
+	if err := json.Unmarshal(a, &va); err != nil {
+		t.Errorf("not JSON: %v: %.300s", err, a)
+		return false
+	}
+	if err := json.Unmarshal(b, &vb); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(va, vb)
 }

@@ -37,6 +37,7 @@ type stackConfig struct {
 	generate      int
 	seed          int64
 	root          string
+	artifacts     string
 }
 
 func parseStackFlags(args []string, out io.Writer) (stackConfig, error) {
@@ -52,6 +53,7 @@ func parseStackFlags(args []string, out io.Writer) (stackConfig, error) {
 	fs.IntVar(&c.generate, "generate", 300, "number of generated orders to seed after the sample")
 	fs.Int64Var(&c.seed, "seed", 0, "generator seed (0: a new one each run, so each run adds new orders)")
 	fs.StringVar(&c.root, "root", "", "repository root (default: the directory holding go.work, found from the working directory up)")
+	fs.StringVar(&c.artifacts, "artifacts", "", "where the API keys go: "+keysFileName+" (the reader's keys file) and "+credsFileName+" (default: <root>/.artifacts)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: devstack [flags]\n       devstack migrate up|down|create ...\n\nRuns the order service locally until Ctrl-C.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -87,6 +89,7 @@ type stack struct {
 	services []*proc // long-running children whose death ends the run
 	reader   *proc
 	ingestor *proc
+	creds    *credentials
 }
 
 func runStack(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -182,6 +185,17 @@ func (s *stack) up(ctx context.Context) error {
 		}
 	}
 	s.cfg.root = root
+	if s.cfg.artifacts == "" {
+		s.cfg.artifacts = filepath.Join(root, ".artifacts")
+	}
+	if s.creds, err = devCredentials(s.cfg.artifacts, s.readerURL()); err != nil {
+		return err
+	}
+	if s.creds.reused {
+		s.log.Info("API keys of the last run reused", "keys", s.creds.keysFile, "tokens", s.creds.credsFile)
+	} else {
+		s.log.Info("API keys created", "keys", s.creds.keysFile, "tokens", s.creds.credsFile)
+	}
 	if err := s.startPostgres(ctx); err != nil {
 		return err
 	}
@@ -422,6 +436,7 @@ func (s *stack) startServices(ctx context.Context, bins binaries) error {
 		{"reader", "order_reader", []string{
 			"READER_LISTEN_ADDR=:" + strconv.Itoa(s.cfg.readerPort),
 			"READER_OPS_ADDR=:" + strconv.Itoa(s.cfg.readerOpsPort),
+			"READER_API_KEYS_FILE=" + s.creds.keysFile,
 		}, 20 * time.Second, &s.reader},
 		{"ingestor", "order_ingestor", []string{
 			"INGESTOR_OPS_ADDR=:" + strconv.Itoa(s.cfg.opsPort),
@@ -588,18 +603,32 @@ func (s *stack) sampleUID() string {
 	return o.OrderUID
 }
 
-// printSummary shows where to look, with links to a few stored orders.
+// readerURL is where a person on this machine opens the reader.
+func (s *stack) readerURL() string { return fmt.Sprintf("http://localhost:%d", s.cfg.readerPort) }
+
+// printSummary shows where to look, with links to a few stored orders, and
+// the API keys to sign in with.
 func (s *stack) printSummary(ctx context.Context) {
 	var b strings.Builder
 	line := func(k, v string) { fmt.Fprintf(&b, "\n  %-11s %s", k, v) }
 	b.WriteString("the order service is running:")
 	if s.reader != nil {
-		base := fmt.Sprintf("http://localhost:%d", s.cfg.readerPort)
-		line("UI", base+"/")
+		base := s.readerURL()
+		line("UI", base+"/  (sign in with a token below)")
+		line("PII token", s.creds.pii()+"  ("+piiTokenVar+": orders:read, orders:pii; orders as ingested)")
+		line("support", s.creds.support()+"  ("+supportTokenVar+": orders:read; personal data masked)")
+		line("tokens in", s.relToRoot(s.creds.credsFile))
 		line("Swagger", base+"/swagger/")
-		for _, uid := range recentOrders(ctx, s.cfg.readerPort, 3) {
+		uids := recentOrders(ctx, s.cfg.readerPort, s.creds.support(), 3)
+		for _, uid := range uids {
 			line("order", base+"/order/"+uid)
 		}
+		example := "<order_uid>"
+		if len(uids) > 0 {
+			example = uids[0]
+		}
+		line("try", fmt.Sprintf(". %s && curl -H \"Authorization: Bearer $%s\" %s/order/%s",
+			s.relToRoot(s.creds.credsFile), supportTokenVar, base, example))
 	}
 	if s.reader != nil {
 		line("metrics", fmt.Sprintf("http://localhost:%d/metrics (reader)", s.cfg.readerOpsPort))
@@ -614,9 +643,19 @@ func (s *stack) printSummary(ctx context.Context) {
 	s.log.Info(b.String())
 }
 
-// recentOrders asks the reader for the newest order uids; nil on any error
-// (the summary then just has no order links).
-func recentOrders(ctx context.Context, port, limit int) []string {
+// relToRoot is path relative to the repository root when it lies inside it
+// (where `make run` runs), else path itself.
+func (s *stack) relToRoot(path string) string {
+	rel, err := filepath.Rel(s.cfg.root, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return path
+	}
+	return rel
+}
+
+// recentOrders asks the reader for the newest order uids with token; nil
+// on any error (the summary then just has no order links).
+func recentOrders(ctx context.Context, port int, token string, limit int) []string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
@@ -624,6 +663,7 @@ func recentOrders(ctx context.Context, port, limit int) []string {
 	if err != nil {
 		return nil
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil

@@ -19,6 +19,14 @@ type compose struct {
 	Name     string                    `yaml:"name"`
 	Services map[string]composeService `yaml:"services"`
 	Volumes  map[string]any            `yaml:"volumes"`
+	Secrets  map[string]composeSecret  `yaml:"secrets"`
+}
+
+// composeSecret is a top-level secret: a file on the host, or the value of
+// a variable of compose's environment (.env).
+type composeSecret struct {
+	File        string `yaml:"file"`
+	Environment string `yaml:"environment"`
 }
 
 type composeService struct {
@@ -39,6 +47,9 @@ type composeService struct {
 	Healthcheck     *composeHealth    `yaml:"healthcheck"`
 	Restart         string            `yaml:"restart"`
 	StopGracePeriod string            `yaml:"stop_grace_period"`
+	// Secrets granted to the service (short syntax): each is the file
+	// /run/secrets/<name> in the container.
+	Secrets []string `yaml:"secrets"`
 }
 
 type composeBuild struct {
@@ -305,6 +316,13 @@ func TestComposeHasNoLiteralSecrets(t *testing.T) {
 	}
 	for name, svc := range c.Services {
 		for k, v := range svc.Environment {
+			// X_FILE naming a secret granted to the service is a path.
+			if secret, ok := strings.CutPrefix(v, "/run/secrets/"); ok && strings.HasSuffix(k, "_FILE") {
+				if !slices.Contains(svc.Secrets, secret) {
+					t.Errorf("%s: %s names secret %s, which the service is not granted", name, k, secret)
+				}
+				continue
+			}
 			if strings.Contains(k, "PASSWORD") && !strings.HasPrefix(v, "${") {
 				t.Errorf("%s: %s is a literal, take it from .env", name, k)
 			}

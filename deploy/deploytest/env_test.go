@@ -96,9 +96,57 @@ func checkEnv(t *testing.T, where string, sv serviceVars, env map[string]string)
 			t.Errorf("%s: %s does not set %s", where, sv.name, strings.Join(s, " or "))
 		}
 	}
+	pending := pendingReaderVars()
 	for n := range env {
-		if strings.HasPrefix(n, sv.prefix) && !known[n] {
+		if strings.HasPrefix(n, sv.prefix) && !known[n] && !(sv.name == "reader" && pending[n]) {
 			t.Errorf("%s: %s sets %s, which %s/config does not read", where, sv.name, n, sv.name)
+		}
+	}
+}
+
+// readerAuthVars are the reader's authentication settings (issue 12:
+// API keys, JWTs, rate limits, audit records). The deployment files set
+// them ahead of reader/config: pendingReaderVars lets checkEnv accept them
+// while reader/config reads none of them, and from the moment it reads
+// READER_API_KEYS_FILE checkEnv applies its ordinary rules to every one,
+// so a name the reader does not read is an error again.
+var readerAuthVars = []string{
+	"READER_API_KEYS_FILE",
+	"READER_JWT_JWKS_URL", "READER_JWT_ISSUER", "READER_JWT_AUDIENCE",
+	"READER_RATE_LIMIT", "READER_RATE_BURST", "READER_AUTH_FAILURE_LIMIT",
+	"READER_TRUSTED_PROXIES", "READER_AUDIT_LOG",
+}
+
+// pendingReaderVars are readerAuthVars while reader/config does not read
+// them yet; nil once it does.
+func pendingReaderVars() map[string]bool {
+	if slices.Contains(readerconfig.Names(), "READER_API_KEYS_FILE") {
+		return nil
+	}
+	pending := map[string]bool{}
+	for _, n := range readerAuthVars {
+		pending[n] = true
+	}
+	return pending
+}
+
+// TestReaderAuthVarsAreSet: compose and k8s set every authentication
+// setting, whether or not this reader/config reads them yet.
+func TestReaderAuthVarsAreSet(t *testing.T) {
+	t.Parallel()
+	c := loadCompose(t)
+	b := loadK8s(t)
+	for where, env := range map[string]map[string]string{
+		"docker-compose.yml": c.service(t, "reader").Environment,
+		"deploy/k8s":         b.envNames(t, b.container(t, "Deployment/reader")),
+	} {
+		for _, n := range readerAuthVars {
+			if _, ok := env[n]; !ok {
+				t.Errorf("%s: the reader gets no %s", where, n)
+			}
+		}
+		if env["READER_API_KEYS_FILE"] == "" {
+			t.Errorf("%s: READER_API_KEYS_FILE is empty: the reader would refuse to start without JWT settings", where)
 		}
 	}
 }
@@ -190,6 +238,8 @@ var deploymentSpecific = map[string]bool{
 	"INGESTOR_LOG_LEVEL": true, "READER_LOG_LEVEL": true,
 	// Follows the container's memory limit, which only k8s sets.
 	"READER_MEMORY_LIMIT": true,
+	// Where each mounts its secret.
+	"READER_API_KEYS_FILE": true,
 }
 
 // TestComposeAndK8sAgree: the tuning settings are the same in both

@@ -22,14 +22,34 @@ type kustomization struct {
 	ConfigMapGenerator []generator `yaml:"configMapGenerator"`
 	SecretGenerator    []generator `yaml:"secretGenerator"`
 	Images             []struct {
-		Name   string `yaml:"name"`
-		NewTag string `yaml:"newTag"`
+		Name    string `yaml:"name"`
+		NewName string `yaml:"newName"`
+		NewTag  string `yaml:"newTag"`
+		Digest  string `yaml:"digest"`
 	} `yaml:"images"`
 }
 
 type generator struct {
-	Name string   `yaml:"name"`
-	Envs []string `yaml:"envs"`
+	Name  string   `yaml:"name"`
+	Envs  []string `yaml:"envs"`
+	Files []string `yaml:"files"` // [key=]path
+	// Options are kustomize's generatorOptions of this generator.
+	Options struct {
+		DisableNameSuffixHash bool `yaml:"disableNameSuffixHash"`
+	} `yaml:"options"`
+}
+
+// filePaths are the paths of g's files sources, without their keys.
+func (g generator) filePaths() []string {
+	var out []string
+	for _, f := range g.Files {
+		_, p, ok := strings.Cut(f, "=")
+		if !ok {
+			p = f
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // k8sBase is the parsed kustomize base: its objects by "Kind/name", and the
@@ -172,8 +192,16 @@ func TestK8sStructure(t *testing.T) {
 	if len(b.configMaps) == 0 || len(b.secretKeys) == 0 {
 		t.Fatal("kustomization generates no ConfigMap or no Secret")
 	}
-	// The real secrets file must never be committed.
+	// The real secrets files must never be committed, and each has an
+	// example (which the tests render in its place).
 	for _, g := range b.k.SecretGenerator {
+		for _, f := range g.filePaths() {
+			out, err := exec.Command("git", "-C", root(t), "check-ignore", "-q", filepath.Join(k8sDir, f)).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s is not ignored by git (%v %s): a deployment's secrets would be committed", filepath.Join(k8sDir, f), err, out)
+			}
+			readFile(t, k8sDir, f+".example")
+		}
 		for _, f := range g.Envs {
 			out, err := exec.Command("git", "-C", root(t), "check-ignore", "-q", filepath.Join(k8sDir, f)).CombinedOutput()
 			if err != nil {

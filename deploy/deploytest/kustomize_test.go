@@ -3,6 +3,7 @@ package deploytest
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,8 +13,9 @@ import (
 )
 
 // renderK8s renders deploy/k8s with kustomize's own library, as `kubectl
-// apply -k` does, on a copy where secrets.env is the example (a developer's
-// real file stays out of the test).
+// apply -k` does, on a copy where each git-ignored secrets file (secrets.env,
+// reader-api-keys) is its X.example (a developer's real files stay out of
+// the test).
 func renderK8s(t testing.TB) resmap.ResMap {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "k8s")
@@ -23,8 +25,11 @@ func renderK8s(t testing.TB) resmap.ResMap {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if rel == "secrets.env" {
-			return nil
+		if _, err := os.Stat(p + ".example"); err == nil {
+			return nil // the real file of an example
+		}
+		if real, ok := strings.CutSuffix(rel, ".example"); ok {
+			copyFile(t, p, filepath.Join(dir, real))
 		}
 		copyFile(t, p, filepath.Join(dir, rel))
 		return nil
@@ -32,7 +37,6 @@ func renderK8s(t testing.TB) resmap.ResMap {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, filepath.Join(src, "secrets.env.example"), filepath.Join(dir, "secrets.env"))
 
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
@@ -81,7 +85,7 @@ func TestKustomizeBuild(t *testing.T) {
 			secretNames = append(secretNames, r.GetName())
 		}
 	}
-	for kind, want := range map[string]int{"Deployment": 2, "Service": 2, "PodDisruptionBudget": 2, "HorizontalPodAutoscaler": 1, "Job": 2, "ConfigMap": 3, "Secret": 1, "Namespace": 1} {
+	for kind, want := range map[string]int{"Deployment": 2, "Service": 2, "PodDisruptionBudget": 2, "HorizontalPodAutoscaler": 1, "Job": 2, "ConfigMap": 3, "Secret": 2, "Namespace": 1, "NetworkPolicy": 3} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s rendered, want %d", kinds[kind], kind, want)
 		}
@@ -98,6 +102,11 @@ func TestKustomizeBuild(t *testing.T) {
 			t.Errorf("rendered output still refers to %q without its hash", strings.TrimSpace(bare))
 		}
 	}
+	// The API keys Secret alone keeps its name, so that an edit updates it
+	// in place (TestK8sReaderKeysSecret).
+	if !slices.Contains(secretNames, readerKeysSecret) {
+		t.Errorf("Secrets %v: no %s without a hash suffix", secretNames, readerKeysSecret)
+	}
 	for _, names := range [][]string{cmNames, secretNames} {
 		for _, n := range names {
 			if !strings.Contains(out, "name: "+n+"\n") || strings.Count(out, n) < 2 {
@@ -107,7 +116,18 @@ func TestKustomizeBuild(t *testing.T) {
 	}
 	// The Kafka tools image is pinned to the one compose runs kafka-init with.
 	kafkaTools := "image: " + loadCompose(t).service(t, "kafka-init").Image
-	for _, img := range []string{"image: orders/ingestor:latest", "image: orders/reader:latest", "image: orders/migrate:latest", kafkaTools} {
+	// The services' images carry the kustomization's pinned tags
+	// (TestK8sImagesPinned).
+	var want []string
+	for _, i := range loadK8s(t).k.Images {
+		if i.Name != "apache/kafka" {
+			want = append(want, "image: "+i.Name+":"+i.NewTag)
+		}
+	}
+	if len(want) != 3 {
+		t.Errorf("kustomization images %v: want the ingestor, reader and migrate images", want)
+	}
+	for _, img := range append(want, kafkaTools) {
 		if !strings.Contains(out, img) {
 			t.Errorf("rendered output lacks %s (kustomization images)", img)
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/reader/auth"
+	"github.com/orderservice/orders/reader/auth/ratelimit"
 	"github.com/orderservice/orders/shared/testenv"
 )
 
@@ -187,7 +191,23 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	// and serves reads that go through every cache tier.
 	renv := composeEnv(t, "reader")
 	listen, ops := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	// The reader's keys file, as `reader keys new` writes it: one key with
+	// both grants and no rate limit of its own (the bursts below exceed any
+	// default).
+	token, hash, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlimited, err := ratelimit.ParseRate("0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysFile := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(keysFile, []byte(auth.KeyLine("deploytest", []string{auth.ScopeRead, auth.ScopePII}, hash, &unlimited)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for k, v := range map[string]string{
+		"READER_API_KEYS_FILE":    keysFile,
 		"READER_LISTEN_ADDR":      listen,
 		"READER_OPS_ADDR":         ops,
 		"READER_DATABASE_URL":     pg.URLAs("order_reader"),
@@ -243,7 +263,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	get := func(path string, want int) {
 		t.Helper()
-		code, body, err := httpGet(ctx, base+path)
+		code, body, err := httpGetAuth(ctx, base+path, token)
 		if err != nil || code != want {
 			t.Errorf("GET %s: %d %v, want %d: %.200s", path, code, err, want, body)
 		}
@@ -256,6 +276,13 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	get("/order/no-such-order", http.StatusNotFound) // negative tier
 	get("/orders?limit=5", http.StatusOK)
 	get("/order/"+url.PathEscape("not a uid!"), http.StatusBadRequest)
+	// Refused requests, for the authentication metrics: no credential, and
+	// an unknown key (a reader without authentication serves both).
+	for _, bad := range []string{"", "ord_" + strings.Repeat("0", 43)} {
+		if _, _, err := httpGetAuth(ctx, base+"/orders?limit=1", bad); err != nil {
+			t.Error(err)
+		}
+	}
 
 	// Concurrent lookups of one uncached order share one load
 	// (singleflight): fire bursts until the counter shows it.
@@ -266,7 +293,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		for range 32 {
 			wg.Go(func() {
 				<-gate
-				_, _, _ = httpGet(ctx, base+"/order/"+uid)
+				_, _, _ = httpGetAuth(ctx, base+"/order/"+uid, token)
 			})
 		}
 		close(gate)

@@ -295,8 +295,8 @@ func TestGrafanaProvisioning(t *testing.T) {
 	if want := "http://prometheus:9090"; ds.Datasources[0].URL != want {
 		t.Errorf("datasource url %s, want %s", ds.Datasources[0].URL, want)
 	}
-	if !slices.Contains(loadCompose(t).service(t, "prometheus").Ports, "9090:9090") {
-		t.Error("compose prometheus does not serve 9090")
+	if !slices.Contains(loadCompose(t).service(t, "prometheus").Ports, "127.0.0.1:9090:9090") {
+		t.Error("compose prometheus does not serve 9090 on 127.0.0.1")
 	}
 
 	var prov struct {

@@ -121,9 +121,17 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() error
 
 // httpGet GETs url and returns the status and body.
 func httpGet(ctx context.Context, url string) (int, []byte, error) {
+	return httpGetAuth(ctx, url, "")
+}
+
+// httpGetAuth is httpGet with token as a bearer credential (none if "").
+func httpGetAuth(ctx context.Context, url, token string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

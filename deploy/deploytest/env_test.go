@@ -112,7 +112,7 @@ func checkEnv(t *testing.T, where string, sv serviceVars, env map[string]string)
 // so a name the reader does not read is an error again.
 var readerAuthVars = []string{
 	"READER_API_KEYS_FILE",
-	"READER_JWT_JWKS_URL", "READER_JWT_ISSUER", "READER_JWT_AUDIENCE",
+	"READER_JWT_JWKS_URL", "READER_JWT_ISSUER", "READER_JWT_AUDIENCE", "READER_JWT_MIN_REFRESH_INTERVAL",
 	"READER_RATE_LIMIT", "READER_RATE_BURST", "READER_AUTH_FAILURE_LIMIT",
 	"READER_TRUSTED_PROXIES", "READER_AUDIT_LOG",
 }

@@ -117,10 +117,14 @@ var readerAuthVars = []string{
 	"READER_TRUSTED_PROXIES", "READER_AUDIT_LOG",
 }
 
-// pendingReaderVars are readerAuthVars while reader/config does not read
-// them yet; nil once it does.
+// authPending reports a reader without issue 12's authentication: its
+// reader/config reads no READER_API_KEYS_FILE. Every allowance the checks
+// make for such a reader ends when reader/config reads it.
+func authPending() bool { return !slices.Contains(readerconfig.Names(), "READER_API_KEYS_FILE") }
+
+// pendingReaderVars are readerAuthVars while authPending; nil after.
 func pendingReaderVars() map[string]bool {
-	if slices.Contains(readerconfig.Names(), "READER_API_KEYS_FILE") {
+	if !authPending() {
 		return nil
 	}
 	pending := map[string]bool{}

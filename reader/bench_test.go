@@ -233,8 +233,9 @@ func ceiling(b *testing.B, body []byte) string {
 	return "http://" + ln.Addr().String()
 }
 
-// benchKeys is the keys file of a benchmark: authtest's keys, and
-// benchKey and benchPIIKey, which may send a million requests a second.
+// benchKeys is the keys file of a benchmark: authtest's keys, and read
+// (orders:read) and pii (orders:read and orders:pii), which may each send
+// a million requests a second: the limiter runs and never refuses.
 type benchKeys struct {
 	*authtest.Keys
 	read, pii string

@@ -11,6 +11,10 @@ package main
 // When wrk is installed (apt-get install wrk) it generates the load, as a
 // C client costs the 2-core machine less than a Go one; otherwise a Go
 // client does. READER_BENCH_SECONDS sets the duration of each measurement.
+//
+// Every request carries a valid API key, as in production, and the reader
+// checks it and its rate limit (a limit far above the load, so that the
+// check runs and never refuses); the ceiling gets the same requests.
 
 import (
 	"bufio"
@@ -33,6 +37,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/reader/auth"
+	"github.com/orderservice/orders/reader/auth/authtest"
+	"github.com/orderservice/orders/reader/pii"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
@@ -75,13 +82,14 @@ func (r loadResult) String() string {
 }
 
 // goLoad sends GETs of paths (round robin, each worker its own stride) over
-// benchConns keep-alive connections, for d or until every path was asked
-// once when once is set.
-func goLoad(b *testing.B, base string, paths []string, d time.Duration, once bool) loadResult {
+// benchConns keep-alive connections, with token as the bearer credential,
+// for d or until every path was asked once when once is set.
+func goLoad(b *testing.B, base, token string, paths []string, d time.Duration, once bool) loadResult {
 	b.Helper()
 	tr := &http.Transport{MaxIdleConnsPerHost: benchConns, MaxConnsPerHost: benchConns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
+	auth := []string{authtest.Bearer(token)}
 	var next atomic.Int64
 	var errs atomic.Int64
 	lat := make([][]time.Duration, benchConns)
@@ -96,8 +104,14 @@ func goLoad(b *testing.B, base string, paths []string, d time.Duration, once boo
 				if once && int(i) >= len(paths) {
 					return
 				}
+				req, err := http.NewRequest(http.MethodGet, base+paths[int(i)%len(paths)], nil)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				req.Header["Authorization"] = auth
 				t0 := time.Now()
-				resp, err := client.Get(base + paths[int(i)%len(paths)])
+				resp, err := client.Do(req)
 				if err != nil {
 					errs.Add(1)
 					continue
@@ -133,9 +147,9 @@ var (
 )
 
 // wrkLoad runs wrk with 2 threads and benchConns connections; paths are
-// spread over the threads by a Lua script. It returns ok=false when wrk
-// is not installed.
-func wrkLoad(b *testing.B, base string, paths []string, d time.Duration) (loadResult, bool) {
+// spread over the threads by a Lua script, each request with token as its
+// bearer credential. It returns ok=false when wrk is not installed.
+func wrkLoad(b *testing.B, base, token string, paths []string, d time.Duration) (loadResult, bool) {
 	b.Helper()
 	bin, err := exec.LookPath("wrk")
 	if err != nil {
@@ -146,13 +160,13 @@ func wrkLoad(b *testing.B, base string, paths []string, d time.Duration) (loadRe
 	for _, p := range paths {
 		fmt.Fprintf(&script, "%q,\n", p)
 	}
-	script.WriteString(`}
-local n = 0
+	fmt.Fprintf(&script, "}\nlocal headers = {Authorization = %q}\n", authtest.Bearer(token))
+	script.WriteString(`local n = 0
 function setup(thread) thread:set("id", n); n = n + 1 end
 function init(args) i = id end
 function request()
   i = i + 2
-  return wrk.format("GET", paths[(i % #paths) + 1])
+  return wrk.format("GET", paths[(i % #paths) + 1], headers)
 end
 `)
 	lua := filepath.Join(b.TempDir(), "paths.lua")
@@ -219,11 +233,27 @@ func ceiling(b *testing.B, body []byte) string {
 	return "http://" + ln.Addr().String()
 }
 
-// benchReader starts the reader with the access log formatted as in
-// production but written to io.Discard (a terminal or pipe would measure
-// the log consumer).
-func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) (base, ops string) {
+// benchKeys is the keys file of a benchmark: authtest's keys, and read
+// (orders:read) and pii (orders:read and orders:pii), which may each send
+// a million requests a second: the limiter runs and never refuses.
+type benchKeys struct {
+	*authtest.Keys
+	read, pii string
+}
+
+// benchReader starts the reader with its log and audit stream written to
+// files as in production (JSON lines; a terminal or a pipe would measure
+// the log consumer), and an API keys file.
+func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) (base, ops string, keys benchKeys) {
 	b.Helper()
+	read, readLine := authtest.NewKey(b, "bench-read", "1000000/1000000", auth.ScopeRead)
+	pii, piiLine := authtest.NewKey(b, "bench-pii", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
+	keys = benchKeys{Keys: authtest.NewKeys(b, readLine, piiLine), read: read, pii: pii}
+	logFile, err := os.Create(filepath.Join(b.TempDir(), "reader.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { logFile.Close() })
 	pg := testenv.Postgres(b)
 	rd := testenv.Redis(b)
 	for i := 0; i < len(orders); i += 1000 {
@@ -239,6 +269,7 @@ func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) (
 		"READER_LISTEN_ADDR": testenv.FreeAddr(b), "READER_OPS_ADDR": testenv.FreeAddr(b),
 		"DATABASE_URL": pg.URLAs("order_reader"),
 		"REDIS_URL":    rd.URL, "READER_REDIS_KEY_PREFIX": rd.Prefix,
+		"READER_API_KEYS_FILE": keys.File, "READER_AUDIT_LOG": filepath.Join(b.TempDir(), "audit.log"),
 	}
 	for k, v := range extra {
 		vars[k] = v
@@ -252,7 +283,9 @@ func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) (
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, logFile, io.Discard)
+	}()
 	b.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -266,7 +299,7 @@ func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) (
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base, ops
+				return base, ops, keys
 			}
 		}
 		if time.Now().After(deadline) {
@@ -316,16 +349,16 @@ func report(b *testing.B, name string, rs, cs []loadResult) {
 // when installed, else Go), alternating in rounds so that a burst of load
 // from elsewhere on the machine does not fall on one side only. Each
 // side's figure is the median of its rounds.
-func compare(b *testing.B, name, readerBase string, paths []string, body []byte) {
+func compare(b *testing.B, name, readerBase, token string, paths []string, body []byte) {
 	b.Helper()
 	ceil := ceiling(b, body)
 	const rounds = 3
 	d := max(time.Second, benchDuration()/rounds)
 	measure := func(base string) loadResult {
-		if r, ok := wrkLoad(b, base, paths, d); ok {
+		if r, ok := wrkLoad(b, base, token, paths, d); ok {
 			return r
 		}
-		return goLoad(b, base, paths, d, false)
+		return goLoad(b, base, token, paths, d, false)
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		b.Log("wrk not installed: measuring with the Go client (apt-get install wrk for lower client overhead)")
@@ -365,34 +398,41 @@ func median(rounds []loadResult) loadResult {
 	return out
 }
 
-// BenchmarkGetCached: GET of one order from the local tier.
+// BenchmarkGetCached: GET of one order from the local tier, with an API
+// key: "cached" with orders:read (the masked view), "cached-pii" with
+// orders:pii (the order as ingested, and an audit record per answer).
 func BenchmarkGetCached(b *testing.B) {
 	o := testenv.Sample(b)
 	body, err := o.Canonical()
 	if err != nil {
 		b.Fatal(err)
 	}
-	base, _ := benchReader(b, nil, []*model.Order{o})
+	masked, err := pii.MaskJSON(body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	base, _, keys := benchReader(b, nil, []*model.Order{o})
 	paths := []string{"/order/" + o.OrderUID}
-	if resp := mustGet(b, base+paths[0]); resp != "local" {
+	if resp := mustGet(b, base+paths[0], keys.read); resp != "local" {
 		b.Fatalf("warmed order answered from %q, not local", resp)
 	}
 	for b.Loop() {
-		compare(b, "cached", base, paths, body)
+		compare(b, "cached", base, keys.read, paths, masked)
+		compare(b, "cached-pii", base, keys.pii, paths, body)
 	}
 }
 
 // BenchmarkGetUnknownFlood: 1,000 unknown uids requested over and over:
 // the negative cache answers 404 without the database.
 func BenchmarkGetUnknownFlood(b *testing.B) {
-	base, ops := benchReader(b, nil, nil)
+	base, ops, keys := benchReader(b, nil, nil)
 	paths := make([]string, 1000)
 	for i := range paths {
 		paths[i] = fmt.Sprintf("/order/unknown_%d", i)
 	}
 	body := []byte(`{"type":"about:blank","title":"Not Found","status":404,"detail":"no order with this order_uid","instance":"/order/unknown_0","request_id":"0123456789ab-1"}`)
 	for b.Loop() {
-		compare(b, "unknown", base, paths, body)
+		compare(b, "unknown", base, keys.read, paths, body)
 	}
 	b.Logf("negative-cache hits %v, database misses %v",
 		scrape(b, ops, `reader_cache_lookups_total{result="hit",tier="negative"}`),
@@ -417,14 +457,14 @@ func BenchmarkGetUncached(b *testing.B) {
 	for i, o := range orders {
 		paths[i] = "/order/" + o.OrderUID
 	}
-	base, ops := benchReader(b, map[string]string{"READER_WARM_COUNT": "0"}, orders)
+	base, ops, keys := benchReader(b, map[string]string{"READER_WARM_COUNT": "0"}, orders)
 	for b.Loop() {
 		var rs []loadResult
 		for round := range rounds {
 			loaded0 := scrape(b, ops, `reader_cache_lookups_total{result="hit",tier="db"}`)
 			queries0 := scrape(b, ops, `reader_db_query_duration_seconds_count{query="get"}`)
 			cpu0 := cpuTime()
-			r := goLoad(b, base, paths[round*perRound:(round+1)*perRound], time.Minute, true)
+			r := goLoad(b, base, keys.read, paths[round*perRound:(round+1)*perRound], time.Minute, true)
 			r.cpuPerReq = (cpuTime() - cpu0) / time.Duration(max(1, r.requests))
 			if r.errors > 0 {
 				b.Fatalf("%d errors", r.errors)
@@ -446,9 +486,14 @@ func BenchmarkGetUncached(b *testing.B) {
 	}
 }
 
-func mustGet(b *testing.B, url string) string {
+func mustGet(b *testing.B, url, token string) string {
 	b.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Authorization", authtest.Bearer(token))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}

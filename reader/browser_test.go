@@ -34,6 +34,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/orderservice/orders/reader/auth/authtest"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
@@ -70,7 +71,7 @@ func TestBrowser(t *testing.T) {
 	artifacts := artifactsDir(t)
 
 	t.Run("search shows the order in its sections", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		resp := tab.navigateResponse(stack.base + "/")
 		for name, want := range map[string]string{
 			"Content-Security-Policy": "default-src 'self'",
@@ -163,7 +164,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("loading state while the reader answers", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/")
 		// Hold the order request in the browser until the loading state has
 		// been seen, then let it through.
@@ -204,7 +205,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("deep link, back and forward", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/?uid=" + sample.OrderUID)
 		tab.waitOrder(sample.OrderUID)
 		if got := tab.value("#uid-input"); got != sample.OrderUID {
@@ -241,7 +242,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("unknown uid shows not found", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/")
 		tab.search("no-such-order-0001")
 		tab.waitState("not-found")
@@ -253,7 +254,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("invalid uid is refused before any request", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/")
 		for _, bad := range []string{"../etc", "a b", "x/../../etc/passwd", strings.Repeat("a", 65)} {
 			tab.search(bad)
@@ -276,7 +277,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("hostile fields render as text and run nothing", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/?uid=" + hostile.OrderUID)
 		tab.waitOrder(hostile.OrderUID)
 		tab.wantExactText(`[data-field="items[0].name"]`, xssScript)
@@ -302,7 +303,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("recent orders open and refresh", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/")
 		tab.waitRecent(1 + len(others))
 
@@ -335,7 +336,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("keyboard only", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/")
 		tab.waitRecent(1)
 
@@ -392,7 +393,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("service unavailable", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/")
 		tab.waitRecent(1)
 
@@ -434,7 +435,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("formats follow the viewer's locale", func(t *testing.T) {
-		tab := newTab(browserCtx, t)
+		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.call(func(ctx context.Context) error {
 			_, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de_DE"})
 			return err
@@ -445,6 +446,108 @@ func TestBrowser(t *testing.T) {
 		tab.wantText(`[data-field="payment.amount"]`, "1.817")
 		tab.wantText(`[data-field="payment.amount"]`, "$")
 		tab.wantText(`[data-field="date_created"]`, "26.11.2021")
+	})
+
+	t.Run("sign in, masked and full views, sign out", func(t *testing.T) {
+		tab := newTab(browserCtx, t, "")
+		tab.navigate(stack.base + "/?uid=" + sample.OrderUID)
+		// No token yet: the reader's 401 brings the form.
+		tab.waitState("signin")
+		tab.wantText("#signin-message", "needs a credential")
+		if got := tab.focused(); got != "input#token-input" {
+			t.Errorf("focus with the sign-in form up is on %q, want the token field", got)
+		}
+		tab.eventually("a 401 from the reader", func() bool {
+			return tab.responded(http.StatusUnauthorized, "/order/"+sample.OrderUID)
+		})
+
+		// A support key (orders:read): the personal data is masked.
+		tab.signIn(stack.keys.Read)
+		tab.waitOrder(sample.OrderUID)
+		if got := eval[string](tab, `document.getElementById('order').dataset.pii`); got != "masked" {
+			t.Errorf("order data-pii = %q, want masked", got)
+		}
+		tab.wantExactText(`[data-field="delivery.name"]`, "T*** T***")
+		tab.wantExactText(`[data-field="delivery.email"]`, "t***@gmail.com")
+		tab.wantText("#pii-note", "orders:pii")
+		if n := eval[int](tab, `document.querySelectorAll('#order [data-masked="true"]').length`); n < 4 {
+			t.Errorf("%d delivery fields marked masked, want name, phone, address and e-mail", n)
+		}
+		if got := tab.text("#order"); strings.Contains(got, "Testov") || strings.Contains(got, "test@gmail.com") {
+			t.Errorf("the masked view shows personal data: %.200q", got)
+		}
+		// The token is in sessionStorage only, never in the URL.
+		if got := eval[string](tab, `sessionStorage.getItem('orders.token')`); got != stack.keys.Read {
+			t.Errorf("sessionStorage token = %.8q…, want the signed-in key", got)
+		}
+		if got := eval[string](tab, `localStorage.length + ' ' + document.cookie`); got != "0 " {
+			t.Errorf("localStorage and cookies: %q, want nothing", got)
+		}
+		for _, u := range tab.requests() {
+			if strings.Contains(u, stack.keys.Read) {
+				t.Errorf("the token is in the URL %s", u)
+			}
+		}
+
+		// Sign out: the token is forgotten and nothing read stays shown.
+		tab.do(chromedp.Click(chromedp.ID("signout-button")))
+		tab.waitState("signin")
+		tab.wantText("#signin-message", "signed out")
+		if got := eval[bool](tab, `sessionStorage.getItem('orders.token') === null`); !got {
+			t.Error("the token outlived the sign-out")
+		}
+		if n := eval[int](tab, `document.querySelectorAll('#recent-list a').length`); n != 0 {
+			t.Errorf("%d recent orders still listed after the sign-out", n)
+		}
+
+		// A credential with orders:pii: the order as ingested.
+		tab.signIn(stack.keys.PII)
+		tab.waitOrder(sample.OrderUID)
+		if got := eval[string](tab, `document.getElementById('order').dataset.pii`); got != "full" {
+			t.Errorf("order data-pii = %q, want full", got)
+		}
+		tab.wantExactText(`[data-field="delivery.name"]`, "Test Testov")
+		tab.wantText(`[data-field="delivery.email"]`, "test@gmail.com")
+		if n := eval[int](tab, `document.querySelectorAll('#pii-note, #order [data-masked="true"]').length`); n != 0 {
+			t.Errorf("%d masking marks on the full view", n)
+		}
+		tab.waitRecent(1)
+		// The browser logs the two 401s that brought the form; nothing
+		// else may go wrong.
+		tab.wantNoConsoleErrors("status of 401 (Unauthorized)")
+	})
+
+	t.Run("a refused token and an expired JWT bring the form back", func(t *testing.T) {
+		iss := stack.issuer
+		valid := iss.Token(t, iss.Claims("support@example", "orders:read", time.Hour))
+		tab := newTab(browserCtx, t, "")
+		tab.navigate(stack.base + "/")
+		tab.waitState("signin")
+		// A JWT from the identity provider signs in.
+		tab.signIn(valid)
+		tab.waitState("idle")
+		tab.waitRecent(1)
+		tab.search(sample.OrderUID)
+		tab.waitOrder(sample.OrderUID)
+		tab.wantExactText(`[data-field="delivery.name"]`, "T*** T***")
+
+		// An expired one is refused: the page forgets it and asks again.
+		claims := iss.Claims("support@example", "orders:read", time.Hour)
+		claims["exp"] = time.Now().Add(-time.Hour).Unix()
+		claims["iat"] = time.Now().Add(-2 * time.Hour).Unix()
+		tab.do(chromedp.Click(chromedp.ID("signout-button")))
+		tab.waitState("signin")
+		tab.signIn(iss.Token(t, claims))
+		tab.waitState("signin")
+		tab.wantText("#signin-message", "expired")
+		if got := eval[bool](tab, `sessionStorage.getItem('orders.token') === null`); !got {
+			t.Error("the refused token is still kept")
+		}
+		// So is a key the reader does not know.
+		unknown, _ := authtest.NewKey(t, "unknown", "", "orders:read")
+		tab.signIn(unknown)
+		tab.waitState("signin")
+		tab.wantText("#signin-message", "expired or the token was refused")
 	})
 
 	t.Run("screenshots", func(t *testing.T) {
@@ -460,7 +563,7 @@ func TestBrowser(t *testing.T) {
 		}
 		for _, s := range shots {
 			t.Run(s.name, func(t *testing.T) {
-				tab := newTab(browserCtx, t)
+				tab := newTab(browserCtx, t, stack.keys.PII)
 				opts := []chromedp.EmulateViewportOption{}
 				if s.mobile {
 					opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
@@ -595,7 +698,9 @@ type tab struct {
 
 const waitTimeout = 15 * time.Second
 
-func newTab(browserCtx context.Context, t *testing.T) *tab {
+// newTab opens a tab signed in with token (kept in sessionStorage, as
+// the sign-in form keeps it) or, when token is "", signed out.
+func newTab(browserCtx context.Context, t *testing.T, token string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browserCtx)
 	t.Cleanup(cancel)
@@ -646,6 +751,16 @@ func newTab(browserCtx context.Context, t *testing.T) *tab {
 		})
 		return err
 	})
+	if token != "" {
+		// Signed in before the first page loads; set again on every
+		// load, which a test that signs out never makes.
+		tb.call(func(ctx context.Context) error {
+			_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+				Source: fmt.Sprintf(`sessionStorage.setItem('orders.token', %q);`, token),
+			})
+			return err
+		})
+	}
 	return tb
 }
 
@@ -710,6 +825,17 @@ func (tb *tab) navigateResponse(url string) *network.Response {
 		tb.t.Fatalf("navigate %s: status %d", url, resp.Status)
 	}
 	return resp
+}
+
+// signIn types token into the sign-in form and submits it, as a person
+// pasting a key does.
+func (tb *tab) signIn(token string) {
+	tb.t.Helper()
+	tb.do(
+		chromedp.WaitVisible(chromedp.ID("token-input")),
+		chromedp.SetValue(chromedp.ID("token-input"), token),
+		chromedp.Click(chromedp.ID("signin-button")),
+	)
 }
 
 // search types uid into the search box, replacing what is there, and
@@ -896,8 +1022,9 @@ func (tb *tab) responded(status int, path string) bool {
 }
 
 // wantNoConsoleErrors checks the tab logged no error, no exception and no
-// Content-Security-Policy violation.
-func (tb *tab) wantNoConsoleErrors() {
+// Content-Security-Policy violation, except browser messages holding one
+// of expected.
+func (tb *tab) wantNoConsoleErrors(expected ...string) {
 	tb.t.Helper()
 	if v := eval[[]string](tb, `window.__csp`); len(v) != 0 {
 		tb.t.Errorf("Content-Security-Policy violations: %q", v)
@@ -905,7 +1032,9 @@ func (tb *tab) wantNoConsoleErrors() {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	for _, p := range tb.problems {
-		tb.t.Errorf("browser console: %s", p)
+		if !slices.ContainsFunc(expected, func(e string) bool { return strings.Contains(p, e) }) {
+			tb.t.Errorf("browser console: %s", p)
+		}
 	}
 }
 
@@ -968,6 +1097,8 @@ func variant(o *model.Order, uid string) *model.Order {
 // readerStack is a reader started with run, with a way to add orders.
 type readerStack struct {
 	base   string
+	keys   *authtest.Keys
+	issuer *authtest.Issuer
 	insert func(t *testing.T, orders ...*model.Order)
 	// cutDB takes the reader's database away (connections drop, new ones
 	// are refused) until restoreDB.
@@ -985,17 +1116,25 @@ func startReader(t *testing.T) *readerStack {
 	// The reader reaches PostgreSQL through a proxy, so that a test can take
 	// the database away and see the page's "unavailable" state for real.
 	dbURL, proxy := testenv.ProxyURL(t, pg.URLAs("order_reader"))
+	keys := authtest.NewKeys(t)
+	issuer := authtest.NewIssuer(t)
 	vars := map[string]string{
 		"READER_LISTEN_ADDR":      addr,
 		"READER_OPS_ADDR":         testenv.FreeAddr(t),
 		"DATABASE_URL":            dbURL,
 		"REDIS_URL":               rd.URL,
 		"READER_REDIS_KEY_PREFIX": rd.Prefix,
+		"READER_API_KEYS_FILE":    keys.File,
+		"READER_JWT_JWKS_URL":     issuer.JWKSURL,
+		"READER_JWT_ISSUER":       issuer.Issuer,
+		"READER_JWT_AUDIENCE":     issuer.Audience,
 		"LOG_LEVEL":               "warn",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard, io.Discard)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -1030,6 +1169,8 @@ func startReader(t *testing.T) *readerStack {
 	}
 	return &readerStack{
 		base:      base,
+		keys:      keys,
+		issuer:    issuer,
 		cutDB:     proxy.Cut,
 		restoreDB: proxy.Restore,
 		insert: func(t *testing.T, orders ...*model.Order) {

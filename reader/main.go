@@ -1,7 +1,8 @@
 // Command reader serves orders over HTTP: GET /order/{order_uid} from an
 // in-process cache, Redis or PostgreSQL, plus the web UI, the OpenAPI spec
 // and the operational endpoints. Configuration is environment variables
-// (see README.md or `reader -help`).
+// (see README.md or `reader -help`). `reader keys new --name NAME --scopes
+// orders:read[,orders:pii]` makes an API key and its keys file line.
 package main
 
 import (
@@ -16,15 +17,19 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/lmittmann/tint"
+	"github.com/orderservice/orders/reader/auth"
+	"github.com/orderservice/orders/reader/auth/ratelimit"
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/config"
 	"github.com/orderservice/orders/reader/httpapi"
 	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/reader/pii"
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/reader/redis"
 	"github.com/orderservice/orders/reader/web"
@@ -36,15 +41,20 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "reader:", err)
 		os.Exit(1)
 	}
 }
 
 // run starts the reader and serves until ctx ends, then shuts down
-// gracefully. Tests call it with their own getenv and stdout.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// gracefully; or runs the keys command. Tests call it with their own
+// getenv, stdout and stderr. The logs go to stdout, the audit records to
+// stderr (or READER_AUDIT_LOG's file).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 && args[1] == "keys" {
+		return keysCommand(args[2:], stdout, stderr)
+	}
 	if help, err := parseFlags(args, stdout); help || err != nil {
 		return err
 	}
@@ -75,30 +85,146 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer tiers.Close()
+	authn, err := newAuth(ctx, cfg, rc, log, reg)
+	if err != nil {
+		return err
+	}
+	audit, closeAudit, err := openAudit(cfg, stderr, m)
+	if err != nil {
+		return err
+	}
+	// Deferred before the servers' close, so it runs after the last
+	// request: every record of the run is written.
+	defer func() {
+		if err := closeAudit(); err != nil {
+			log.Error("audit records could not be written", "err", err)
+		}
+	}()
 
 	// The goroutines started from here on end with run (before the tiers
 	// close), whether ctx ended or serving failed.
 	ctx, cancel := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer background.Wait()
 	defer cancel()
+	background.Go(func() {
+		if err := authn.Run(ctx); err != nil {
+			log.Error("api keys: the keys file is no longer watched; SIGHUP still reloads it", "err", err)
+		}
+	})
+	background.Go(func() { audit.Run(ctx, log) })
+	// Registered before serving, so that a SIGHUP from then on reloads
+	// and never ends the process (its default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	background.Go(func() { reloadOnHangup(ctx, hup, authn, log) })
+
 	var ready atomic.Bool
 	srv, err := listen(ctx, cfg, log, httpapi.Deps{
 		Logger: log, AccessLog: accessLog(ctx, cfg, log, out), Orders: tiers, Summaries: tiers,
 		Metrics: m, Gatherer: reg, Ready: ready.Load, RedisUp: rc.Up, Web: web.Handler(),
-		RequestTimeout: cfg.RequestTimeout,
+		RequestTimeout: cfg.RequestTimeout, Auth: authn, Audit: audit,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.close()
-	go func() {
+	background.Go(func() {
 		warmUp(ctx, log, tiers, m, cfg.WarmCount, cfg.WarmTimeout)
 		ready.Store(true)
-	}()
+	})
 	if err := srv.serve(ctx); err != nil {
 		return err
 	}
 	ready.Store(false)
 	return srv.shutdown(ctx, log, cfg.ShutdownTimeout)
+}
+
+// keysCommand runs `reader keys <subcommand>`; the only one is "new"
+// (auth.KeysNew): the key alone on the last line of stdout, its keys file
+// line on stderr.
+func keysCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "new" {
+		fmt.Fprintf(stderr, "usage: reader keys new --name NAME --scopes %s[,%s] [--rate R/B]\n", auth.ScopeRead, auth.ScopePII)
+		return errors.New("keys: the only subcommand is new")
+	}
+	err := auth.KeysNew(args[1:], stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// newAuth builds the authentication of the data endpoints: the API keys
+// file and the JWT verifier, whichever are configured (config.Load has
+// made sure one is), and the rate limits, shared with the other readers
+// through the cache's Redis.
+func newAuth(ctx context.Context, cfg *config.Config, rc *redis.Cache, log *slog.Logger, reg prometheus.Registerer) (*auth.Authenticator, error) {
+	am := auth.NewPrometheusMetrics(reg)
+	alog := log.With("component", "auth")
+	rate := ratelimit.PerSecond(cfg.RateLimit, cfg.RateBurst)
+	var keys *auth.KeyStore
+	if cfg.APIKeysFile != "" {
+		var err error
+		if keys, err = auth.NewKeyStore(cfg.APIKeysFile, rate, alog, am); err != nil {
+			return nil, err
+		}
+	}
+	var jwt *auth.JWTVerifier
+	if cfg.JWTJwksURL != "" {
+		var err error
+		jwt, err = auth.NewJWTVerifier(ctx, auth.JWTConfig{
+			JWKSURL: cfg.JWTJwksURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+			MinRefreshInterval: cfg.JWTMinRefreshInterval,
+		}, rate, alog, am)
+		if err != nil {
+			return nil, err
+		}
+	}
+	proxies, err := auth.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	limiter := ratelimit.New(rc.Client(), ratelimit.Options{
+		Prefix: cfg.RedisKeyPrefix + "ratelimit:", Timeout: cfg.RedisTimeout,
+		Log: log.With("component", "ratelimit"), Metrics: am,
+	})
+	return auth.New(auth.Config{
+		Keys: keys, JWT: jwt, Limiter: limiter,
+		FailureRate:    ratelimit.PerMinute(cfg.AuthFailureLimit, cfg.AuthFailureLimit),
+		TrustedProxies: proxies, Log: alog, Metrics: am,
+	})
+}
+
+// openAudit opens the audit stream: stderr, or READER_AUDIT_LOG's file,
+// appended to. closeAudit writes what is buffered and closes the file.
+func openAudit(cfg *config.Config, stderr io.Writer, m *metrics.Metrics) (audit *httpapi.AuditLog, closeAudit func() error, err error) {
+	if cfg.AuditLog == "stderr" {
+		audit = httpapi.NewAuditLog(stderr, m.PIIReads)
+		return audit, audit.Flush, nil
+	}
+	f, err := os.OpenFile(cfg.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log: %w", err)
+	}
+	audit = httpapi.NewAuditLog(f, m.PIIReads)
+	return audit, func() error { return errors.Join(audit.Flush(), f.Close()) }, nil
+}
+
+// reloadOnHangup reads the keys file again on each SIGHUP until ctx ends.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, a *auth.Authenticator, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			// A failure is logged by the key store, which keeps the
+			// keys it had.
+			log.Info("SIGHUP: reloading the api keys file")
+			_ = a.Reload()
+		}
+	}
 }
 
 // parseFlags reads the command line, which has no flag but -help. help
@@ -164,7 +290,7 @@ func newTiers(cfg *config.Config, store cache.Store, remote cache.Remote, log *s
 	reg prometheus.Registerer, m *metrics.Metrics) (*cache.Tiered, error) {
 	tiers, err := cache.New(cache.Options{
 		Store: store, Remote: remote, LocalBytes: cfg.CacheBytes, NegativeTTL: cfg.NegativeTTL,
-		LoadTimeout: cfg.DBQueryTimeout, Metrics: m, Logger: log.With("component", "cache"),
+		LoadTimeout: cfg.DBQueryTimeout, Mask: pii.MaskJSON, Metrics: m, Logger: log.With("component", "cache"),
 	})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/reader/auth/authtest"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
@@ -24,29 +26,41 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // reader is one running reader process (its run function).
 type reader struct {
-	base string // the public port
-	ops  string // the ops port (/metrics)
-	logs *testenv.Buffer
+	base  string // the public port
+	ops   string // the ops port (/metrics)
+	logs  *testenv.Buffer
+	audit *testenv.Buffer // stderr: the audit stream unless READER_AUDIT_LOG names a file
+	// token is sent as the bearer credential of do and get, unless a
+	// request names its own Authorization ("" sends none).
+	token string
+	stop  func(t *testing.T) // stops the reader and waits for run; the test's end does too
 }
 
-// env is a reader's environment: a real database (as order_reader) and a
-// Redis key prefix of the test's own.
+// env is a reader's environment: a real database (as order_reader), a
+// Redis key prefix of the test's own and a keys file (authtest) with a
+// key of each grant.
 type env struct {
 	pg    *testenv.PG
 	redis *testenv.RedisEnv
+	keys  *authtest.Keys
 	vars  map[string]string
+	// secrets never appear in what a reader of this env writes: its log
+	// and its audit stream are searched for each when it stops.
+	secrets []string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	pg := testenv.Postgres(t)
 	rd := testenv.Redis(t)
-	return &env{pg: pg, redis: rd, vars: map[string]string{
+	keys := authtest.NewKeys(t)
+	e := &env{pg: pg, redis: rd, keys: keys, vars: map[string]string{
 		"READER_LISTEN_ADDR":         testenv.FreeAddr(t),
 		"READER_OPS_ADDR":            testenv.FreeAddr(t),
 		"DATABASE_URL":               pg.URLAs("order_reader"),
 		"REDIS_URL":                  rd.URL,
 		"READER_REDIS_KEY_PREFIX":    rd.Prefix,
+		"READER_API_KEYS_FILE":       keys.File,
 		"READER_WARM_COUNT":          "1000",
 		"READER_LOG_LEVEL":           "debug",
 		"READER_REDIS_TIMEOUT":       "200ms",
@@ -56,6 +70,23 @@ func newEnv(t *testing.T) *env {
 		"READER_WARM_TIMEOUT":        "20s",
 		"READER_READ_HEADER_TIMEOUT": "5s",
 	}}
+	e.secret(keys.Read, keys.PII, keys.NoRead)
+	e.secretLines(keys.Lines...)
+	return e
+}
+
+// secret adds values that the reader must never log.
+func (e *env) secret(values ...string) { e.secrets = append(e.secrets, values...) }
+
+// secretLines adds the hashes of keys file lines (name:scopes:hash[:rate]).
+func (e *env) secretLines(lines ...string) {
+	for _, l := range lines {
+		for f := range strings.SplitSeq(l, ":") {
+			if len(f) == 64 {
+				e.secrets = append(e.secrets, f)
+			}
+		}
+	}
 }
 
 // start runs the reader until the test ends, and waits until /readyz
@@ -63,21 +94,31 @@ func newEnv(t *testing.T) *env {
 func (e *env) start(t *testing.T, ready bool) *reader {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &testenv.Buffer{}
+	logs, audit := &testenv.Buffer{}, &testenv.Buffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
+	vars := maps.Clone(e.vars)
+	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, logs, audit) }()
+	var once sync.Once
+	stop := func(t *testing.T) {
+		t.Helper()
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Errorf("run did not return after cancel")
 			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("run did not return after cancel")
-		}
-	})
-	r := &reader{base: "http://" + e.vars["READER_LISTEN_ADDR"], ops: "http://" + e.vars["READER_OPS_ADDR"], logs: logs}
+			// Everything the reader wrote, from its start to its end.
+			requireNoSecrets(t, "log", logs.String(), e.secrets)
+			requireNoSecrets(t, "audit stream", audit.String(), e.secrets)
+		})
+	}
+	t.Cleanup(func() { stop(t) })
+	r := &reader{base: "http://" + e.vars["READER_LISTEN_ADDR"], ops: "http://" + e.vars["READER_OPS_ADDR"],
+		logs: logs, audit: audit, token: e.keys.PII, stop: stop}
 	want := http.StatusOK
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -97,6 +138,16 @@ func (e *env) start(t *testing.T, ready bool) *reader {
 			t.Fatalf("reader not ready after 30s (last: %v)\nlogs:\n%s", err, logs)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// requireNoSecrets fails the test if text holds any of secrets.
+func requireNoSecrets(t *testing.T, what, text string, secrets []string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(text, s) {
+			t.Errorf("the reader's %s holds a secret (%d bytes starting %.6q)", what, len(s), s)
+		}
 	}
 }
 
@@ -123,7 +174,14 @@ func (r *reader) request(t *testing.T, method, url string, hdr ...string) respon
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r.token != "" {
+		req.Header.Set("Authorization", authtest.Bearer(r.token))
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -232,8 +290,12 @@ func TestGetOrderStatuses(t *testing.T) {
 		if !strings.HasPrefix(etag, `"`) || len(etag) < 10 {
 			t.Fatalf("ETag %q is not a strong validator", etag)
 		}
-		if cc := resp.header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
+		if cc := resp.header.Get("Cache-Control"); !strings.Contains(cc, "immutable") ||
+			!strings.Contains(cc, "private") || strings.Contains(cc, "public") {
 			t.Fatalf("Cache-Control %q", cc)
+		}
+		if resp.header.Get("X-PII") != "full" || resp.header.Get("Vary") != "Authorization" {
+			t.Fatalf("X-PII %q, Vary %q", resp.header.Get("X-PII"), resp.header.Get("Vary"))
 		}
 		nm := r.do(t, http.MethodGet, "/order/"+o.OrderUID, "If-None-Match", etag)
 		if nm.status != http.StatusNotModified || len(nm.body) != 0 || nm.header.Get("ETag") != etag {
@@ -503,7 +565,13 @@ func TestSingleflight(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
 	for range n {
 		wg.Go(func() {
-			resp, err := client.Get(r.base + "/order/" + o.OrderUID)
+			req, err := http.NewRequest(http.MethodGet, r.base+"/order/"+o.OrderUID, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			req.Header.Set("Authorization", authtest.Bearer(r.token))
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Errorf("GET: %v", err)
 				return
@@ -641,11 +709,11 @@ func TestDatabaseOutage(t *testing.T) {
 func TestBadConfig(t *testing.T) {
 	t.Parallel()
 	vars := map[string]string{"DATABASE_URL": "mysql://x", "READER_NEGATIVE_TTL": "soon"}
-	err := run(context.Background(), []string{"reader"}, func(k string) string { return vars[k] }, io.Discard)
+	err := run(context.Background(), []string{"reader"}, func(k string) string { return vars[k] }, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("run accepted a bad configuration")
 	}
-	for _, want := range []string{"REDIS_URL", "READER_NEGATIVE_TTL", "not a duration"} {
+	for _, want := range []string{"REDIS_URL", "READER_NEGATIVE_TTL", "not a duration", "READER_API_KEYS_FILE: required"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
@@ -666,7 +734,9 @@ func TestGracefulShutdown(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, io.Discard, io.Discard)
+	}()
 	base := "http://" + e.vars["READER_LISTEN_ADDR"]
 	testenv.Await(t, "ready", 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")
@@ -680,7 +750,14 @@ func TestGracefulShutdown(t *testing.T) {
 	release := e.pg.LockTable(t, "items")
 	answer := make(chan response, 1)
 	go func() {
-		resp, err := http.Get(base + "/order/" + o.OrderUID)
+		req, err := http.NewRequest(http.MethodGet, base+"/order/"+o.OrderUID, nil)
+		if err != nil {
+			t.Error(err)
+			answer <- response{}
+			return
+		}
+		req.Header.Set("Authorization", authtest.Bearer(e.keys.PII))
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Errorf("in-flight request: %v", err)
 			answer <- response{}
@@ -721,7 +798,9 @@ func TestShutdownGracePeriodOver(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs) }()
+	go func() {
+		done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs, io.Discard)
+	}()
 	base := "http://" + e.vars["READER_LISTEN_ADDR"]
 	testenv.Await(t, "ready", 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")

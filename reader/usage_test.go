@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
-	if err := run(context.Background(), []string{"reader", "-help"}, func(string) string { return "" }, &out); err != nil {
+	if err := run(context.Background(), []string{"reader", "-help"}, func(string) string { return "" }, &out, io.Discard); err != nil {
 		t.Fatalf("run -help: %v", err)
 	}
 	for _, want := range []string{`^Usage: reader\n`, `\nREADER_DATABASE_URL \(or DATABASE_URL\) +required +PostgreSQL`, `\nREADER_WARM_COUNT +1000 `, `X_FILE`} {

@@ -151,7 +151,7 @@ func (a *Authenticator) Require(scope string) func(http.Handler) http.Handler {
 			}
 			if a.limiter != nil && !p.RateLimit.Unlimited() {
 				if res := a.limiter.Allow(r.Context(), p.limitKey, p.RateLimit); !res.Allowed {
-					a.metrics.RateLimited(string(p.Kind), p.metricName())
+					a.metrics.RateLimited(string(p.Kind), p.MetricName())
 					a.tooManyRequests(w, r, res, "the credential's rate limit is reached")
 					return
 				}

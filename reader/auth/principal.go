@@ -55,10 +55,10 @@ func (p *Principal) Has(scope string) bool {
 	return p != nil && slices.Contains(p.Scopes, scope)
 }
 
-// metricName is the credential label of p in metrics: API key names are
+// MetricName is the credential label of p in metrics: API key names are
 // bounded by the keys file, JWT subjects are not, so a JWT counts under
-// its OAuth client.
-func (p *Principal) metricName() string {
+// its OAuth client ("jwt:<client_id>", or "jwt" without one).
+func (p *Principal) MetricName() string {
 	if p.Kind == KindJWT {
 		if p.ClientID == "" {
 			return "jwt"

@@ -41,8 +41,12 @@ type Options struct {
 	NegativeTTL time.Duration
 	// LoadTimeout limits one shared load (Redis then PostgreSQL).
 	LoadTimeout time.Duration
-	Metrics     *metrics.Metrics // may be nil
-	Logger      *slog.Logger
+	// Mask turns an order's canonical JSON into the canonical JSON of its
+	// masked view (pii.MaskJSON). It runs once per order entering the
+	// local tier, never per request; nil prepares no masked view.
+	Mask    func(canonical []byte) ([]byte, error)
+	Metrics *metrics.Metrics // may be nil
+	Logger  *slog.Logger
 }
 
 // Tiered looks orders up tier by tier. It is safe for concurrent use.
@@ -52,6 +56,7 @@ type Tiered struct {
 	local       *otter.Cache[string, *Order]
 	negative    *otter.Cache[string, struct{}]
 	loadTimeout time.Duration
+	mask        func([]byte) ([]byte, error)
 	log         *slog.Logger
 	flight      singleflight.Group
 	fills       chan Entry // orders loaded from the database, for Redis
@@ -82,14 +87,18 @@ func New(o Options) (*Tiered, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, log: o.Logger,
+	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, mask: o.Mask, log: o.Logger,
 		fills: make(chan Entry, fillQueue), fillsDone: make(chan struct{})}
 	if o.LocalBytes > 0 {
 		local, err := otter.New(&otter.Options[string, *Order]{
 			MaximumWeight: uint64(o.LocalBytes),
-			// The bytes of the order plus the key, the ETag and overhead.
+			// The bytes of both views plus the key, the ETags and overhead.
 			Weigher: func(uid string, v *Order) uint32 {
-				return uint32(min(len(v.Body)+len(v.ETag)+len(uid)+96, 1<<31))
+				n := len(v.Body) + len(v.ETag) + len(uid) + 96
+				if v.Masked != nil {
+					n += len(v.Masked.Body) + len(v.Masked.ETag) + 96
+				}
+				return uint32(min(n, 1<<31))
 			},
 		})
 		if err != nil {
@@ -232,16 +241,20 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 	}
 	if t.remote != nil {
 		body, err := t.remote.Get(ctx, uid)
+		var o *Order
+		if err == nil {
+			o, err = t.prepare(body)
+		}
 		switch {
-		case err == nil && json.Valid(body):
+		case err == nil:
 			t.c.redisHit.Inc()
-			o := NewOrder(body)
 			t.putLocal(uid, o)
 			return loaded{o, Redis}, nil
-		case err == nil:
-			// Never serve what is not JSON; the database has the truth.
+		case errors.Is(err, errMalformed):
+			// Never serve what is not an order; the database has the
+			// truth. The error names no field value.
 			t.c.redisErr.Inc()
-			t.log.Error("redis holds a malformed order, reading the database", "order_uid", uid)
+			t.log.Error("redis holds a malformed order, reading the database", "order_uid", uid, "err", err)
 		case errors.Is(err, ErrMiss):
 			t.c.redisMiss.Inc()
 		case errors.Is(err, ErrSkipped):
@@ -264,10 +277,39 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 		return loaded{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	t.c.dbHit.Inc()
-	o := NewOrder(body)
+	o, err := t.prepare(body)
+	if err != nil {
+		// The database's bytes are the model's own encoding: this is a
+		// bug, and the order is not served rather than served unmasked.
+		t.log.Error("an order from the database could not be prepared", "order_uid", uid, "err", err)
+		return loaded{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	t.putLocal(uid, o)
 	t.fillRemote(uid, body)
 	return loaded{o, DB}, nil
+}
+
+// errMalformed marks bytes that are not an order: not JSON, or (with a
+// Mask) not an order's JSON.
+var errMalformed = errors.New("malformed order")
+
+// prepare makes the cache entry of an order's canonical JSON: the full
+// view and, with a Mask, the masked one. Both are computed here, once per
+// order entering the cache, so that a request only picks one.
+func (t *Tiered) prepare(body []byte) (*Order, error) {
+	if t.mask == nil {
+		if !json.Valid(body) {
+			return nil, errMalformed
+		}
+		return NewOrder(body), nil
+	}
+	// Masking decodes the order, which checks it is one.
+	masked, err := t.mask(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	v := NewView(masked)
+	return &Order{View: NewView(body), Masked: &v}, nil
 }
 
 func (t *Tiered) putLocal(uid string, o *Order) {
@@ -320,7 +362,12 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 	count := 0
 	err := t.store.Recent(ctx, n, 500, func(page []Entry) error {
 		for _, e := range page {
-			t.putLocal(e.UID, NewOrder(e.JSON))
+			o, err := t.prepare(e.JSON)
+			if err != nil {
+				t.log.Error("warm-up: an order could not be prepared, leaving it out", "order_uid", e.UID, "err", err)
+				continue
+			}
+			t.putLocal(e.UID, o)
 		}
 		count += len(page)
 		if t.remote != nil {

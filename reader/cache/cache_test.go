@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/reader/pii"
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/reader/redis"
 	"github.com/orderservice/orders/shared/model"
@@ -29,6 +31,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, localBytes int64) *fixture {
 	t.Helper()
+	return newMaskingFixture(t, localBytes, nil)
+}
+
+// newMaskingFixture is newFixture with a Mask.
+func newMaskingFixture(t *testing.T, localBytes int64, mask func([]byte) ([]byte, error)) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	pg := testenv.Postgres(t)
 	rd := testenv.Redis(t)
@@ -44,7 +52,7 @@ func newFixture(t *testing.T, localBytes int64) *fixture {
 	}
 	t.Cleanup(func() { rc.Close() })
 	tiers, err := cache.New(cache.Options{Store: store, Remote: rc, LocalBytes: localBytes,
-		NegativeTTL: time.Second, LoadTimeout: 10 * time.Second, Metrics: m})
+		NegativeTTL: time.Second, LoadTimeout: 10 * time.Second, Mask: mask, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +135,7 @@ func TestMalformedRedisValue(t *testing.T) {
 	}
 	got, src, err := f.tiers.Get(ctx, o.OrderUID)
 	if err != nil || src != cache.DB || !bytes.Equal(got.Body, canonical(t, o)) {
-		t.Fatalf("Get: %v from %q: %s", err, src, got)
+		t.Fatalf("Get: %v from %q: %v", err, src, got)
 	}
 	if f.count("redis", "error") != 1 {
 		t.Fatal("malformed redis value not counted as an error")
@@ -160,5 +168,77 @@ func TestLocalTierBoundedByBytes(t *testing.T) {
 	}
 	if f.count("db", "hit") != 0 {
 		t.Fatalf("%v database loads: the warm-up filled Redis with every order", f.count("db", "hit"))
+	}
+}
+
+// TestMaskedViewPreparedOnce: an order entering the local tier from the
+// warm-up, Redis or PostgreSQL carries its masked view, computed by Mask
+// once per order whatever the number of lookups; a Redis value that is
+// JSON but not an order is never served, masked or not.
+func TestMaskedViewPreparedOnce(t *testing.T) {
+	t.Parallel()
+	var masks atomic.Int64
+	f := newMaskingFixture(t, 1<<20, func(b []byte) ([]byte, error) {
+		masks.Add(1)
+		return pii.MaskJSON(b)
+	})
+	ctx := context.Background()
+	gen := ordergen.New(34)
+	warm, dbOnly, redisOnly, notAnOrder := gen.Order(), gen.Order(), gen.Order(), gen.Order()
+	testenv.InsertOrders(t, f.pg.Pool, warm)
+	if n, err := f.tiers.Warm(ctx, 10); err != nil || n != 1 {
+		t.Fatalf("Warm: %d, %v", n, err)
+	}
+	testenv.InsertOrders(t, f.pg.Pool, dbOnly, notAnOrder)
+	if err := f.rd.Client.Set(ctx, f.rd.Prefix+"order:"+redisOnly.OrderUID, canonical(t, redisOnly), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// JSON, but the strict decoder refuses it: a string where an
+	// integer belongs.
+	if err := f.rd.Client.Set(ctx, f.rd.Prefix+"order:"+notAnOrder.OrderUID, `{"sm_id":"x"}`, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		order *model.Order
+		first cache.Source
+	}{{"warm", warm, cache.Local}, {"db", dbOnly, cache.DB}, {"redis", redisOnly, cache.Redis}, {"not an order in redis", notAnOrder, cache.DB}} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := canonical(t, tc.order)
+			wantMasked, err := pii.MaskJSON(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 5 {
+				got, src, err := f.tiers.Get(ctx, tc.order.OrderUID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 && src != tc.first || i > 0 && src != cache.Local {
+					t.Fatalf("lookup %d from %s", i, src)
+				}
+				if !bytes.Equal(got.Body, want) {
+					t.Fatalf("full view %s, want %s", got.Body, want)
+				}
+				if got.Masked == nil || !bytes.Equal(got.Masked.Body, wantMasked) {
+					t.Fatalf("masked view %v, want %s", got.Masked, wantMasked)
+				}
+				if got.Masked.ETag == got.ETag || got.Masked.LengthHeader[0] == "" {
+					t.Fatalf("masked view shares the full view's ETag %s", got.ETag)
+				}
+			}
+			if c, err := f.tiers.Cached(tc.order.OrderUID); err != nil || c == nil || c.Masked == nil {
+				t.Fatalf("Cached: %v, %v", c, err)
+			}
+		})
+	}
+	// One mask per order entering the cache: 4 orders, 20 lookups. The
+	// malformed Redis value failed its mask once before the database's
+	// bytes were masked.
+	if got := masks.Load(); got != 5 {
+		t.Fatalf("Mask ran %d times, want 5", got)
+	}
+	if f.count("redis", "error") != 1 {
+		t.Fatal("the Redis value that is not an order was not counted as an error")
 	}
 }

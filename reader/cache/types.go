@@ -37,9 +37,9 @@ const (
 	DB    Source = "db"
 )
 
-// Order is an order's canonical JSON and its strong ETag (quoted, the hex
-// SHA-256 of the bytes: the same as orders.content_sha256).
-type Order struct {
+// View is one encoding of an order as it is served: its JSON and its
+// strong ETag (quoted, the hex SHA-256 of the bytes).
+type View struct {
 	Body []byte
 	ETag string
 	// Header values computed once per cached order rather than per
@@ -47,13 +47,26 @@ type Order struct {
 	ETagHeader, LengthHeader []string
 }
 
-// NewOrder computes the ETag of body.
-func NewOrder(body []byte) *Order {
+// NewView computes the ETag of body.
+func NewView(body []byte) View {
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:]) + `"`
-	return &Order{Body: body, ETag: etag,
-		ETagHeader: []string{etag}, LengthHeader: []string{strconv.Itoa(len(body))}}
+	return View{Body: body, ETag: etag, ETagHeader: []string{etag}, LengthHeader: []string{strconv.Itoa(len(body))}}
 }
+
+// Order is an order as the cache holds it: the canonical JSON as ingested
+// (the embedded View; its ETag is orders.content_sha256) and the masked
+// view for callers that may not see personal data, both prepared once
+// when the order enters the cache.
+type Order struct {
+	View
+	// Masked is the order with its personal data masked (Options.Mask);
+	// nil when the cache was built without a Mask.
+	Masked *View
+}
+
+// NewOrder is an order of body alone, without a masked view.
+func NewOrder(body []byte) *Order { return &Order{View: NewView(body)} }
 
 // Entry is one order as the tiers exchange it: its order_uid and its
 // canonical JSON (model.Order.Canonical), the bytes served and cached.

@@ -14,6 +14,8 @@ package config
 
 import (
 	"io"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/orderservice/orders/shared/envconf"
@@ -41,7 +43,7 @@ type Config struct {
 	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"TTL of orders the reader writes to Redis"`
 	RedisTimeout   time.Duration `split_words:"true" default:"100ms" desc:"limit of one Redis command; Redis is a cache, a slow one is skipped"`
 
-	CacheBytes  int64         `split_words:"true" default:"268435456" desc:"in-process cache bound in bytes of encoded orders (256 MiB)"`
+	CacheBytes  int64         `split_words:"true" default:"268435456" desc:"in-process cache bound in bytes of encoded orders, the full and the masked view of each (256 MiB)"`
 	NegativeTTL time.Duration `split_words:"true" default:"2s" desc:"how long an unknown order_uid is remembered as unknown (0 disables)"`
 
 	WarmCount   int           `split_words:"true" default:"1000" desc:"most recent orders loaded into the caches at start (0 disables)"`
@@ -56,6 +58,18 @@ type Config struct {
 
 	GCPercent   int   `split_words:"true" default:"200" desc:"Go GC target (as GOGC): the live heap is mostly the cache's pointer-free byte slices, so fewer, larger cycles save CPU; -1 turns the GC off below READER_MEMORY_LIMIT"`
 	MemoryLimit int64 `split_words:"true" default:"0" desc:"soft memory limit in bytes (as GOMEMLIMIT; 0 keeps the runtime's, e.g. from GOMEMLIMIT): set it to the container's limit minus headroom so the GC works harder only when memory runs short"`
+
+	// Authentication: API keys, JWT access tokens, or both; at least one.
+	APIKeysFile           string        `split_words:"true" default:"" desc:"path of the API keys file (one name:scopes:sha256 line per key), re-read when it changes or on SIGHUP; this or the three JWT settings is required"`
+	JWTJwksURL            string        `split_words:"true" default:"" desc:"the identity provider's JWK Set URL (https; http only on loopback), to accept JWT access tokens; needs READER_JWT_ISSUER and READER_JWT_AUDIENCE"`
+	JWTIssuer             string        `split_words:"true" default:"" desc:"the iss claim a JWT access token must carry"`
+	JWTAudience           string        `split_words:"true" default:"" desc:"a value the aud claim of a JWT access token must hold: this API's identifier at the identity provider"`
+	JWTMinRefreshInterval time.Duration `split_words:"true" default:"1m" desc:"shortest time between two fetches of the JWK Set: a token with an unknown kid fetches it again at most this often"`
+	RateLimit             int           `split_words:"true" default:"100" desc:"requests a second per credential, shared by every reader through Redis; a key's entry may set its own (0 disables)"`
+	RateBurst             int           `split_words:"true" default:"200" desc:"the most requests a credential may send at once within its rate"`
+	AuthFailureLimit      int           `split_words:"true" default:"20" desc:"failed authentications per client address a minute; past it the address gets 429 for every request until the limit allows again (0 disables)"`
+	TrustedProxies        string        `split_words:"true" default:"" desc:"comma-separated CIDRs or addresses of the proxies whose X-Forwarded-For names the client address"`
+	AuditLog              string        `split_words:"true" default:"stderr" desc:"where the audit records of reads of unmasked personal data go: stderr, or the path of a file to append to"`
 
 	LogFormat envconf.LogFormat `envconfig:"LOG_FORMAT" default:"json" desc:"json, or text (coloured, for a terminal)"`
 	LogLevel  envconf.LogLevel  `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
@@ -112,8 +126,54 @@ func (c *Config) Validate(p *envconf.Problems) {
 		p.Add("GC_PERCENT", "-1 (GC off) needs %s", p.Name("MEMORY_LIMIT"))
 	}
 	p.Check("MEMORY_LIMIT", envconf.AtLeast(c.MemoryLimit, 0))
+	c.validateAuth(p)
 	if c.MemoryLimit > 0 && c.CacheBytes >= c.MemoryLimit {
 		p.Add("CACHE_BYTES", "%d is not below %s %d", c.CacheBytes, p.Name("MEMORY_LIMIT"), c.MemoryLimit)
+	}
+}
+
+// validateAuth checks the credentials' settings. With neither API keys
+// nor JWTs nobody could authenticate: the reader refuses to start rather
+// than serve orders to anyone (fail closed).
+func (c *Config) validateAuth(p *envconf.Problems) {
+	jwt := map[string]string{"JWT_JWKS_URL": c.JWTJwksURL, "JWT_ISSUER": c.JWTIssuer, "JWT_AUDIENCE": c.JWTAudience}
+	var set, unset []string
+	for _, key := range []string{"JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE"} {
+		if jwt[key] == "" {
+			unset = append(unset, key)
+		} else {
+			set = append(set, key)
+		}
+	}
+	switch {
+	case c.APIKeysFile == "" && len(set) == 0:
+		p.Add("API_KEYS_FILE", "required, or %s, %s and %s: without API keys or JWTs nobody could authenticate, and the reader does not serve orders to anyone",
+			p.Name("JWT_JWKS_URL"), p.Name("JWT_ISSUER"), p.Name("JWT_AUDIENCE"))
+	case len(set) > 0:
+		for _, key := range unset {
+			p.Add(key, "required with %s", p.Name(set[0]))
+		}
+	}
+	if c.JWTJwksURL != "" {
+		p.Check("JWT_JWKS_URL", envconf.URL(c.JWTJwksURL, "https", "http"))
+	}
+	p.Check("JWT_MIN_REFRESH_INTERVAL", envconf.Range(c.JWTMinRefreshInterval, time.Second, time.Hour))
+	p.Check("RATE_LIMIT", envconf.Range(c.RateLimit, 0, 1_000_000))
+	if c.RateLimit > 0 {
+		p.Check("RATE_BURST", envconf.Range(c.RateBurst, 1, 1_000_000))
+	}
+	p.Check("AUTH_FAILURE_LIMIT", envconf.Range(c.AuthFailureLimit, 0, 1_000_000))
+	// The same rule as auth.ParseTrustedProxies, which the reader then
+	// calls; config stays free of the auth package's dependencies.
+	for i, f := range strings.Split(c.TrustedProxies, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(f); err != nil {
+			if _, err := netip.ParseAddr(f); err != nil {
+				p.Add("TRUSTED_PROXIES", "element %d is neither an address nor a CIDR prefix", i+1)
+			}
+		}
 	}
 }
 

@@ -19,8 +19,9 @@ func getenv(m map[string]string) func(string) string {
 }
 
 var minimal = map[string]string{
-	"DATABASE_URL": "postgres://order_reader@db:5432/orders",
-	"REDIS_URL":    "redis://cache:6379/0",
+	"DATABASE_URL":         "postgres://order_reader@db:5432/orders",
+	"REDIS_URL":            "redis://cache:6379/0",
+	"READER_API_KEYS_FILE": "/run/secrets/reader-api-keys",
 }
 
 func with(extra map[string]string) map[string]string {
@@ -51,6 +52,8 @@ func TestDefaults(t *testing.T) {
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		IdleTimeout: 120 * time.Second, RequestTimeout: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
 		GCPercent: 200, LogFormat: envconf.LogJSON, LogLevel: envconf.LogLevel(slog.LevelInfo),
+		APIKeysFile: minimal["READER_API_KEYS_FILE"], JWTMinRefreshInterval: time.Minute,
+		RateLimit: 100, RateBurst: 200, AuthFailureLimit: 20, AuditLog: "stderr",
 	}
 	if *c != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -95,6 +98,27 @@ func TestLoad(t *testing.T) {
 		{"no loaders", with(map[string]string{"READER_DB_LOADERS": "0"}), nil, []string{"READER_DB_LOADERS"}},
 		{"several at once", with(map[string]string{"READER_WARM_COUNT": "-1", "READER_DB_MAX_CONNS": "0"}), nil,
 			[]string{"READER_WARM_COUNT", "READER_DB_MAX_CONNS"}},
+		{"no credentials: fail closed", with(map[string]string{"READER_API_KEYS_FILE": ""}), nil,
+			[]string{"READER_API_KEYS_FILE: required, or READER_JWT_JWKS_URL, READER_JWT_ISSUER and READER_JWT_AUDIENCE"}},
+		{"jwt alone", with(map[string]string{"READER_API_KEYS_FILE": "", "READER_JWT_JWKS_URL": "https://idp.example/jwks",
+			"READER_JWT_ISSUER": "https://idp.example/", "READER_JWT_AUDIENCE": "orders"}),
+			func(c *config.Config) bool { return c.APIKeysFile == "" && c.JWTAudience == "orders" }, nil},
+		{"jwt half set", with(map[string]string{"READER_JWT_ISSUER": "https://idp.example/"}), nil,
+			[]string{"READER_JWT_JWKS_URL: required with READER_JWT_ISSUER", "READER_JWT_AUDIENCE: required with READER_JWT_ISSUER"}},
+		{"jwks url scheme", with(map[string]string{"READER_JWT_JWKS_URL": "ftp://idp.example/jwks",
+			"READER_JWT_ISSUER": "i", "READER_JWT_AUDIENCE": "a"}), nil, []string{"READER_JWT_JWKS_URL: scheme must be https or http"}},
+		{"rate limit off", with(map[string]string{"READER_RATE_LIMIT": "0", "READER_RATE_BURST": "0", "READER_AUTH_FAILURE_LIMIT": "0"}),
+			func(c *config.Config) bool { return c.RateLimit == 0 && c.AuthFailureLimit == 0 }, nil},
+		{"negative rate", with(map[string]string{"READER_RATE_LIMIT": "-1"}), nil, []string{"READER_RATE_LIMIT"}},
+		{"rate without burst", with(map[string]string{"READER_RATE_BURST": "0"}), nil, []string{"READER_RATE_BURST"}},
+		{"negative failure limit", with(map[string]string{"READER_AUTH_FAILURE_LIMIT": "-5"}), nil, []string{"READER_AUTH_FAILURE_LIMIT"}},
+		{"trusted proxies", with(map[string]string{"READER_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::/32"}),
+			func(c *config.Config) bool { return c.TrustedProxies == "10.0.0.0/8, 192.0.2.7,2001:db8::/32" }, nil},
+		{"bad trusted proxy, value not repeated", with(map[string]string{"READER_TRUSTED_PROXIES": "10.0.0.0/8,secret-host"}), nil,
+			[]string{"READER_TRUSTED_PROXIES: element 2 is neither an address nor a CIDR prefix"}},
+		{"jwks refresh too often", with(map[string]string{"READER_JWT_MIN_REFRESH_INTERVAL": "10ms"}), nil, []string{"READER_JWT_MIN_REFRESH_INTERVAL"}},
+		{"audit to a file", with(map[string]string{"READER_AUDIT_LOG": "/var/log/reader/audit.jsonl"}),
+			func(c *config.Config) bool { return c.AuditLog == "/var/log/reader/audit.jsonl" }, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,9 +8,13 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/orderservice/orders/reader/auth"
+	"github.com/orderservice/orders/reader/auth/authtest"
+	"github.com/orderservice/orders/reader/auth/ratelimit"
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/httpapi"
 	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/reader/pii"
 	"github.com/orderservice/orders/shared/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,22 +37,47 @@ func (d *discardWriter) WriteHeader(int)             {}
 
 // BenchmarkHandlerCached is the in-process cost of the middleware, the
 // router and the handler for a locally cached order (no network), with the
-// JSON access log formatted into io.Discard.
+// JSON access log formatted into io.Discard, authenticated with an API key
+// under a local rate limit: "masked" with orders:read, "full" with
+// orders:pii (and its audit record, into io.Discard).
 func BenchmarkHandlerCached(b *testing.B) {
 	body, err := testenv.Sample(b).Canonical()
 	if err != nil {
 		b.Fatal(err)
 	}
+	masked, err := pii.MaskJSON(body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mv := cache.NewView(masked)
+	o := &cache.Order{View: cache.NewView(body), Masked: &mv}
+	read, readLine := authtest.NewKey(b, "bench-read", "1000000/1000000", auth.ScopeRead)
+	full, fullLine := authtest.NewKey(b, "bench-pii", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
+	keys := authtest.NewKeys(b, readLine, fullLine)
+	ks, err := auth.NewKeyStore(keys.File, ratelimit.Rate{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := auth.New(auth.Config{Keys: ks, Limiter: ratelimit.New(nil, ratelimit.Options{})})
+	if err != nil {
+		b.Fatal(err)
+	}
 	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
 	h := httpapi.NewServer(httpapi.Deps{
 		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Orders:  fixedOrders{cache.NewOrder(body)},
-		Metrics: metrics.New(reg), Gatherer: reg,
+		Orders:  fixedOrders{o},
+		Metrics: m, Gatherer: reg, Auth: a, Audit: httpapi.NewAuditLog(io.Discard, m.PIIReads),
 	})
-	req := httptest.NewRequest(http.MethodGet, "/order/b563feb7b2b84b6test", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		w := &discardWriter{h: make(http.Header, 8)}
-		h.ServeHTTP(w, req)
+	for _, bc := range []struct{ name, token string }{{"masked", read}, {"full", full}} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/order/b563feb7b2b84b6test", nil)
+			req.Header.Set("Authorization", authtest.Bearer(bc.token))
+			b.ReportAllocs()
+			for b.Loop() {
+				w := &discardWriter{h: make(http.Header, 8)}
+				h.ServeHTTP(w, req)
+			}
+		})
 	}
 }

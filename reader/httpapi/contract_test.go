@@ -15,9 +15,13 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/go-chi/chi/v5"
+	"github.com/orderservice/orders/reader/auth"
+	"github.com/orderservice/orders/reader/auth/authtest"
+	"github.com/orderservice/orders/reader/auth/ratelimit"
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/httpapi"
 	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/reader/pii"
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/reader/redis"
 	"github.com/orderservice/orders/shared/ordergen"
@@ -38,7 +42,9 @@ type stack struct {
 	ready atomic.Bool
 }
 
-func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv) *stack {
+// newStack serves the API of the keys of keys, rate-limited through
+// Redis as the reader is.
+func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv, keys *authtest.Keys) *stack {
 	t.Helper()
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
@@ -53,15 +59,26 @@ func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rc.Close() })
-	tiers, err := cache.New(cache.Options{Store: store, Remote: rc, LocalBytes: 1 << 20, NegativeTTL: 1e9, Metrics: m})
+	tiers, err := cache.New(cache.Options{Store: store, Remote: rc, LocalBytes: 1 << 20, NegativeTTL: 1e9,
+		Mask: pii.MaskJSON, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(tiers.Close)
+	ks, err := auth.NewKeyStore(keys.File, ratelimit.PerSecond(100, 200), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Config{Keys: ks, FailureRate: ratelimit.PerMinute(20, 20),
+		Limiter: ratelimit.New(rc.Client(), ratelimit.Options{Prefix: rd.Prefix + "ratelimit:"})})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &stack{}
 	s.ready.Store(true)
 	deps := httpapi.Deps{
 		Orders: tiers, Summaries: tiers, Metrics: m, Gatherer: reg, Ready: s.ready.Load, RedisUp: rc.Up,
+		Auth: a, Audit: httpapi.NewAuditLog(io.Discard, m.PIIReads),
 	}
 	s.srv = httptest.NewServer(httpapi.NewServer(deps))
 	t.Cleanup(s.srv.Close)
@@ -110,10 +127,14 @@ func TestContract(t *testing.T) {
 	gen := ordergen.New(11)
 	o := gen.Order()
 	testenv.InsertOrders(t, pg.Pool, testenv.Sample(t), o, gen.Order(), gen.Order())
-	up := newStack(t, pg.URLAs("order_reader"), rd)
+	limited, limitedLine := authtest.NewKey(t, "test-limited", "1/1", auth.ScopeRead)
+	keys := authtest.NewKeys(t, limitedLine)
+	up := newStack(t, pg.URLAs("order_reader"), rd, keys)
 	// A stack whose database is a closed port: every uncached order is 503.
-	down := newStack(t, pg.URLVia(testenv.FreeAddr(t)), rd)
+	down := newStack(t, pg.URLVia(testenv.FreeAddr(t)), rd, keys)
 
+	// get is a request with the PII key, or with the headers hdr names
+	// (an empty value drops the header).
 	get := func(s *stack, method, path string, hdr ...string) *http.Request {
 		base := s.srv.URL
 		if path == "/metrics" {
@@ -123,10 +144,23 @@ func TestContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Authorization", authtest.Bearer(keys.PII))
 		for i := 0; i+1 < len(hdr); i += 2 {
+			if hdr[i+1] == "" {
+				req.Header.Del(hdr[i])
+				continue
+			}
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
 		return req
+	}
+	// spend uses up the limited key's burst (one request) on the order.
+	spend := func() {
+		resp, err := http.DefaultClient.Do(get(up, http.MethodGet, "/orders", "Authorization", authtest.Bearer(limited)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
 	}
 	first, err := http.DefaultClient.Do(get(up, http.MethodGet, "/order/"+o.OrderUID))
 	if err != nil {
@@ -135,6 +169,7 @@ func TestContract(t *testing.T) {
 	first.Body.Close()
 	etag := first.Header.Get("ETag")
 
+	read := authtest.Bearer(keys.Read)
 	cases := []struct {
 		name       string
 		stack      *stack
@@ -142,32 +177,48 @@ func TestContract(t *testing.T) {
 		status     int
 		badRequest bool // the request itself breaks the spec on purpose
 		notReady   bool
+		before     func() // runs just before the request
 	}{
-		{"order", up, get(up, "GET", "/order/"+o.OrderUID), 200, false, false},
-		{"sample order", up, get(up, "GET", "/order/b563feb7b2b84b6test"), 200, false, false},
-		{"order not modified", up, get(up, "GET", "/order/"+o.OrderUID, "If-None-Match", etag), 304, false, false},
-		{"order head", up, get(up, "HEAD", "/order/"+o.OrderUID), 200, false, false},
-		{"order head unknown", up, get(up, "HEAD", "/order/nope"), 404, false, false},
-		{"order malformed", up, get(up, "GET", "/order/"+strings.Repeat("x", 65)), 400, false, false},
-		{"order bad char", up, get(up, "GET", "/order/a.b"), 400, false, false},
-		{"order unknown", up, get(up, "GET", "/order/unknown_uid"), 404, false, false},
-		{"order db down", down, get(down, "GET", "/order/"+gen.Order().OrderUID), 503, false, false},
-		{"orders", up, get(up, "GET", "/orders"), 200, false, false},
-		{"orders limit", up, get(up, "GET", "/orders?limit=2"), 200, false, false},
-		{"orders head", up, get(up, "HEAD", "/orders?limit=2"), 200, false, false},
-		{"orders bad limit", up, get(up, "GET", "/orders?limit=0"), 400, true, false},
-		{"orders db down", down, get(down, "GET", "/orders"), 503, false, false},
-		{"healthz", up, get(up, "GET", "/healthz"), 200, false, false},
-		{"readyz", up, get(up, "GET", "/readyz"), 200, false, false},
-		{"readyz warming", down, get(down, "GET", "/readyz"), 503, false, true},
-		{"metrics (ops port)", up, get(up, "GET", "/metrics"), 200, false, false},
-		{"openapi", up, get(up, "GET", "/openapi.yaml"), 200, false, false},
-		{"swagger", up, get(up, "GET", "/swagger/"), 200, false, false},
+		{"order", up, get(up, "GET", "/order/"+o.OrderUID), 200, false, false, nil},
+		{"order masked", up, get(up, "GET", "/order/"+o.OrderUID, "Authorization", read), 200, false, false, nil},
+		{"sample order", up, get(up, "GET", "/order/b563feb7b2b84b6test"), 200, false, false, nil},
+		{"sample order masked", up, get(up, "GET", "/order/b563feb7b2b84b6test", "Authorization", read), 200, false, false, nil},
+		{"order not modified", up, get(up, "GET", "/order/"+o.OrderUID, "If-None-Match", etag), 304, false, false, nil},
+		{"order head", up, get(up, "HEAD", "/order/"+o.OrderUID), 200, false, false, nil},
+		{"order head unknown", up, get(up, "HEAD", "/order/nope"), 404, false, false, nil},
+		{"order malformed", up, get(up, "GET", "/order/"+strings.Repeat("x", 65)), 400, true, false, nil},
+		{"order bad char", up, get(up, "GET", "/order/a.b"), 400, true, false, nil},
+		{"order unknown", up, get(up, "GET", "/order/unknown_uid"), 404, false, false, nil},
+		{"order without credentials", up, get(up, "GET", "/order/"+o.OrderUID, "Authorization", ""), 401, false, false, nil},
+		{"order head without credentials", up, get(up, "HEAD", "/order/"+o.OrderUID, "Authorization", ""), 401, false, false, nil},
+		{"order malformed credentials", up, get(up, "GET", "/order/"+o.OrderUID, "Authorization", "Basic dXNlcjpwYXNz"), 401, false, false, nil},
+		{"order unknown key", up, get(up, "GET", "/order/"+o.OrderUID, "Authorization", "Bearer ord_unknownunknownunknownunknownunknownunknow"), 401, false, false, nil},
+		{"order without orders:read", up, get(up, "GET", "/order/"+o.OrderUID, "Authorization", authtest.Bearer(keys.NoRead)), 403, false, false, nil},
+		{"order rate limited", up, get(up, "GET", "/order/"+o.OrderUID, "Authorization", authtest.Bearer(limited)), 429, false, false, spend},
+		{"orders without credentials", up, get(up, "GET", "/orders", "Authorization", ""), 401, false, false, nil},
+		{"orders without orders:read", up, get(up, "GET", "/orders", "Authorization", authtest.Bearer(keys.NoRead)), 403, false, false, nil},
+		{"orders rate limited", up, get(up, "GET", "/orders", "Authorization", authtest.Bearer(limited)), 429, false, false, spend},
+		{"order db down", down, get(down, "GET", "/order/"+gen.Order().OrderUID), 503, false, false, nil},
+		{"orders", up, get(up, "GET", "/orders"), 200, false, false, nil},
+		{"orders limit", up, get(up, "GET", "/orders?limit=2"), 200, false, false, nil},
+		{"orders head", up, get(up, "HEAD", "/orders?limit=2"), 200, false, false, nil},
+		{"orders bad limit", up, get(up, "GET", "/orders?limit=0"), 400, true, false, nil},
+		{"orders db down", down, get(down, "GET", "/orders"), 503, false, false, nil},
+		// The open endpoints answer without a credential.
+		{"healthz", up, get(up, "GET", "/healthz", "Authorization", ""), 200, false, false, nil},
+		{"readyz", up, get(up, "GET", "/readyz", "Authorization", ""), 200, false, false, nil},
+		{"readyz warming", down, get(down, "GET", "/readyz", "Authorization", ""), 503, false, true, nil},
+		{"metrics (ops port)", up, get(up, "GET", "/metrics", "Authorization", ""), 200, false, false, nil},
+		{"openapi", up, get(up, "GET", "/openapi.yaml", "Authorization", ""), 200, false, false, nil},
+		{"swagger", up, get(up, "GET", "/swagger/", "Authorization", ""), 200, false, false, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.stack.ready.Store(!tc.notReady)
 			defer tc.stack.ready.Store(true)
+			if tc.before != nil {
+				tc.before()
+			}
 			resp, err := http.DefaultClient.Do(tc.req)
 			if err != nil {
 				t.Fatal(err)
@@ -207,7 +258,37 @@ func TestContract(t *testing.T) {
 			if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
 				t.Fatalf("response does not match the spec: %v\nbody: %.500s", err, body)
 			}
+			requireCaching(t, tc.req, resp)
 		})
+	}
+}
+
+// requireCaching checks the caching headers of an answer: an answer to a
+// credential is private and varies by it, a refusal is not stored, and
+// nothing that needs a credential is ever public.
+func requireCaching(t *testing.T, req *http.Request, resp *http.Response) {
+	t.Helper()
+	cc := resp.Header.Get("Cache-Control")
+	open := req.URL.Path == "/healthz" || req.URL.Path == "/readyz" || req.URL.Path == "/metrics" ||
+		req.URL.Path == "/openapi.yaml" || strings.HasPrefix(req.URL.Path, "/swagger/")
+	if open {
+		if resp.Header.Get("Vary") == "Authorization" {
+			t.Errorf("open endpoint %s varies by Authorization", req.URL.Path)
+		}
+		return
+	}
+	if resp.Header.Get("Vary") != "Authorization" {
+		t.Errorf("Vary %q, want Authorization", resp.Header.Get("Vary"))
+	}
+	switch {
+	case strings.Contains(cc, "public"):
+		t.Errorf("Cache-Control %q of a data endpoint is public", cc)
+	case resp.StatusCode < 300 || resp.StatusCode == http.StatusNotModified:
+		if !strings.HasPrefix(cc, "private") {
+			t.Errorf("Cache-Control %q, want private", cc)
+		}
+	case cc != "no-store":
+		t.Errorf("Cache-Control %q of a %d, want no-store", cc, resp.StatusCode)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/orderservice/orders/reader/auth"
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/shared/model"
 )
@@ -19,8 +20,13 @@ var (
 	jsonType = []string{"application/json"}
 	// Orders are immutable: a cached copy never goes stale. A day rather
 	// than a year bounds the harm of serving one that an operator had to
-	// correct by hand.
-	immutable  = []string{"public, max-age=86400, immutable"}
+	// correct by hand. Private: the answer depends on the credential (the
+	// masked or the full view) and holds personal data, so only the
+	// caller's own cache may keep it, never a shared one.
+	immutable  = []string{"private, max-age=86400, immutable"}
+	noCache    = []string{"private, no-cache"}
+	piiMasked  = []string{"masked"}
+	piiFull    = []string{"full"}
 	xCacheVals = map[cache.Source][]string{
 		cache.Local: {"local"}, cache.Redis: {"redis"}, cache.DB: {"db"},
 	}
@@ -42,8 +48,11 @@ func validUID(s string) bool {
 }
 
 // getOrder serves GET and HEAD /order/{order_uid}. A locally cached
-// order is answered at once; a miss waits at most timeout.
-func getOrder(log *slog.Logger, orders Orders, timeout time.Duration) http.Handler {
+// order is answered at once; a miss waits at most timeout. The caller's
+// credential picks the view: the order as ingested with orders:pii (and
+// an audit record), else its masked view. Both were prepared when the
+// order entered the cache, so the choice costs nothing here.
+func getOrder(log *slog.Logger, orders Orders, timeout time.Duration, audit *AuditLog, a *auth.Authenticator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		uid := chi.URLParam(r, "order_uid")
 		if !validUID(uid) {
@@ -66,19 +75,35 @@ func getOrder(log *slog.Logger, orders Orders, timeout time.Duration) http.Handl
 				return
 			}
 		}
+		p, _ := auth.FromContext(r.Context())
+		view, pii := &o.View, piiFull
+		if !p.Has(auth.ScopePII) {
+			if o.Masked == nil {
+				// Never the full view in its place.
+				log.LogAttrs(r.Context(), slog.LevelError, "order has no masked view",
+					slog.String("request_id", requestID(w)), slog.String("order_uid", uid))
+				writeProblem(w, r, http.StatusInternalServerError, "the order cannot be shown without its personal data")
+				return
+			}
+			view, pii = o.Masked, piiMasked
+		}
 		h := w.Header()
-		h["Etag"] = o.ETagHeader
+		h["Etag"] = view.ETagHeader
 		h["Cache-Control"] = immutable
 		h["X-Cache"] = xCacheVals[src]
-		if etagMatches(r.Header.Get("If-None-Match"), o.ETag) {
+		h["X-Pii"] = pii
+		if etagMatches(r.Header.Get("If-None-Match"), view.ETag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 		h["Content-Type"] = jsonType
-		h["Content-Length"] = o.LengthHeader
+		h["Content-Length"] = view.LengthHeader
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
-			_, _ = w.Write(o.Body)
+			_, _ = w.Write(view.Body)
+			if audit != nil && view == &o.View {
+				audit.piiRead(p, uid, requestID(w), a.ClientAddr(r), time.Now())
+			}
 		}
 	})
 }
@@ -154,7 +179,7 @@ func listOrders(log *slog.Logger, s Summaries) http.Handler {
 		if list == nil {
 			list = []cache.Summary{}
 		}
-		w.Header()["Cache-Control"] = []string{"no-cache"}
+		w.Header()["Cache-Control"] = noCache
 		writeJSON(w, r, http.StatusOK, orderList{Orders: list})
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/reader/auth/authtest"
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,10 +87,13 @@ func (panicky) Get(context.Context, string) (*cache.Order, cache.Source, error) 
 func TestPanicRecovery(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	h := NewServer(Deps{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Orders: panicky{}})
+	a, keys := testAuth(t)
+	h := NewServer(Deps{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Orders: panicky{}, Auth: a})
 	for range 2 {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/order/abc", nil))
+		req := httptest.NewRequest(http.MethodGet, "/order/abc", nil)
+		req.Header.Set("Authorization", authtest.Bearer(keys.Read))
+		h.ServeHTTP(w, req)
 		if w.Code != http.StatusInternalServerError || w.Header().Get("Content-Type") != "application/problem+json" {
 			t.Fatalf("panic answered %d %q: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
 		}
@@ -212,13 +216,16 @@ func TestProbesLoggedOnlyWhenFailingOrDebug(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
+			a, keys := testAuth(t)
 			h := NewServer(Deps{
 				Logger:    slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: tc.level})),
 				AccessLog: NewAccessLog(&out, "service", "reader"),
-				Gatherer:  reg, Ready: func() bool { return tc.ready },
+				Gatherer:  reg, Ready: func() bool { return tc.ready }, Auth: a,
 			})
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+			req.Header.Set("Authorization", authtest.Bearer(keys.Read))
+			h.ServeHTTP(w, req)
 			if got := strings.Contains(out.String(), `"path":"`+tc.path+`"`); got != tc.logged {
 				t.Fatalf("GET %s answered %d: logged %v, want %v: %q", tc.path, w.Code, got, tc.logged, out.String())
 			}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/orderservice/orders/reader/auth"
 )
 
 // routes maps the whole public surface (the ops port is NewOps).
@@ -24,17 +25,21 @@ func routes(d Deps) http.Handler {
 		writeProblem(w, req, http.StatusMethodNotAllowed, "method not allowed")
 	})
 
-	order := getOrder(d.Logger, d.Orders, d.RequestTimeout)
-	r.Method(http.MethodGet, "/order/{order_uid}", order)
-	r.Method(http.MethodHead, "/order/{order_uid}", order)
+	// The data endpoints: a credential granted orders:read, checked
+	// before anything about the request is (an unauthenticated caller
+	// learns nothing, not even whether its order_uid is well-formed).
+	data := r.With(requireRead(d.Auth))
+	order := getOrder(d.Logger, d.Orders, d.RequestTimeout, d.Audit, d.Auth)
+	data.Method(http.MethodGet, "/order/{order_uid}", order)
+	data.Method(http.MethodHead, "/order/{order_uid}", order)
 	// An empty order_uid is a malformed one, not an unknown route.
-	r.Method(http.MethodGet, "/order/", order)
-	r.Method(http.MethodHead, "/order/", order)
+	data.Method(http.MethodGet, "/order/", order)
+	data.Method(http.MethodHead, "/order/", order)
 
 	timeout := withTimeout(d.RequestTimeout)
 	list := timeout(listOrders(d.Logger, d.Summaries))
-	r.Method(http.MethodGet, "/orders", list)
-	r.Method(http.MethodHead, "/orders", list)
+	data.Method(http.MethodGet, "/orders", list)
+	data.Method(http.MethodHead, "/orders", list)
 
 	r.Method(http.MethodGet, "/healthz", healthz())
 	r.Method(http.MethodGet, "/readyz", readyz(d.Ready, d.RedisUp))
@@ -61,4 +66,17 @@ func allowedMethods(routes chi.Routes, path string) string {
 		}
 	}
 	return strings.Join(allow, ", ")
+}
+
+// requireRead is the data endpoints' authentication: orders:read, or,
+// without an Authenticator, a refusal of everything.
+func requireRead(a *auth.Authenticator) func(http.Handler) http.Handler {
+	if a == nil {
+		return func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				writeProblem(w, r, http.StatusInternalServerError, "authentication is not configured")
+			})
+		}
+	}
+	return a.Require(auth.ScopeRead)
 }

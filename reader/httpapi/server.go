@@ -3,6 +3,11 @@
 // /readyz; /metrics and pprof are on the ops port (NewOps). Every public
 // route is mapped in routes.go; handlers are maker functions; errors are
 // RFC 9457 problem details (application/problem+json).
+//
+// The data endpoints need a bearer credential (package auth) granted
+// orders:read; an order's personal data is served unmasked only to a
+// credential granted orders:pii, and each such answer is audited
+// (AuditLog).
 package httpapi
 
 import (
@@ -11,6 +16,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/orderservice/orders/reader/auth"
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +54,13 @@ type Deps struct {
 	AccessLog *AccessLog
 	// RequestTimeout bounds one request's handling; 0 means 5s.
 	RequestTimeout time.Duration
+	// Auth authenticates the data endpoints (/order/{order_uid},
+	// /orders). nil refuses every request to them: the API never serves
+	// orders to anyone for want of a configuration.
+	Auth *auth.Authenticator
+	// Audit receives a record for each response carrying unmasked
+	// personal data; nil writes none.
+	Audit *AuditLog
 }
 
 // NewServer returns the reader's public HTTP handler.

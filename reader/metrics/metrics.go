@@ -33,6 +33,9 @@ type Metrics struct {
 	WarmupDuration prometheus.Gauge
 	// LocalCacheBytes is the weighted size of the in-process cache.
 	LocalCacheBytes prometheus.GaugeFunc
+	// PIIReads counts the answers that carried an order's personal data
+	// unmasked (each has its audit record), by credential.
+	PIIReads *prometheus.CounterVec
 }
 
 // New registers the reader's collectors, plus the Go runtime and process
@@ -78,9 +81,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "reader_warmup_duration_seconds",
 			Help: "Duration of the start-up warm-up.",
 		}),
+		PIIReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reader_pii_reads_total",
+			Help: "Answers that carried an order's personal data unmasked (each one audited), by credential (an API key's name; jwt:<client_id> for a JWT).",
+		}, []string{"credential"}),
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.CacheLookups, m.DBQueryDuration,
-		m.DBLookupBatch, m.SingleflightShared, m.RedisUp, m.WarmupOrders, m.WarmupDuration,
+		m.DBLookupBatch, m.SingleflightShared, m.RedisUp, m.WarmupOrders, m.WarmupDuration, m.PIIReads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.RedisUp.Set(1)
 	return m

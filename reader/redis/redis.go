@@ -96,6 +96,12 @@ func New(o Options) (*Cache, error) {
 	return c, nil
 }
 
+// Client is the go-redis client of the cache, for the reader's other
+// uses of the same Redis (the shared rate limits): one pool, with the
+// cache's fail-fast settings (no retries, every command bounded by its
+// context and the timeout).
+func (c *Cache) Client() *goredis.Client { return c.client }
+
 // Close stops the batching goroutine and closes the client's connections.
 func (c *Cache) Close() error {
 	c.closeOnce.Do(func() { close(c.stop) })

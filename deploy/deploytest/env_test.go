@@ -96,20 +96,15 @@ func checkEnv(t *testing.T, where string, sv serviceVars, env map[string]string)
 			t.Errorf("%s: %s does not set %s", where, sv.name, strings.Join(s, " or "))
 		}
 	}
-	pending := pendingReaderVars()
 	for n := range env {
-		if strings.HasPrefix(n, sv.prefix) && !known[n] && !(sv.name == "reader" && pending[n]) {
+		if strings.HasPrefix(n, sv.prefix) && !known[n] {
 			t.Errorf("%s: %s sets %s, which %s/config does not read", where, sv.name, n, sv.name)
 		}
 	}
 }
 
-// readerAuthVars are the reader's authentication settings (issue 12:
-// API keys, JWTs, rate limits, audit records). The deployment files set
-// them ahead of reader/config: pendingReaderVars lets checkEnv accept them
-// while reader/config reads none of them, and from the moment it reads
-// READER_API_KEYS_FILE checkEnv applies its ordinary rules to every one,
-// so a name the reader does not read is an error again.
+// readerAuthVars are the reader's authentication settings (API keys,
+// JWTs, rate limits, audit records): compose and k8s set every one.
 var readerAuthVars = []string{
 	"READER_API_KEYS_FILE",
 	"READER_JWT_JWKS_URL", "READER_JWT_ISSUER", "READER_JWT_AUDIENCE", "READER_JWT_MIN_REFRESH_INTERVAL",
@@ -117,25 +112,8 @@ var readerAuthVars = []string{
 	"READER_TRUSTED_PROXIES", "READER_AUDIT_LOG",
 }
 
-// authPending reports a reader without issue 12's authentication: its
-// reader/config reads no READER_API_KEYS_FILE. Every allowance the checks
-// make for such a reader ends when reader/config reads it.
-func authPending() bool { return !slices.Contains(readerconfig.Names(), "READER_API_KEYS_FILE") }
-
-// pendingReaderVars are readerAuthVars while authPending; nil after.
-func pendingReaderVars() map[string]bool {
-	if !authPending() {
-		return nil
-	}
-	pending := map[string]bool{}
-	for _, n := range readerAuthVars {
-		pending[n] = true
-	}
-	return pending
-}
-
 // TestReaderAuthVarsAreSet: compose and k8s set every authentication
-// setting, whether or not this reader/config reads them yet.
+// setting.
 func TestReaderAuthVarsAreSet(t *testing.T) {
 	t.Parallel()
 	c := loadCompose(t)

@@ -40,14 +40,6 @@ func interpolate(v string) string {
 	})
 }
 
-// readerAuthMetrics are the reader's authentication metrics (issue 12),
-// listed in deploy/README.md ahead of a reader that exports them: the
-// table's checks skip them while authPending.
-var readerAuthMetrics = []string{
-	"reader_auth_failures_total", "reader_auth_rate_limited_total", "reader_auth_api_keys",
-	"reader_auth_api_keys_reload_errors_total", "reader_auth_ratelimit_redis_up", "reader_pii_reads_total",
-}
-
 // TestMetricsAfterTraffic runs the real ingestor, reader and producer
 // binaries with the settings of docker-compose.yml against real PostgreSQL,
 // Redis and Kafka (testenv), drives traffic through them (good orders, a
@@ -308,7 +300,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 			limited++
 		}
 	}
-	if limited == 0 && !authPending() {
+	if limited == 0 {
 		t.Error("3 requests at once with a key of 1 request/s: none refused with 429")
 	}
 
@@ -361,13 +353,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 
 	// Every metric of the README table exists, has its type and moved.
-	// The authentication metrics only once the reader has authentication
-	// (authPending).
 	listed := map[string]bool{}
 	for _, m := range readmeMetrics(t) {
-		if authPending() && slices.Contains(readerAuthMetrics, m.Name) {
-			continue
-		}
 		if prefix, ok := strings.CutSuffix(m.Name, "*"); ok {
 			var any, moved bool
 			for name := range fams {
@@ -402,9 +389,6 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		}
 	}
 	for _, idle := range readmeIdle(t) {
-		if authPending() && slices.Contains(readerAuthMetrics, idle) {
-			continue
-		}
 		prefix, wild := strings.CutSuffix(idle, "*")
 		found := false
 		for name := range fams {

@@ -33,11 +33,40 @@ var UIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // ErrInvalid is matched (errors.Is) by every *ValidationError.
 var ErrInvalid = errors.New("invalid order")
 
+// ErrInconsistent is matched (errors.Is) by a *ValidationError whose every
+// failing field breaks a consistency rule and none a structural one: the
+// order is well formed, only its figures or track numbers disagree with
+// each other. Such an order can be stored as sent, by a service that
+// chooses to accept what its upstream computes differently.
+var ErrInconsistent = errors.New("inconsistent order")
+
+// Rule names a consistency rule: a check of fields against each other.
+// Structural rules (presence, length, format, range) have no name: no
+// caller relaxes them.
+type Rule string
+
+// The consistency rules.
+const (
+	// RuleGoodsTotal: payment.goods_total is the sum of the items'
+	// total_price.
+	RuleGoodsTotal Rule = "goods_total"
+	// RuleAmount: payment.amount is goods_total + delivery_cost +
+	// custom_fee.
+	RuleAmount Rule = "amount"
+	// RuleTrackNumber: every item carries the order's track_number.
+	RuleTrackNumber Rule = "track_number"
+)
+
+// ConsistencyRules lists every consistency rule, in a fixed order.
+func ConsistencyRules() []Rule { return []Rule{RuleGoodsTotal, RuleAmount, RuleTrackNumber} }
+
 // FieldError is one failing field: its JSON path (payment.currency,
-// items[2].price) and the reason.
+// items[2].price), the reason, and the consistency rule it breaks (empty
+// for a structural rule).
 type FieldError struct {
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
+	Rule   Rule   `json:"rule,omitempty"`
 }
 
 // ValidationError lists every failing field of an order, sorted by path.
@@ -55,15 +84,50 @@ func (e *ValidationError) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// Is reports whether target is ErrInvalid.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+// Is reports whether target is ErrInvalid, or ErrInconsistent when every
+// failing field breaks a consistency rule.
+func (e *ValidationError) Is(target error) bool {
+	switch target {
+	case ErrInvalid:
+		return true
+	case ErrInconsistent:
+		if len(e.Fields) == 0 {
+			return false
+		}
+		for _, f := range e.Fields {
+			if f.Rule == "" {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// Rules returns the consistency rules the order breaks, each once, in the
+// order of ConsistencyRules; nil when it breaks none.
+func (e *ValidationError) Rules() []Rule {
+	var out []Rule
+	for _, r := range ConsistencyRules() {
+		for _, f := range e.Fields {
+			if f.Rule == r {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
 
 // Validator checks orders. The zero value applies every rule.
 type Validator struct {
-	// SkipConsistency turns off the three cross-field rules: goods_total is
-	// the sum of the items' total_price, amount is goods_total +
-	// delivery_cost + custom_fee, and every item carries the order's
-	// track_number. Feeds that compute totals differently need this.
+	// SkipConsistency turns off the three consistency rules (see Rule):
+	// goods_total is the sum of the items' total_price, amount is
+	// goods_total + delivery_cost + custom_fee, and every item carries the
+	// order's track_number. Feeds that compute totals differently need
+	// this. A caller that wants to know which rules an order breaks
+	// validates with every rule and checks errors.Is(err, ErrInconsistent)
+	// and ValidationError.Rules instead.
 	SkipConsistency bool
 }
 
@@ -226,6 +290,7 @@ func consistency(o *Order) []FieldError {
 			out = append(out, FieldError{
 				Field:  fmt.Sprintf("items[%d].track_number", i),
 				Reason: "must equal the order's track_number",
+				Rule:   RuleTrackNumber,
 			})
 		}
 		if it.TotalPrice < 0 || it.TotalPrice > MaxMoney {
@@ -239,6 +304,7 @@ func consistency(o *Order) []FieldError {
 		out = append(out, FieldError{
 			Field:  "payment.goods_total",
 			Reason: fmt.Sprintf("must equal the sum of items' total_price (%d), got %d", sum, p.GoodsTotal),
+			Rule:   RuleGoodsTotal,
 		})
 	}
 	inRange := func(v int64) bool { return v >= 0 && v <= MaxMoney }
@@ -247,6 +313,7 @@ func consistency(o *Order) []FieldError {
 			out = append(out, FieldError{
 				Field:  "payment.amount",
 				Reason: fmt.Sprintf("must equal goods_total + delivery_cost + custom_fee (%d), got %d", want, p.Amount),
+				Rule:   RuleAmount,
 			})
 		}
 	}

@@ -1,7 +1,9 @@
 package model_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -311,5 +313,86 @@ func TestValidationErrorFormat(t *testing.T) {
 	var got *model.ValidationError
 	if !errors.As(wrapped, &got) || !errors.Is(wrapped, model.ErrInvalid) {
 		t.Errorf("a wrapped ValidationError is not found by errors.Is/As")
+	}
+}
+
+// A ValidationError names the consistency rules an order breaks, and
+// matches ErrInconsistent only when they are all it breaks.
+func TestConsistencyRulesAreNamed(t *testing.T) {
+	cases := []struct {
+		name         string
+		set          func(o *model.Order)
+		rules        []model.Rule
+		inconsistent bool
+	}{
+		{"goods_total", func(o *model.Order) { o.Payment.GoodsTotal, o.Payment.Amount = 316, 1816 }, []model.Rule{model.RuleGoodsTotal}, true},
+		{"amount", func(o *model.Order) { o.Payment.Amount = 1818 }, []model.Rule{model.RuleAmount}, true},
+		{"track_number", func(o *model.Order) { o.Items[0].TrackNumber = "OTHER" }, []model.Rule{model.RuleTrackNumber}, true},
+		{"track_number on two items, named once", func(o *model.Order) {
+			setItems(o, 2)
+			o.Items[0].TrackNumber, o.Items[1].TrackNumber = "A", "B"
+		}, []model.Rule{model.RuleTrackNumber}, true},
+		// The upstream project's sample producer: goods_total 900, one item
+		// of total_price 1000 (and an amount that matches neither).
+		{"all three, in ConsistencyRules order", func(o *model.Order) {
+			o.Payment.GoodsTotal, o.Payment.Amount, o.Items[0].TrackNumber = 900, 1, "X"
+		}, []model.Rule{model.RuleGoodsTotal, model.RuleAmount, model.RuleTrackNumber}, true},
+		{"a structural failure beside a consistency one", func(o *model.Order) {
+			o.Payment.Amount = 1818
+			o.Delivery.Email = "nope"
+		}, []model.Rule{model.RuleAmount}, false},
+		{"an empty item track_number is structural too", func(o *model.Order) { o.Items[0].TrackNumber = "" }, []model.Rule{model.RuleTrackNumber}, false},
+		{"structural only", func(o *model.Order) { o.Payment.Currency = "usd" }, nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := sample(t)
+			tc.set(o)
+			err := o.Validate()
+			var ve *model.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate = %v, want a *ValidationError", err)
+			}
+			if got := ve.Rules(); !slices.Equal(got, tc.rules) {
+				t.Errorf("Rules() = %v, want %v", got, tc.rules)
+			}
+			if got := errors.Is(err, model.ErrInconsistent); got != tc.inconsistent {
+				t.Errorf("errors.Is(err, ErrInconsistent) = %v, want %v (%v)", got, tc.inconsistent, err)
+			}
+			if !errors.Is(err, model.ErrInvalid) {
+				t.Error("an inconsistent order must still match ErrInvalid")
+			}
+			for _, f := range ve.Fields {
+				if f.Rule != "" && !slices.Contains(model.ConsistencyRules(), f.Rule) {
+					t.Errorf("%s names an unknown rule %q", f.Field, f.Rule)
+				}
+			}
+			// Through wrapping, as the ingestor sees it.
+			if got := errors.Is(fmt.Errorf("message 7: %w", err), model.ErrInconsistent); got != tc.inconsistent {
+				t.Errorf("wrapped: errors.Is(ErrInconsistent) = %v, want %v", got, tc.inconsistent)
+			}
+		})
+	}
+	if (&model.ValidationError{}).Is(model.ErrInconsistent) {
+		t.Error("an empty ValidationError matches ErrInconsistent")
+	}
+}
+
+// The rule is part of a field error's JSON only where there is one.
+func TestFieldErrorJSON(t *testing.T) {
+	for _, tc := range []struct {
+		f    model.FieldError
+		want string
+	}{
+		{model.FieldError{Field: "payment.currency", Reason: "must be a valid currency code"}, `{"field":"payment.currency","reason":"must be a valid currency code"}`},
+		{model.FieldError{Field: "payment.amount", Reason: "must equal", Rule: model.RuleAmount}, `{"field":"payment.amount","reason":"must equal","rule":"amount"}`},
+	} {
+		b, err := json.Marshal(tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("json = %s, want %s", b, tc.want)
+		}
 	}
 }

@@ -36,7 +36,8 @@ type PG struct {
 }
 
 // URLAs returns URL with role as the user and no password: "order_ingestor"
-// (INSERT and SELECT) or "order_reader" (SELECT only).
+// (INSERT and SELECT; DELETE on orders, for erasures) or "order_reader"
+// (SELECT only).
 func (p *PG) URLAs(role string) string {
 	u, err := url.Parse(p.URL)
 	if err != nil {

@@ -108,8 +108,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 
 	// Jitter: the batches in flight, and other ingestors, that fail together
 	// retry out of step.
-	pipeline := ingest.New(log, m, cfg.MaxMessageSize, store, cache, dlq,
-		ingest.Retry{Initial: cfg.RetryInitial, Max: cfg.RetryMax, Jitter: 0.5})
+	pipeline := ingest.New(log, m, store, cache, dlq, ingest.Options{
+		MaxSize:     cfg.MaxMessageSize,
+		Retry:       ingest.Retry{Initial: cfg.RetryInitial, Max: cfg.RetryMax, Jitter: 0.5},
+		Consistency: ingest.Consistency(cfg.Consistency),
+	})
 	consumer, err := newConsumer(cfg, log, m, props, pipeline)
 	if err != nil {
 		return err
@@ -122,7 +125,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 		return err
 	}
 	log.Info("ingestor started", "ops", opsServer.Addr(), "topic", cfg.KafkaTopic, "group", cfg.KafkaGroup,
-		"dlq", cfg.KafkaDLQTopic, "batch_size", cfg.BatchSize, "batch_linger", cfg.BatchLinger.String(), "batches_in_flight", cfg.BatchesInFlight)
+		"dlq", cfg.KafkaDLQTopic, "batch_size", cfg.BatchSize, "batch_linger", cfg.BatchLinger.String(), "batches_in_flight", cfg.BatchesInFlight,
+		"consistency", cfg.Consistency, "events_channel", cache.Channel())
 	if ready != nil {
 		ready <- opsServer.Addr()
 	}

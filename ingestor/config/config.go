@@ -7,6 +7,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -38,6 +39,9 @@ type Config struct {
 	BatchesInFlight int           `split_words:"true" default:"2" desc:"batches committed concurrently, each in its own transaction on its own connection (offsets are stored in batch order); at most DB_MAX_CONNS"`
 	MaxMessageSize  int           `split_words:"true" default:"1048576" desc:"messages larger than this many bytes are dead-lettered as too_large"`
 
+	// Validation.
+	Consistency Consistency `default:"reject" desc:"orders that break only a consistency rule (goods_total = sum of items' total_price, amount = goods_total + delivery_cost + custom_fee, items carry the order's track_number): reject (dead-letter as invalid) or accept (store and count them in ingestor_inconsistent_orders_total{rule})"`
+
 	// Storage.
 	DatabaseURL string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL (role order_ingestor)"`
 	DBMaxConns  int32         `split_words:"true" default:"4" desc:"PostgreSQL connection pool size"`
@@ -64,6 +68,20 @@ type Config struct {
 	// from the environment: the period is part of the metric's documented
 	// contract, and only tests shorten it so that they need not wait.
 	LagInterval time.Duration `ignored:"true"`
+}
+
+// Consistency is INGESTOR_CONSISTENCY: "reject" or "accept" (see
+// ingest.Consistency, which main converts it to).
+type Consistency string
+
+// UnmarshalText accepts reject or accept.
+func (c *Consistency) UnmarshalText(text []byte) error {
+	switch v := Consistency(text); v {
+	case "reject", "accept":
+		*c = v
+		return nil
+	}
+	return errors.New("must be reject or accept")
 }
 
 // Properties are librdkafka configuration properties as text: key=value

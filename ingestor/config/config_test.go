@@ -35,6 +35,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		KafkaBrokers: "127.0.0.1:9092", KafkaTopic: "orders", KafkaGroup: "order-ingestor", KafkaDLQTopic: "orders.dlq",
 		BatchSize: 2000, BatchLinger: 50 * time.Millisecond, BatchesInFlight: 2, MaxMessageSize: 1 << 20,
+		Consistency: "reject",
 		DatabaseURL: "postgres://order_ingestor@db:5432/orders", DBMaxConns: 4, DBTimeout: 30 * time.Second,
 		RedisURL: "redis://cache:6379/0", RedisTTL: 24 * time.Hour, RedisTimeout: time.Second,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 5 * time.Second,
@@ -77,6 +78,7 @@ func TestLoad(t *testing.T) {
 		{"secret from a file", map[string]string{"REDIS_URL": "", "INGESTOR_REDIS_URL_FILE": secret},
 			func(c *Config) { c.RedisURL = "redis://:pw@secret:6379/0" }},
 		{"text logs", map[string]string{"INGESTOR_LOG_FORMAT": "text", "LOG_FORMAT": "json"}, func(c *Config) { c.LogFormat = envconf.LogText }},
+		{"consistency accept", map[string]string{"INGESTOR_CONSISTENCY": "accept"}, func(c *Config) { c.Consistency = "accept" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,6 +147,7 @@ func TestValidate(t *testing.T) {
 		{"zero ttl", map[string]string{"INGESTOR_REDIS_TTL": "0s"}, "INGESTOR_REDIS_TTL: must be positive, got 0s"},
 		{"zero timeout", map[string]string{"INGESTOR_DB_TIMEOUT": "0s"}, "INGESTOR_DB_TIMEOUT: must be positive, got 0s"},
 		{"bad properties", map[string]string{"INGESTOR_KAFKA_PROPERTIES": "sasl.password"}, "INGESTOR_KAFKA_PROPERTIES: entry 1: want key=value"},
+		{"unknown consistency", map[string]string{"INGESTOR_CONSISTENCY": "lenient"}, "INGESTOR_CONSISTENCY: must be reject or accept"},
 	}
 	for _, tt := range tests {
 		_, err := load(tt.env)

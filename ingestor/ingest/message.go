@@ -3,6 +3,8 @@ package ingest
 import "time"
 
 // Message is one consumed Kafka record, independent of the client library.
+// Value is nil for a tombstone (a record whose value is null), and never
+// nil for a record with an empty value: the adapter keeps the two apart.
 type Message struct {
 	Topic     string
 	Partition int32
@@ -12,6 +14,10 @@ type Message struct {
 	Headers   []Header
 	Timestamp time.Time
 }
+
+// Tombstone reports whether m is a tombstone: a null value, which erases
+// the order whose order_uid is the key.
+func (m *Message) Tombstone() bool { return m.Value == nil }
 
 // Header is a Kafka record header.
 type Header struct {
@@ -30,6 +36,7 @@ const (
 	ReasonTooLarge    Reason = "too_large"    // above the configured size limit
 	ReasonConflict    Reason = "conflict"     // uid already stored with other content
 	ReasonDBPermanent Reason = "db_permanent" // refused by a database constraint
+	ReasonErased      Reason = "erased"       // an order whose uid was erased by a tombstone
 )
 
 // DeadLetter is a message to publish on the dead-letter topic.
@@ -40,4 +47,8 @@ type DeadLetter struct {
 	Error string
 	// Time is when the message was dead-lettered.
 	Time time.Time
+	// DropValue, when set, says why the record goes without the original
+	// value (the "value_dropped" header): an erased order's content must
+	// not outlive its erasure in another topic.
+	DropValue string
 }

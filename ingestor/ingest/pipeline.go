@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,20 +27,48 @@ type WaitFunc func(ctx context.Context, d time.Duration) error
 // while the failure lasts: skipping would lose orders.
 type Retry = retry.Policy
 
+// Consistency is what becomes of an order that breaks only consistency
+// rules (model.ErrInconsistent): its figures or track numbers disagree,
+// everything else is valid.
+type Consistency string
+
+const (
+	// ConsistencyReject dead-letters it as invalid, like any invalid
+	// order. The zero value means the same.
+	ConsistencyReject Consistency = "reject"
+	// ConsistencyAccept stores it as sent and counts it, by rule, in
+	// ingestor_inconsistent_orders_total. Every other rule still applies.
+	ConsistencyAccept Consistency = "accept"
+)
+
+// Options configure a Pipeline.
+type Options struct {
+	// MaxSize is the message size limit in bytes.
+	MaxSize int
+	// Retry is the backoff of transient failures.
+	Retry Retry
+	// Consistency is the policy for inconsistent orders.
+	Consistency Consistency
+}
+
 // Pipeline handles batches; see the package documentation. Prepare and
 // Commit are safe for concurrent use: the consumer commits up to
-// BatchesInFlight batches at once, each in its own transaction.
+// BatchesInFlight batches at once, each in its own transaction, except a
+// batch that erases (Batch.Exclusive), which it commits alone.
 type Pipeline struct {
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	decoder model.Decoder
-	store   Store
-	cache   Cache
-	dlq     DeadLetters
-	retry   Retry
+	log         *slog.Logger
+	metrics     *metrics.Metrics
+	decoder     model.Decoder
+	store       Store
+	cache       Cache
+	dlq         DeadLetters
+	retry       Retry
+	consistency Consistency
 
 	// dbFailing is true while database writes fail transiently.
 	dbFailing atomic.Bool
+	// announceFailing is true while announcing stored orders fails.
+	announceFailing atomic.Bool
 	// cacheMu guards cacheFailing, cacheSkipUntil and cachePauses, which
 	// track a failing cache (see setCache).
 	cacheMu        sync.Mutex
@@ -53,11 +82,12 @@ type Pipeline struct {
 	outages  map[string]outage
 }
 
-// New returns a Pipeline. maxSize is the message size limit in bytes.
-func New(log *slog.Logger, m *metrics.Metrics, maxSize int, store Store, cache Cache, dlq DeadLetters, retry Retry) *Pipeline {
+// New returns a Pipeline writing to store, caching in cache and
+// dead-lettering to dlq.
+func New(log *slog.Logger, m *metrics.Metrics, store Store, cache Cache, dlq DeadLetters, o Options) *Pipeline {
 	return &Pipeline{
-		log: log, metrics: m, decoder: model.Decoder{MaxSize: maxSize},
-		store: store, cache: cache, dlq: dlq, retry: retry, now: time.Now,
+		log: log, metrics: m, decoder: model.Decoder{MaxSize: o.MaxSize},
+		store: store, cache: cache, dlq: dlq, retry: o.Retry, consistency: o.Consistency, now: time.Now,
 		outages: map[string]outage{}, cachePauses: cachePause.BackOff(),
 	}
 }
@@ -72,13 +102,18 @@ type entry struct {
 	order     *model.Order
 	canonical []byte
 	sha       [sha256.Size]byte
+	// tombstone is set for a tombstone, whose uid (the key) is erased.
+	tombstone bool
+	uid       string
+	// rules are the consistency rules an accepted order breaks.
+	rules []model.Rule
 	// first is the index of the entry that carries the same uid earlier in
 	// the batch, or -1.
 	first  int
 	reason Reason // set when the message is dead-lettered
 	err    string
-	// outcome is metrics.OutcomeStored, OutcomeDuplicate or
-	// OutcomeDeadLetter once resolved.
+	// outcome is metrics.OutcomeStored, OutcomeDuplicate or OutcomeErased
+	// once resolved (dead letters have a reason instead).
 	outcome string
 }
 
@@ -92,6 +127,21 @@ type Batch struct {
 
 // Len is the number of messages in the batch.
 func (b *Batch) Len() int { return len(b.entries) }
+
+// Exclusive reports whether the batch erases orders (it holds a
+// tombstone). Such a batch must be committed alone: after every batch
+// consumed before it is done, and before any later one starts. Then an
+// order and a tombstone of the same uid in different batches take effect
+// in offset order, in the database and in the cache: a tombstone erases
+// the orders before it and refuses those after it.
+func (b *Batch) Exclusive() bool {
+	for i := range b.entries {
+		if b.entries[i].tombstone {
+			return true
+		}
+	}
+	return false
+}
 
 // Messages calls f for every message of the batch, in order.
 func (b *Batch) Messages(f func(*Message)) {
@@ -143,12 +193,31 @@ func (p *Pipeline) Prepare(msgs []Message) *Batch {
 // Commit gives every message of b a durable outcome. It returns nil when
 // all are resolved (their offsets may be stored) and ctx's error when it
 // was cancelled first (none may be stored).
+//
+// The tombstones of the batch are erased first, in one transaction. Then
+// the orders are written, but not those whose uid a tombstone of the batch
+// erases: one before the tombstone is erased with it (outcome erased, as
+// if stored and deleted), one after it is dead-lettered as erased, like an
+// order whose uid the store reports erased. The stored orders are cached,
+// the erased ones removed from the cache (retried until done: an erasure
+// is not complete while Redis still serves the order), and the changes
+// announced to the readers.
 func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 	if b.Len() == 0 {
 		return nil
 	}
 	p.metrics.BatchSize.Observe(float64(b.Len()))
 	entries := b.entries
+
+	erasures := p.resolveTombstones(entries)
+	erased, err := p.erase(ctx, erasures, wait)
+	if err != nil {
+		return err
+	}
+	uids := make([]string, len(erasures))
+	for i, er := range erasures {
+		uids[i] = er.UID
+	}
 
 	// Resolve uids repeated within the batch; only first occurrences go to
 	// the database.
@@ -157,7 +226,7 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 	var writeIdx []int
 	for i := range entries {
 		e := &entries[i]
-		if e.reason != "" {
+		if e.reason != "" || e.outcome != "" {
 			continue
 		}
 		if j, ok := firstOf[e.order.OrderUID]; ok {
@@ -183,12 +252,17 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 			if !e.msg.Timestamp.IsZero() { // records without a timestamp have none to measure from
 				p.metrics.EndToEnd.Observe(max(committed.Sub(e.msg.Timestamp).Seconds(), 0))
 			}
+			for _, r := range e.rules {
+				p.metrics.InconsistentOrders.WithLabelValues(string(r)).Inc()
+			}
 		case Duplicate:
 			e.outcome = metrics.OutcomeDuplicate
 		case Conflict:
 			e.reason, e.err = ReasonConflict, fmt.Sprintf("order %s is already stored with different content", e.order.OrderUID)
 		case Rejected:
 			e.reason, e.err = ReasonDBPermanent, rejectedText(r.Err)
+		case Erased:
+			e.reason, e.err = ReasonErased, "the order's uid was erased by an earlier tombstone; the order is not stored"
 		}
 		if e.outcome != "" {
 			cache = append(cache, CacheEntry{UID: e.order.OrderUID, Canonical: e.canonical})
@@ -212,6 +286,13 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 	}
 
 	p.setCache(ctx, cache)
+	changes := Changes{Stored: make([]string, len(cache)), Erased: uids}
+	for i, c := range cache {
+		changes.Stored[i] = c.UID
+	}
+	if err := p.announce(ctx, changes, wait); err != nil {
+		return err
+	}
 
 	if err := p.deadLetter(ctx, entries, wait); err != nil {
 		return err
@@ -225,11 +306,142 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 			p.metrics.Messages.WithLabelValues(e.outcome, "").Inc()
 		}
 	}
+	p.auditErasures(erasures, erased)
+	return nil
+}
+
+// resolveTombstones marks the batch's tombstones erased and settles the
+// orders of their uids in offset order: an order before the uid's first
+// tombstone is erased with it (never written: stored and then deleted comes
+// to nothing stored), one after it is dead-lettered as erased. It returns
+// one Erasure per tombstoned uid, named after its first tombstone.
+func (p *Pipeline) resolveTombstones(entries []entry) []Erasure {
+	first := map[string]int{}
+	var erasures []Erasure
+	for i := range entries {
+		e := &entries[i]
+		if !e.tombstone {
+			continue
+		}
+		e.outcome = metrics.OutcomeErased
+		if _, ok := first[e.uid]; !ok {
+			first[e.uid] = i
+			erasures = append(erasures, Erasure{UID: e.uid, Topic: e.msg.Topic, Partition: e.msg.Partition, Offset: e.msg.Offset})
+		}
+	}
+	if len(erasures) == 0 {
+		return nil
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.order == nil || e.reason != "" {
+			continue
+		}
+		switch j, ok := first[e.order.OrderUID]; {
+		case !ok:
+		case j < i:
+			e.reason, e.err = ReasonErased, fmt.Sprintf(
+				"the order's uid was erased by a tombstone earlier in the batch (offset %d); the order is not stored", entries[j].msg.Offset)
+		default:
+			e.outcome = metrics.OutcomeErased
+		}
+	}
+	return erasures
+}
+
+// erase erases the batch's tombstoned uids in one Store call, retrying
+// transient failures, and returns what each erasure found.
+func (p *Pipeline) erase(ctx context.Context, erasures []Erasure, wait WaitFunc) ([]EraseResult, error) {
+	if len(erasures) == 0 {
+		return nil, nil
+	}
+	var results []EraseResult
+	err := p.withRetry(ctx, "db", wait, func() error {
+		r, err := p.store.Erase(ctx, erasures)
+		if err == nil && len(r) != len(erasures) {
+			err = fmt.Errorf("store answered %d erasures of %d", len(r), len(erasures))
+		}
+		results = r
+		return err
+	})
+	return results, err
+}
+
+// auditErasures counts and logs the erasures of a committed batch. The log
+// line names the uid by its hash (HashUID) only; the erased_orders row is
+// the durable record.
+func (p *Pipeline) auditErasures(erasures []Erasure, results []EraseResult) {
+	for i, er := range erasures {
+		result := metrics.ErasureUnknown
+		switch {
+		case results[i].Deleted:
+			result = metrics.ErasureDeleted
+		case results[i].Repeated:
+			result = metrics.ErasureRepeated
+		}
+		p.metrics.Erasures.WithLabelValues(result).Inc()
+		h := HashUID(er.UID)
+		p.log.Info("order erased", "uid_sha256", hex.EncodeToString(h[:]), "result", result,
+			"topic", er.Topic, "partition", er.Partition, "offset", er.Offset)
+	}
+}
+
+// announce tells the readers what the batch changed. For a batch that
+// erased, the erased orders are first removed from the cache, and both
+// steps are retried until done (stage "redis"): until then a reader could
+// still serve an erased order. Otherwise a failure is counted and
+// ingestion goes on, as for cache writes: the readers then see the new
+// orders once their negative cache entries expire.
+func (p *Pipeline) announce(ctx context.Context, c Changes, wait WaitFunc) error {
+	if len(c.Erased) > 0 {
+		return p.withRetry(ctx, "redis", wait, func() error {
+			if err := p.cache.Delete(ctx, c.Erased); err != nil {
+				return fmt.Errorf("remove erased orders from the cache: %w", err)
+			}
+			if err := p.cache.Announce(ctx, c); err != nil {
+				p.metrics.EventsPublishErrors.Inc()
+				return fmt.Errorf("announce erasures: %w", err)
+			}
+			p.metrics.EventsPublished.Inc()
+			return nil
+		})
+	}
+	if len(c.Stored) == 0 {
+		return nil
+	}
+	p.cacheMu.Lock()
+	skip := p.now().Before(p.cacheSkipUntil)
+	p.cacheMu.Unlock()
+	if skip { // Redis failed moments ago: do not wait for it again
+		p.metrics.EventsPublishErrors.Inc()
+		return nil
+	}
+	err := p.cache.Announce(ctx, c)
+	if err != nil {
+		p.metrics.EventsPublishErrors.Inc()
+	} else {
+		p.metrics.EventsPublished.Inc()
+	}
+	if failing := err != nil; p.announceFailing.Swap(failing) != failing {
+		if failing {
+			p.log.Warn("announcing stored orders failing; readers see them once their negative cache expires", "err", err)
+		} else {
+			p.log.Info("announcing stored orders recovered")
+		}
+	}
 	return nil
 }
 
 func (p *Pipeline) prepareOne(m *Message) entry {
 	e := entry{msg: m, first: -1}
+	if m.Tombstone() {
+		if !model.UIDPattern.MatchString(string(m.Key)) {
+			e.reason, e.err = ReasonMalformed, "tombstone (null value) without an order_uid as its key"
+			return e
+		}
+		e.tombstone, e.uid = true, string(m.Key)
+		return e
+	}
 	o, err := p.decoder.Decode(m.Value)
 	switch {
 	case errors.Is(err, model.ErrTooLarge):
@@ -240,8 +452,12 @@ func (p *Pipeline) prepareOne(m *Message) entry {
 		return e
 	}
 	if err := o.Validate(); err != nil {
-		e.reason, e.err = ReasonInvalid, err.Error()
-		return e
+		var ve *model.ValidationError
+		if p.consistency != ConsistencyAccept || !errors.Is(err, model.ErrInconsistent) || !errors.As(err, &ve) {
+			e.reason, e.err = ReasonInvalid, err.Error()
+			return e
+		}
+		e.rules = ve.Rules()
 	}
 	canonical, err := o.Canonical()
 	if err != nil {
@@ -337,11 +553,17 @@ func (p *Pipeline) deadLetter(ctx context.Context, entries []entry, wait WaitFun
 		if e.reason == "" {
 			continue
 		}
-		letters = append(letters, DeadLetter{Msg: e.msg, Reason: e.reason, Error: e.err, Time: now})
+		l := DeadLetter{Msg: e.msg, Reason: e.reason, Error: e.err, Time: now}
 		attrs := []any{"partition", e.msg.Partition, "offset", e.msg.Offset, "reason", e.reason}
-		if e.order != nil {
+		switch {
+		case e.reason == ReasonErased:
+			l.DropValue = "the order's uid is erased: its content is not kept"
+			h := HashUID(e.order.OrderUID)
+			attrs = append(attrs, "uid_sha256", hex.EncodeToString(h[:]))
+		case e.order != nil:
 			attrs = append(attrs, "uid", e.order.OrderUID)
 		}
+		letters = append(letters, l)
 		if e.reason != ReasonDBPermanent { // decode/validation texts name fields, never values
 			attrs = append(attrs, "err", e.err)
 		}

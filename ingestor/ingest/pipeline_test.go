@@ -50,9 +50,9 @@ func pipeline(t *testing.T) (*ingest.Pipeline, *metrics.Metrics, *testenv.PG, *t
 	t.Cleanup(func() { dlq.Close(5 * time.Second) })
 
 	m := metrics.New()
-	p := ingest.New(log, m, 1<<20, postgres.NewWriter(pool, 2*time.Second, nil),
+	p := ingest.New(log, m, postgres.NewWriter(pool, 2*time.Second, nil),
 		redis.New(rc, rd.Prefix, time.Hour, time.Second), dlq,
-		ingest.Retry{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond})
+		ingest.Options{MaxSize: 1 << 20, Retry: ingest.Retry{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}})
 	return p, m, pg, proxy
 }
 
@@ -158,7 +158,7 @@ func TestCommitAbandonsOnCancel(t *testing.T) {
 // Keep drops the messages of partitions the consumer lost.
 func TestBatchKeep(t *testing.T) {
 	t.Parallel()
-	p := ingest.New(slog.New(slog.DiscardHandler), metrics.New(), 1<<20, nil, nil, nil, ingest.Retry{})
+	p := ingest.New(slog.New(slog.DiscardHandler), metrics.New(), nil, nil, nil, ingest.Options{MaxSize: 1 << 20})
 	msgs := messages(t, 3, 6)
 	for i := range msgs {
 		msgs[i].Partition = int32(i % 3)

@@ -16,7 +16,10 @@
 // goroutine of its own, up to BatchesInFlight at once (each is one
 // transaction on its own connection; PostgreSQL resolves a uid present in
 // two of them: the second waits for the first and takes the writer's
-// careful path). Flights may finish in any order; their offsets are stored
+// careful path). A batch that erases (it holds a tombstone) is the
+// exception: it starts once every earlier flight is done, and no other
+// starts until it is, so that orders and erasures of a uid take effect in
+// offset order. Flights may finish in any order; their offsets are stored
 // in consumption order (type inOrder). A flight waiting out a transient
 // failure only sleeps: the loop sees it failing, pauses every partition,
 // starts no new batch and keeps polling so that rebalances are served and
@@ -260,15 +263,23 @@ func (c *Consumer) abandon(work context.Context, cancelWork context.CancelFunc, 
 }
 
 // startNext starts committing the prepared batch when a flight is free and
-// no outage pauses consumption. It reports whether it took the batch.
+// no outage pauses consumption. A batch that erases waits until no flight
+// is left, and while it flies no other starts (see ingest.Batch.Exclusive).
+// It reports whether it took the batch.
 func (c *Consumer) startNext(work context.Context) bool {
-	if c.next == nil || c.flights.len() >= c.maxInFlight() || c.paused {
+	if c.next == nil || c.flights.len() >= c.maxInFlight() || c.paused || c.flights.exclusive() {
 		return false
 	}
 	// Partitions revoked since it was prepared: not ours now.
 	c.next.Keep(func(p int32) bool { return c.assigned[p] })
+	exclusive := c.next.Exclusive()
+	if exclusive && c.flights.len() > 0 {
+		return false
+	}
 	if c.next.Len() > 0 {
-		c.flights.add(startFlight(work, c.handler, c.next))
+		f := startFlight(work, c.handler, c.next)
+		f.exclusive = exclusive
+		c.flights.add(f)
 	}
 	c.next = nil
 	return true
@@ -450,6 +461,9 @@ func (c *Consumer) partitions() []ckafka.TopicPartition {
 	return out
 }
 
+// toMessage converts a librdkafka message. Its Value is nil for a null
+// value (a tombstone) and empty, not nil, for an empty one, as ingest
+// expects.
 func toMessage(m *ckafka.Message) ingest.Message {
 	out := ingest.Message{
 		Topic:     *m.TopicPartition.Topic,

@@ -133,7 +133,7 @@ func (tp *topic) consumer(t *testing.T, h Handler, shutdownTimeout time.Duration
 // preparer is a pipeline for Prepare only: it has no store, cache or
 // dead-letter topic to commit to.
 func preparer() *ingest.Pipeline {
-	return ingest.New(slog.New(slog.DiscardHandler), metrics.New(), 1<<20, nil, nil, nil, ingest.Retry{})
+	return ingest.New(slog.New(slog.DiscardHandler), metrics.New(), nil, nil, nil, ingest.Options{MaxSize: 1 << 20})
 }
 
 // A batch that finishes while an earlier one is still in flight stores no

@@ -155,8 +155,8 @@ func (d *DeadLetterProducer) Send(ctx context.Context, letters []ingest.DeadLett
 }
 
 // record builds the dead-letter record: the original key and value (unless
-// dropValue), the original headers, our headers and the Kafka Connect DLQ
-// headers that existing tooling reads.
+// dropValue or the letter's DropValue), the original headers, our headers
+// and the Kafka Connect DLQ headers that existing tooling reads.
 func (d *DeadLetterProducer) record(l *ingest.DeadLetter, dropValue bool) *ckafka.Message {
 	m := l.Msg
 	partition := strconv.FormatInt(int64(m.Partition), 10)
@@ -185,7 +185,11 @@ func (d *DeadLetterProducer) record(l *ingest.DeadLetter, dropValue bool) *ckafk
 	add("__connect.errors.exception.class.name", "orderservice.ingestor."+string(l.Reason))
 	add("__connect.errors.exception.message", errText)
 	value := m.Value
-	if dropValue {
+	switch {
+	case l.DropValue != "": // the core's decision: see ingest.DeadLetter
+		value = nil
+		add("value_dropped", l.DropValue)
+	case dropValue:
 		value = nil
 		add("value_dropped", fmt.Sprintf("%d bytes exceed the dead-letter topic's size limit", len(m.Value)))
 	}

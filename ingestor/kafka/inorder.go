@@ -15,6 +15,8 @@ type flight struct {
 	err   error         // Commit's error, read after done
 	// failing is true while Commit waits out a transient failure.
 	failing atomic.Bool
+	// exclusive is set for a batch that must fly alone (it erases).
+	exclusive bool
 }
 
 // startFlight commits b with h on its own goroutine. Its WaitFunc only
@@ -101,6 +103,16 @@ func (q *inOrder) finished() []*flight {
 	out := q.flights[:n:n]
 	q.flights = q.flights[n:]
 	return out
+}
+
+// exclusive reports whether a flight that must fly alone is in flight.
+func (q *inOrder) exclusive() bool {
+	for _, f := range q.flights {
+		if f.exclusive {
+			return true
+		}
+	}
+	return false
 }
 
 // failing reports whether some flight is retrying a transient failure.

@@ -13,6 +13,17 @@
 //     content hash (orders.content_sha256) matches and a conflict when it
 //     does not; either way the stored copy is left untouched.
 //
+// Erasures. Erase deletes orders (ON DELETE CASCADE takes their delivery,
+// payment and items rows) and records each uid's SHA-256 in erased_orders,
+// with the tombstone's position; every write transaction first looks its
+// uids up there and reports the erased ones ingest.Erased instead of
+// storing them. A transaction-level advisory lock orders the two across
+// every ingestor process: a write holds it shared, an erasure exclusively,
+// so an erasure waits for the writes in progress and the writes that start
+// meanwhile wait for it; each then sees what the other committed. Without
+// it a write could insert an order that an erasure, committing at the same
+// moment, had not seen to delete.
+//
 // Errors are classified: a data or constraint error (SQLSTATE classes 22 and
 // 23, e.g. a payment transaction id already used by another order) is
 // permanent for the orders involved, and the batch is bisected until the
@@ -82,14 +93,24 @@ func Connect(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.
 func (w *Writer) Ping(ctx context.Context) error { return w.pool.Ping(ctx) }
 
 // Write implements ingest.Store: one transaction that COPYs every order
-// (copyAll) and, when a uid is already stored or a row is refused, the
-// careful path (writeCareful).
+// whose uid is not erased (copyAll) and, when a uid is already stored or a
+// row is refused, the careful path (writeCareful).
 func (w *Writer) Write(ctx context.Context, orders []ingest.StoredOrder) ([]ingest.WriteResult, error) {
 	res := make([]ingest.WriteResult, len(orders))
-	err := w.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error { return copyAll(ctx, tx, orders) })
+	var erased []bool
+	err := w.withTx(ctx, func(ctx context.Context, tx pgx.Tx) (err error) {
+		var keep []ingest.StoredOrder
+		if keep, erased, err = notErased(ctx, tx, orders); err != nil {
+			return err
+		}
+		return copyAll(ctx, tx, keep)
+	})
 	if err == nil {
 		for i := range res {
 			res[i] = ingest.WriteResult{Status: ingest.Inserted}
+			if erased[i] {
+				res[i].Status = ingest.Erased
+			}
 		}
 		return res, nil
 	}
@@ -110,13 +131,26 @@ func (w *Writer) writeCareful(ctx context.Context, orders []ingest.StoredOrder, 
 		return nil
 	}
 	var got []ingest.WriteResult
+	var erased []bool
 	err := w.withTx(ctx, func(ctx context.Context, tx pgx.Tx) (err error) {
-		got, err = insertCareful(ctx, tx, orders)
+		var keep []ingest.StoredOrder
+		if keep, erased, err = notErased(ctx, tx, orders); err != nil {
+			return err
+		}
+		got, err = insertCareful(ctx, tx, keep)
 		return err
 	})
 	switch {
 	case err == nil:
-		copy(res, got)
+		k := 0
+		for i := range res {
+			if erased[i] {
+				res[i] = ingest.WriteResult{Status: ingest.Erased}
+				continue
+			}
+			res[i] = got[k]
+			k++
+		}
 		return nil
 	case !isPermanent(err):
 		return err
@@ -158,6 +192,104 @@ func (w *Writer) withTx(ctx context.Context, fn func(ctx context.Context, tx pgx
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// erasureLock is the key of the advisory lock that orders writes and
+// erasures (see the package documentation). Advisory locks are scoped to
+// the database; the value only has to be one no other code of the order
+// database uses.
+const erasureLock int64 = 0x6f72646572617365 // "orderase"
+
+const (
+	lockShared   = `SELECT pg_advisory_xact_lock_shared($1)`
+	lockErasure  = `SELECT pg_advisory_xact_lock($1)`
+	erasedOf     = `SELECT uid_sha256 FROM erased_orders WHERE uid_sha256 = ANY($1::bytea[])`
+	recordErased = `
+INSERT INTO erased_orders (uid_sha256, source_topic, source_partition, source_offset)
+SELECT * FROM unnest($1::bytea[], $2::text[], $3::int[], $4::bigint[])
+ON CONFLICT (uid_sha256) DO NOTHING
+RETURNING uid_sha256`
+	deleteOrders = `DELETE FROM orders WHERE order_uid = ANY($1::text[]) RETURNING order_uid`
+)
+
+// notErased takes the shared erasure lock and returns the orders whose
+// uid is not erased, and which of orders are. Both statements go in one
+// round trip; the lookup runs after the lock is granted, so it sees every
+// erasure committed before.
+func notErased(ctx context.Context, tx pgx.Tx, orders []ingest.StoredOrder) ([]ingest.StoredOrder, []bool, error) {
+	hashes := make([][]byte, len(orders))
+	for i := range orders {
+		h := ingest.HashUID(orders[i].OrderUID)
+		hashes[i] = h[:]
+	}
+	b := &pgx.Batch{}
+	b.Queue(lockShared, erasureLock)
+	found := map[string]bool{}
+	b.Queue(erasedOf, hashes).Query(func(rows pgx.Rows) error {
+		var h []byte
+		_, err := pgx.ForEachRow(rows, []any{&h}, func() error { found[string(h)] = true; return nil })
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("look up erased uids: %w", err)
+	}
+	erased := make([]bool, len(orders))
+	if len(found) == 0 {
+		return orders, erased, nil
+	}
+	keep := make([]ingest.StoredOrder, 0, len(orders))
+	for i := range orders {
+		if found[string(hashes[i])] {
+			erased[i] = true
+		} else {
+			keep = append(keep, orders[i])
+		}
+	}
+	return keep, erased, nil
+}
+
+// Erase implements ingest.Store: in one transaction holding the erasure
+// lock exclusively, it records every uid in erased_orders (a uid erased
+// already keeps its first record) and deletes their orders.
+func (w *Writer) Erase(ctx context.Context, erasures []ingest.Erasure) ([]ingest.EraseResult, error) {
+	n := len(erasures)
+	hashes, topics, partitions, offsets, uids := make([][]byte, n), make([]string, n), make([]int32, n), make([]int64, n), make([]string, n)
+	for i, e := range erasures {
+		h := ingest.HashUID(e.UID)
+		hashes[i], topics[i], partitions[i], offsets[i], uids[i] = h[:], e.Topic, e.Partition, e.Offset, e.UID
+	}
+	recorded, deleted := map[string]bool{}, map[string]bool{}
+	err := w.withTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		clear(recorded)
+		clear(deleted)
+		b := &pgx.Batch{}
+		b.Queue(lockErasure, erasureLock)
+		b.Queue(recordErased, hashes, topics, partitions, offsets).Query(func(rows pgx.Rows) error {
+			var h []byte
+			_, err := pgx.ForEachRow(rows, []any{&h}, func() error { recorded[string(h)] = true; return nil })
+			return err
+		})
+		b.Queue(deleteOrders, uids).Query(func(rows pgx.Rows) error {
+			var uid string
+			_, err := pgx.ForEachRow(rows, []any{&uid}, func() error { deleted[uid] = true; return nil })
+			return err
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("erase orders: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		// Every error is transient here: the rows are the pipeline's own
+		// (a hash, a topic, a partition and an offset), which no constraint
+		// refuses.
+		return nil, err
+	}
+	res := make([]ingest.EraseResult, n)
+	for i := range erasures {
+		res[i] = ingest.EraseResult{Deleted: deleted[uids[i]], Repeated: !recorded[string(hashes[i])]}
+	}
+	return res, nil
 }
 
 const insertOrders = `

@@ -1,11 +1,15 @@
 // Package redis writes stored orders to the Redis cache that the reader
 // serves from: key <prefix>order:<order_uid>, value the order's canonical
-// JSON, with a TTL. The cache is an optimisation: its failures are reported
-// to the caller, who logs and counts them, and never stop ingestion.
+// JSON, with a TTL. It deletes erased orders, and publishes what each batch
+// changed on the readers' channel (model.EventsChannel, one model.Events
+// JSON message per batch). The cache is an optimisation: its failures are
+// reported to the caller, who logs and counts them, and never stop
+// ingestion (except an erasure's, which the caller retries).
 package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -52,6 +56,41 @@ func New(client *goredis.Client, prefix string, ttl, timeout time.Duration) *Cac
 
 // Key returns the cache key of an order.
 func (c *Cache) Key(uid string) string { return model.CacheKey(c.prefix, uid) }
+
+// Delete removes the cached copies of orders, in one command.
+func (c *Cache) Delete(ctx context.Context, uids []string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	keys := make([]string, len(uids))
+	for i, uid := range uids {
+		keys[i] = c.Key(uid)
+	}
+	if err := c.client.Del(ctx, keys...).Err(); err != nil {
+		return fmt.Errorf("delete %d cached orders: %w", len(keys), err)
+	}
+	return nil
+}
+
+// Channel is the channel Announce publishes on.
+func (c *Cache) Channel() string { return model.EventsChannel(c.prefix) }
+
+// Announce publishes what a batch changed as one model.Events message.
+// Whether any reader listens makes no difference: pub/sub keeps nothing.
+func (c *Cache) Announce(ctx context.Context, ch ingest.Changes) error {
+	msg, err := json.Marshal(model.Events{Stored: ch.Stored, Erased: ch.Erased})
+	if err != nil {
+		return fmt.Errorf("encode events: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if err := c.client.Publish(ctx, c.Channel(), msg).Err(); err != nil {
+		return fmt.Errorf("publish events: %w", err)
+	}
+	return nil
+}
 
 // Set writes every entry in one pipeline. It returns how many entries failed
 // and the first error.

@@ -75,3 +75,69 @@ func TestNewClientRejectsBadURL(t *testing.T) {
 		t.Fatal("NewClient accepted an http URL")
 	}
 }
+
+// Delete removes exactly the named orders' keys.
+func TestDeleteRemovesErasedOrders(t *testing.T) {
+	t.Parallel()
+	env := testenv.Redis(t)
+	client, err := NewClient(env.URL, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c := New(client, env.Prefix, time.Hour, time.Second)
+	ctx := context.Background()
+	entries := []ingest.CacheEntry{{UID: "a", Canonical: []byte(`{}`)}, {UID: "b", Canonical: []byte(`{}`)}, {UID: "c", Canonical: []byte(`{}`)}}
+	if _, err := c.Set(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, []string{"a", "c", "never-cached"}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	for uid, want := range map[string]int64{"a": 0, "b": 1, "c": 0} {
+		if n := env.Client.Exists(ctx, env.Prefix+"order:"+uid).Val(); n != want {
+			t.Errorf("key of %s: exists %d, want %d", uid, n, want)
+		}
+	}
+	if err := c.Delete(ctx, nil); err != nil {
+		t.Errorf("Delete of nothing: %v", err)
+	}
+}
+
+// Announce publishes one model.Events message on the prefixed channel.
+func TestAnnouncePublishesEvents(t *testing.T) {
+	t.Parallel()
+	env := testenv.Redis(t)
+	client, err := NewClient(env.URL, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c := New(client, env.Prefix, time.Hour, time.Second)
+	ctx := context.Background()
+	if want := env.Prefix + "orders:events"; c.Channel() != want {
+		t.Errorf("Channel() = %q, want %q", c.Channel(), want)
+	}
+	sub := env.Client.Subscribe(ctx, c.Channel())
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+	if err := c.Announce(ctx, ingest.Changes{Stored: []string{"a", "b"}, Erased: []string{"c"}}); err != nil {
+		t.Fatalf("Announce: %v", err)
+	}
+	if err := c.Announce(ctx, ingest.Changes{Stored: []string{"d"}}); err != nil {
+		t.Fatalf("Announce: %v", err)
+	}
+	for _, want := range []string{`{"stored":["a","b"],"erased":["c"]}`, `{"stored":["d"]}`} {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		msg, err := sub.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		if msg.Channel != c.Channel() || msg.Payload != want {
+			t.Errorf("received %q on %s, want %q", msg.Payload, msg.Channel, want)
+		}
+	}
+}

@@ -130,11 +130,13 @@ func TestBadInputIsDeadLetteredAndNeighboursStored(t *testing.T) {
 		errPart string
 	}
 	bads := []bad{
-		{&kgo.Record{Key: []byte("empty")}, "malformed", "empty"},
+		// An empty value, not a null one: a null value is a tombstone.
+		{&kgo.Record{Key: []byte("empty"), Value: []byte{}}, "malformed", "empty"},
 		{&kgo.Record{Key: []byte("garbage"), Value: []byte(`{"order_uid": 42`)}, "malformed", "malformed order"},
 		{bigRec, "too_large", "too large"},
 		{orderRecord(t, invalid), "invalid", "payment.currency"},
 		{orderRecord(t, reused), "db_permanent", "payment_transaction_key"},
+		{&kgo.Record{Key: []byte("not a uid!")}, "malformed", "tombstone (null value) without an order_uid"},
 	}
 	bads[0].rec.Headers = []kgo.RecordHeader{{Key: "trace", Value: []byte("abc")}}
 	records := []*kgo.Record{orderRecord(t, good1)}
@@ -208,7 +210,7 @@ func TestBadInputIsDeadLetteredAndNeighboursStored(t *testing.T) {
 	for _, reason := range []string{"malformed", "too_large", "invalid", "db_permanent"} {
 		want := 1.0
 		if reason == "malformed" {
-			want = 2
+			want = 3
 		}
 		if v := metric(t, in.ops, fmt.Sprintf(`ingestor_messages_total{outcome="dead_lettered",reason=%q}`, reason)); v != want {
 			t.Errorf("dead_lettered{%s} = %v, want %v", reason, v, want)

@@ -354,6 +354,10 @@ func TestRedisOutageDoesNotStopIngestion(t *testing.T) {
 		if v := metric(t, in.ops, `ingestor_redis_errors_total`); v < 2 {
 			return fmt.Sprintf("redis errors = %v", v)
 		}
+		// The readers cannot be told either; that is counted too.
+		if v := metric(t, in.ops, `ingestor_events_publish_errors_total`); v < 1 {
+			return fmt.Sprintf("event publish errors = %v", v)
+		}
 		return ""
 	})
 	if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusOK {

@@ -197,8 +197,9 @@ func (p *Pipeline) Prepare(msgs []Message) *Batch {
 // The tombstones of the batch are erased first, in one transaction. Then
 // the orders are written, but not those whose uid a tombstone of the batch
 // erases: one before the tombstone is erased with it (outcome erased, as
-// if stored and deleted), one after it is dead-lettered as erased, like an
-// order whose uid the store reports erased. The stored orders are cached,
+// if stored and deleted; dead-lettered as erased when its uid was erased
+// before the batch already), one after it is dead-lettered as erased, like
+// an order whose uid the store reports erased. The stored orders are cached,
 // the erased ones removed from the cache (retried until done: an erasure
 // is not complete while Redis still serves the order), and the changes
 // announced to the readers.
@@ -215,8 +216,21 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 		return err
 	}
 	uids := make([]string, len(erasures))
+	repeated := map[string]bool{}
 	for i, er := range erasures {
 		uids[i] = er.UID
+		if erased[i].Repeated {
+			repeated[er.UID] = true
+		}
+	}
+	if len(repeated) > 0 {
+		// An order that a later tombstone of the batch erases, of a uid
+		// erased before the batch: in offset order it was refused first.
+		for i := range entries {
+			if e := &entries[i]; e.order != nil && e.outcome == metrics.OutcomeErased && repeated[e.order.OrderUID] {
+				e.outcome, e.reason, e.err = "", ReasonErased, erasedText
+			}
+		}
 	}
 
 	// Resolve uids repeated within the batch; only first occurrences go to
@@ -262,7 +276,7 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 		case Rejected:
 			e.reason, e.err = ReasonDBPermanent, rejectedText(r.Err)
 		case Erased:
-			e.reason, e.err = ReasonErased, "the order's uid was erased by an earlier tombstone; the order is not stored"
+			e.reason, e.err = ReasonErased, erasedText
 		}
 		if e.outcome != "" {
 			cache = append(cache, CacheEntry{UID: e.order.OrderUID, Canonical: e.canonical})
@@ -309,6 +323,10 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 	p.auditErasures(erasures, erased)
 	return nil
 }
+
+// erasedText is the error of an order whose uid was erased before its
+// batch.
+const erasedText = "the order's uid was erased by an earlier tombstone; the order is not stored"
 
 // resolveTombstones marks the batch's tombstones erased and settles the
 // orders of their uids in offset order: an order before the uid's first

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderservice/orders/ingestor/config"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
@@ -368,7 +369,7 @@ func TestConsistencyPolicy(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, 1)
 			cfg := e.config()
-			cfg.Consistency = tc.policy
+			cfg.Consistency = config.Consistency(tc.policy)
 			in := start(t, cfg)
 			var recs []*kgo.Record
 			for _, o := range append([]*model.Order{good, structural}, inconsistent...) {

@@ -419,7 +419,7 @@ func startBinary(t testing.TB, cfg config.Config, name string) *proc {
 		"INGESTOR_BATCH_SIZE=" + strconv.Itoa(cfg.BatchSize),
 		"INGESTOR_BATCH_LINGER=" + cfg.BatchLinger.String(),
 		"INGESTOR_BATCHES_IN_FLIGHT=" + strconv.Itoa(cfg.BatchesInFlight),
-		"INGESTOR_CONSISTENCY=" + cfg.Consistency,
+		"INGESTOR_CONSISTENCY=" + string(cfg.Consistency),
 		"INGESTOR_RETRY_INITIAL=50ms",
 		"INGESTOR_RETRY_MAX=500ms",
 		"INGESTOR_SHUTDOWN_TIMEOUT=10s",

@@ -119,6 +119,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	background.Go(func() { reloadOnHangup(ctx, hup, authn, log) })
+	events := newSubscriber(log, rc, tiers, m)
+	background.Go(func() { events.Run(ctx) })
 
 	var ready atomic.Bool
 	srv, err := listen(ctx, cfg, log, httpapi.Deps{
@@ -131,6 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer srv.close()
 	background.Go(func() {
+		awaitSubscribed(ctx, events, subscribeWait)
 		warmUp(ctx, log, tiers, m, cfg.WarmCount, cfg.WarmTimeout)
 		ready.Store(true)
 	})
@@ -297,6 +300,33 @@ func newTiers(cfg *config.Config, store cache.Store, remote cache.Remote, log *s
 	}
 	m.RegisterLocalCacheBytes(reg, func() float64 { return float64(tiers.LocalBytes()) })
 	return tiers, nil
+}
+
+// subscribeWait is how long the warm-up waits for the events channel's
+// first subscription, which empties the in-process tiers: were it to come
+// after the warm-up, the warm-up would be lost. Past it (Redis down at
+// start) the warm-up goes ahead, and the later subscription empties the
+// tiers, as it must: erasures may have been announced meanwhile.
+const subscribeWait = 2 * time.Second
+
+// newSubscriber subscribes the tiers to the ingestor's announcements of
+// stored and erased orders (run it on a goroutine of its own);
+// reader_invalidation_subscribed says whether it is listening.
+func newSubscriber(log *slog.Logger, rc *redis.Cache, tiers *cache.Tiered, m *metrics.Metrics) *redis.Subscriber {
+	return redis.NewSubscriber(rc, tiers, redis.SubscriberOptions{
+		Logger: log.With("component", "events"), Subscribed: m.InvalidationSubscribed,
+	})
+}
+
+// awaitSubscribed waits for the first subscription of s, at most limit.
+func awaitSubscribed(ctx context.Context, s *redis.Subscriber, limit time.Duration) {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-s.Subscribed():
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // warmUp loads the n most recent orders into the caches, for at most

@@ -5,9 +5,18 @@
 // load runs detached from the request that started it, so a caller that
 // gives up does not fail the others. Unknown order_uids are remembered for a
 // short time (the negative cache) so that a flood of them does not reach the
-// database every time; an order ingested meanwhile is found once that time
-// has passed. Orders are immutable, so entries are never invalidated: the
-// local tier evicts by size only.
+// database every time. Orders are immutable, so a cached order never goes
+// stale; what changes is that an unknown uid gets stored, or a stored order
+// gets erased. The ingestor announces both after each batch on its events
+// channel (package redis subscribes), and Invalidate drops the negative
+// entries of the stored uids and every copy of the erased ones. A load that
+// was under way when a change arrived must not put back what it read
+// before: each load notes the generation of stored announcements and of
+// resynchronisations when it starts and, after caching its answer, looks
+// again (an erased uid is remembered for a minute, longer than any load
+// takes). While the reader is not subscribed, new orders are found once
+// their negative entries expire, and on every (re)subscription Resync
+// empties the in-process tiers, since erasures may have been missed.
 //
 // This package is the reader's core: it declares what it needs of the
 // remote tiers (Store, Remote) and the types and errors they exchange
@@ -21,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -51,18 +61,22 @@ type Options struct {
 
 // Tiered looks orders up tier by tier. It is safe for concurrent use.
 type Tiered struct {
-	store       Store
-	remote      Remote
-	local       *otter.Cache[string, *Order]
-	negative    *otter.Cache[string, struct{}]
-	loadTimeout time.Duration
-	mask        func([]byte) ([]byte, error)
-	log         *slog.Logger
-	flight      singleflight.Group
-	fills       chan Entry // orders loaded from the database, for Redis
-	stopFills   context.CancelFunc
-	fillsDone   chan struct{}
-	c           counters
+	store    Store
+	remote   Remote
+	local    *otter.Cache[string, *Order]
+	negative *otter.Cache[string, struct{}]
+	erased   *otter.Cache[string, struct{}] // uids erased lately (see Invalidate)
+	// storedGen counts announcements of stored orders, epoch resyncs: a
+	// load compares them before and after (see rememberUnknown, keep).
+	storedGen, epoch atomic.Uint64
+	loadTimeout      time.Duration
+	mask             func([]byte) ([]byte, error)
+	log              *slog.Logger
+	flight           singleflight.Group
+	fills            chan Entry // orders loaded from the database, for Redis
+	stopFills        context.CancelFunc
+	fillsDone        chan struct{}
+	c                counters
 }
 
 // counters are resolved once: a label lookup per request would cost more
@@ -70,11 +84,19 @@ type Tiered struct {
 type counters struct {
 	localHit, localMiss, negHit, redisHit, redisMiss, redisErr, dbHit, dbMiss, dbErr prometheus.Counter
 	shared                                                                           prometheus.Counter
+	invStored, invErased, resyncs                                                    prometheus.Counter
 }
 
 type nopCounter struct{ prometheus.Counter }
 
 func (nopCounter) Inc() {}
+
+func (nopCounter) Add(float64) {}
+
+// erasedMemory is how long an erased uid is remembered: far longer than a
+// load may take (LoadTimeout) and a fill may wait, so that neither puts an
+// erased order back.
+const erasedMemory = time.Minute
 
 // New builds the tiers.
 func New(o Options) (*Tiered, error) {
@@ -106,6 +128,14 @@ func New(o Options) (*Tiered, error) {
 		}
 		t.local = local
 	}
+	erased, err := otter.New(&otter.Options[string, struct{}]{
+		MaximumSize:      100_000,
+		ExpiryCalculator: otter.ExpiryWriting[string, struct{}](max(erasedMemory, 4*o.LoadTimeout)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("erased uids: %w", err)
+	}
+	t.erased = erased
 	if o.NegativeTTL > 0 {
 		neg, err := otter.New(&otter.Options[string, struct{}]{
 			MaximumSize:      100_000,
@@ -124,12 +154,14 @@ func New(o Options) (*Tiered, error) {
 			redisHit: l.WithLabelValues("redis", "hit"), redisMiss: l.WithLabelValues("redis", "miss"),
 			redisErr: l.WithLabelValues("redis", "error"),
 			dbHit:    l.WithLabelValues("db", "hit"), dbMiss: l.WithLabelValues("db", "miss"),
-			dbErr:  l.WithLabelValues("db", "error"),
-			shared: m.SingleflightShared,
+			dbErr:     l.WithLabelValues("db", "error"),
+			shared:    m.SingleflightShared,
+			invStored: m.Invalidations.WithLabelValues("stored"), invErased: m.Invalidations.WithLabelValues("erased"),
+			resyncs: m.InvalidationResyncs,
 		}
 	} else {
 		n := nopCounter{}
-		t.c = counters{n, n, n, n, n, n, n, n, n, n}
+		t.c = counters{n, n, n, n, n, n, n, n, n, n, n, n, n}
 	}
 	// Started last: an error above leaves no goroutine behind.
 	if o.Remote != nil {
@@ -162,6 +194,90 @@ func (t *Tiered) Close() {
 	}
 	if t.negative != nil {
 		t.negative.StopAllGoroutines()
+	}
+	t.erased.StopAllGoroutines()
+}
+
+var _ Invalidator = (*Tiered)(nil)
+
+// Invalidate implements Invalidator. A stored uid loses its negative entry,
+// so that the next lookup finds the order. An erased uid loses its copy in
+// every tier, Redis included (the ingestor deleted its key already; this
+// removes one a fill of this reader may have put back since), is answered
+// not found from now on, and new lookups of it no longer join a load that
+// started before the erasure.
+func (t *Tiered) Invalidate(ctx context.Context, c Changes) {
+	if len(c.Stored) > 0 {
+		t.storedGen.Add(1) // before the negative entries go: see rememberUnknown
+		if t.negative != nil {
+			for _, uid := range c.Stored {
+				t.negative.Invalidate(uid)
+			}
+		}
+		t.c.invStored.Add(float64(len(c.Stored)))
+	}
+	if len(c.Erased) == 0 {
+		return
+	}
+	for _, uid := range c.Erased {
+		t.erased.Set(uid, struct{}{}) // before the copies go: see keep
+		if t.local != nil {
+			t.local.Invalidate(uid)
+		}
+		t.flight.Forget(uid)
+	}
+	t.c.invErased.Add(float64(len(c.Erased)))
+	if t.remote != nil {
+		if err := t.remote.Delete(ctx, c.Erased); err != nil && !errors.Is(err, ErrSkipped) {
+			t.log.Warn("redis: could not delete erased orders", "orders", len(c.Erased), "err", err)
+		}
+	}
+}
+
+// Resync implements Invalidator: it empties the local and negative tiers,
+// and makes every load under way forget what it read (see keep).
+func (t *Tiered) Resync() {
+	t.epoch.Add(1)
+	t.storedGen.Add(1)
+	if t.local != nil {
+		t.local.InvalidateAll()
+	}
+	if t.negative != nil {
+		t.negative.InvalidateAll()
+	}
+	t.c.resyncs.Inc()
+}
+
+// isErased reports whether uid was erased lately.
+func (t *Tiered) isErased(uid string) bool {
+	_, ok := t.erased.GetIfPresent(uid)
+	return ok
+}
+
+// keep caches o, which a load that began at epoch read, in the local tier,
+// unless an erasure or a resync came in meanwhile: it looks after putting,
+// and Invalidate and Resync change their state before dropping copies, so
+// one of the two always sees the other. It reports whether o may be
+// served: not when its uid was erased.
+func (t *Tiered) keep(uid string, o *Order, epoch uint64) bool {
+	t.putLocal(uid, o)
+	erased := t.isErased(uid)
+	if (erased || t.epoch.Load() != epoch) && t.local != nil {
+		t.local.Invalidate(uid)
+	}
+	return !erased
+}
+
+// rememberUnknown puts uid in the negative cache, unless stored orders were
+// announced since the load that found it unknown began (gen): the database
+// answered from before, and the uid may be stored now.
+func (t *Tiered) rememberUnknown(uid string, gen uint64) {
+	if t.negative == nil {
+		return
+	}
+	t.negative.Set(uid, struct{}{})
+	if t.storedGen.Load() != gen {
+		t.negative.Invalidate(uid)
 	}
 }
 
@@ -232,6 +348,11 @@ func (t *Tiered) Get(ctx context.Context, uid string) (*Order, Source, error) {
 }
 
 func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
+	notFound := fmt.Errorf("order %q: %w", uid, ErrNotFound)
+	if t.isErased(uid) {
+		return loaded{}, notFound
+	}
+	gen, epoch := t.storedGen.Load(), t.epoch.Load()
 	// A load that ended just before this one started has filled the local
 	// tier: do not query again.
 	if t.local != nil {
@@ -248,7 +369,9 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 		switch {
 		case err == nil:
 			t.c.redisHit.Inc()
-			t.putLocal(uid, o)
+			if !t.keep(uid, o, epoch) {
+				return loaded{}, notFound
+			}
 			return loaded{o, Redis}, nil
 		case errors.Is(err, errMalformed):
 			// Never serve what is not an order; the database has the
@@ -267,10 +390,8 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 	body, err := t.store.Get(ctx, uid)
 	if errors.Is(err, ErrNotFound) {
 		t.c.dbMiss.Inc()
-		if t.negative != nil {
-			t.negative.Set(uid, struct{}{})
-		}
-		return loaded{}, fmt.Errorf("order %q: %w", uid, ErrNotFound)
+		t.rememberUnknown(uid, gen)
+		return loaded{}, notFound
 	}
 	if err != nil {
 		t.c.dbErr.Inc()
@@ -284,8 +405,12 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 		t.log.Error("an order from the database could not be prepared", "order_uid", uid, "err", err)
 		return loaded{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	t.putLocal(uid, o)
-	t.fillRemote(uid, body)
+	if !t.keep(uid, o, epoch) {
+		return loaded{}, notFound
+	}
+	if t.epoch.Load() == epoch {
+		t.fillRemote(uid, body)
+	}
 	return loaded{o, DB}, nil
 }
 
@@ -341,6 +466,10 @@ func (t *Tiered) fillRemote(uid string, body []byte) {
 // writeFills writes queued orders to Redis, as many as are waiting (up to
 // fillBatch) per pipelined round trip: under a burst of misses this costs
 // Redis and the reader far fewer round trips than one SET per order.
+//
+// An order erased while its fill waited is not written; one erased while
+// it was being written is deleted again: Invalidate marks the uid before
+// it deletes the key, and this looks after writing.
 func (t *Tiered) writeFills(ctx context.Context) {
 	defer close(t.fillsDone)
 	entries := make([]Entry, 0, fillBatch)
@@ -349,9 +478,28 @@ func (t *Tiered) writeFills(ctx context.Context) {
 		if entries, ok = batch.Next(ctx.Done(), t.fills, entries, fillBatch); !ok {
 			return
 		}
+		entries = slices.DeleteFunc(entries, func(e Entry) bool { return t.isErased(e.UID) })
 		if err := t.remote.SetMany(ctx, entries); err != nil && !errors.Is(err, ErrSkipped) && ctx.Err() == nil {
 			t.log.Debug("redis fill failed", "orders", len(entries), "err", err)
 		}
+		t.undoErasedFills(ctx, entries)
+	}
+}
+
+// undoErasedFills deletes from Redis the entries just written whose uid was
+// erased while they were being written (see writeFills).
+func (t *Tiered) undoErasedFills(ctx context.Context, entries []Entry) {
+	var erased []string
+	for _, e := range entries {
+		if t.isErased(e.UID) {
+			erased = append(erased, e.UID)
+		}
+	}
+	if len(erased) == 0 {
+		return
+	}
+	if err := t.remote.Delete(ctx, erased); err != nil && !errors.Is(err, ErrSkipped) && ctx.Err() == nil {
+		t.log.Warn("redis: could not delete erased orders after a fill", "orders", len(erased), "err", err)
 	}
 }
 
@@ -360,20 +508,24 @@ func (t *Tiered) writeFills(ctx context.Context) {
 // Redis failure is logged, not returned.
 func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 	count := 0
+	epoch := t.epoch.Load()
 	err := t.store.Recent(ctx, n, 500, func(page []Entry) error {
+		// Erased meanwhile: in neither tier.
+		page = slices.DeleteFunc(page, func(e Entry) bool { return t.isErased(e.UID) })
 		for _, e := range page {
 			o, err := t.prepare(e.JSON)
 			if err != nil {
 				t.log.Error("warm-up: an order could not be prepared, leaving it out", "order_uid", e.UID, "err", err)
 				continue
 			}
-			t.putLocal(e.UID, o)
+			t.keep(e.UID, o, epoch)
 		}
 		count += len(page)
 		if t.remote != nil {
 			if err := t.remote.SetMany(ctx, page); err != nil {
 				t.log.Warn("warm-up could not fill redis", "orders", len(page), "err", err)
 			}
+			t.undoErasedFills(ctx, page)
 		}
 		return nil
 	})

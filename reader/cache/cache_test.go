@@ -29,13 +29,15 @@ type fixture struct {
 	metrics *metrics.Metrics
 }
 
-func newFixture(t *testing.T, localBytes int64) *fixture {
+// newFixture builds tiers over a fresh database and key prefix; tune, if
+// given, changes their options.
+func newFixture(t *testing.T, localBytes int64, tune ...func(*cache.Options)) *fixture {
 	t.Helper()
-	return newMaskingFixture(t, localBytes, nil)
+	return newMaskingFixture(t, localBytes, nil, tune...)
 }
 
 // newMaskingFixture is newFixture with a Mask.
-func newMaskingFixture(t *testing.T, localBytes int64, mask func([]byte) ([]byte, error)) *fixture {
+func newMaskingFixture(t *testing.T, localBytes int64, mask func([]byte) ([]byte, error), tune ...func(*cache.Options)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	pg := testenv.Postgres(t)
@@ -51,8 +53,12 @@ func newMaskingFixture(t *testing.T, localBytes int64, mask func([]byte) ([]byte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rc.Close() })
-	tiers, err := cache.New(cache.Options{Store: store, Remote: rc, LocalBytes: localBytes,
-		NegativeTTL: time.Second, LoadTimeout: 10 * time.Second, Mask: mask, Metrics: m})
+	opts := cache.Options{Store: store, Remote: rc, LocalBytes: localBytes,
+		NegativeTTL: time.Second, LoadTimeout: 10 * time.Second, Mask: mask, Metrics: m}
+	for _, f := range tune {
+		f(&opts)
+	}
+	tiers, err := cache.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

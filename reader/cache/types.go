@@ -106,4 +106,24 @@ type Remote interface {
 	// SetMany stores orders, keeping any value already stored (both are
 	// the canonical encoding). It may return ErrSkipped.
 	SetMany(ctx context.Context, entries []Entry) error
+	// Delete removes orders (erased ones). It may return ErrSkipped.
+	Delete(ctx context.Context, uids []string) error
+}
+
+// Changes is what a batch the ingestor committed changed, as announced on
+// its events channel: the order_uids now stored, and those erased.
+type Changes struct {
+	Stored []string
+	Erased []string
+}
+
+// Invalidator is what the events channel drives (Tiered implements it;
+// package redis subscribes and calls it).
+type Invalidator interface {
+	// Invalidate drops what the tiers remember about the changed orders:
+	// the negative entries of stored ones, every copy of erased ones.
+	Invalidate(ctx context.Context, c Changes)
+	// Resync empties the in-process tiers: called on every (re)subscription,
+	// since changes announced while not subscribed were missed.
+	Resync()
 }

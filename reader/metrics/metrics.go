@@ -36,6 +36,16 @@ type Metrics struct {
 	// PIIReads counts the answers that carried an order's personal data
 	// unmasked (each has its audit record), by credential.
 	PIIReads *prometheus.CounterVec
+	// InvalidationSubscribed is 1 while the reader listens to the
+	// ingestor's events channel, 0 while it does not (new orders are then
+	// seen once their negative cache entries expire).
+	InvalidationSubscribed prometheus.Gauge
+	// Invalidations counts the order_uids the events channel announced, by
+	// kind (stored: its negative entry is dropped; erased: every copy is).
+	Invalidations *prometheus.CounterVec
+	// InvalidationResyncs counts the times the in-process tier was emptied
+	// on (re)subscribing: events may have been missed meanwhile.
+	InvalidationResyncs prometheus.Counter
 }
 
 // New registers the reader's collectors, plus the Go runtime and process
@@ -85,9 +95,25 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "reader_pii_reads_total",
 			Help: "Answers that carried an order's personal data unmasked (each one audited), by credential (an API key's name; jwt:<client_id> for a JWT).",
 		}, []string{"credential"}),
+		InvalidationSubscribed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reader_invalidation_subscribed",
+			Help: "1 while subscribed to the ingestor's events channel, 0 while not (new orders wait for the negative TTL).",
+		}),
+		Invalidations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reader_invalidations_total",
+			Help: "Order uids announced on the events channel, by kind (stored, erased).",
+		}, []string{"kind"}),
+		InvalidationResyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reader_invalidation_resyncs_total",
+			Help: "Times the in-process cache was emptied on (re)subscribing to the events channel.",
+		}),
+	}
+	for _, kind := range []string{"stored", "erased"} {
+		m.Invalidations.WithLabelValues(kind)
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.CacheLookups, m.DBQueryDuration,
 		m.DBLookupBatch, m.SingleflightShared, m.RedisUp, m.WarmupOrders, m.WarmupDuration, m.PIIReads,
+		m.InvalidationSubscribed, m.Invalidations, m.InvalidationResyncs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.RedisUp.Set(1)
 	return m

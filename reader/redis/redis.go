@@ -222,6 +222,28 @@ func (c *Cache) SetMany(ctx context.Context, entries []cache.Entry) error {
 	return nil
 }
 
+// Delete removes orders (erased ones) in one command.
+func (c *Cache) Delete(ctx context.Context, uids []string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	if !c.allow() {
+		return errSkipped
+	}
+	keys := make([]string, len(uids))
+	for i, uid := range uids {
+		keys[i] = c.Key(uid)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err := c.client.Del(ctx, keys...).Err()
+	c.done(ctx, err)
+	if err != nil {
+		return fmt.Errorf("redis delete of %d orders: %w", len(keys), err)
+	}
+	return nil
+}
+
 // Up reports whether the circuit is closed.
 func (c *Cache) Up() bool {
 	c.mu.Lock()

@@ -150,7 +150,7 @@ func TestSubscriberResubscribesAfterACut(t *testing.T) {
 	s.proxy.Cut()
 	s.awaitSubscribed(t, 0, 1)
 	s.publish(t, `{"stored":["lost"]}`) // nobody listens: gone
-	time.Sleep(300 * time.Millisecond)   // several reconnection attempts, all refused
+	time.Sleep(300 * time.Millisecond)  // several reconnection attempts, all refused
 	if g := testutil.ToFloat64(s.gauge); g != 0 {
 		t.Fatalf("gauge %v while Redis is cut off", g)
 	}

@@ -61,12 +61,12 @@ type ingestor struct {
 	out   *testenv.Buffer
 }
 
-// startIngestor runs the ingestor until the test ends; extra overrides its
-// environment.
-func (e *env) startIngestor(t testing.TB, extra map[string]string) *ingestor {
+// startIngestor runs the ingestor on a topic of partitions until the test
+// ends; extra overrides its environment.
+func (e *env) startIngestor(t testing.TB, partitions int32, extra map[string]string) *ingestor {
 	t.Helper()
 	k := testenv.Kafka(t)
-	in := &ingestor{topic: k.Topic(t, "orders", 1), ops: testenv.FreeAddr(t), out: &testenv.Buffer{}}
+	in := &ingestor{topic: k.Topic(t, "orders", partitions), ops: testenv.FreeAddr(t), out: &testenv.Buffer{}}
 	vars := map[string]string{
 		"INGESTOR_KAFKA_BROKERS": k.Brokers, "INGESTOR_KAFKA_TOPIC": in.topic,
 		"INGESTOR_KAFKA_DLQ_TOPIC": k.Topic(t, "orders.dlq", 1), "INGESTOR_KAFKA_GROUP": "ingestor-" + in.topic,
@@ -102,7 +102,8 @@ func (e *env) startIngestor(t testing.TB, extra map[string]string) *ingestor {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(k.Brokers, ",")...), kgo.DefaultProduceTopic(in.topic))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(k.Brokers, ",")...), kgo.DefaultProduceTopic(in.topic),
+		kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestNewOrdersSeenAtOnceByEveryReader(t *testing.T) {
 	e := newEnv(t)
 	e.vars["READER_NEGATIVE_TTL"] = "1m"
 	readers := []*reader{e.start(t, true), e.twin(t).start(t, true)}
-	in := e.startIngestor(t, nil)
+	in := e.startIngestor(t, 1, nil)
 	o := ordergen.New(61).Order()
 
 	for _, r := range readers {
@@ -186,7 +187,7 @@ func TestTombstoneErasesFromEveryReader(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	readers := []*reader{e.start(t, true), e.twin(t).start(t, true)}
-	in := e.startIngestor(t, nil)
+	in := e.startIngestor(t, 1, nil)
 	o := ordergen.New(62).Order()
 	in.produce(t, o.OrderUID, o)
 	for _, r := range readers {
@@ -242,7 +243,7 @@ func TestInvalidationAfterTheSubscriptionIsCut(t *testing.T) {
 	redisURL, proxy := testenv.ProxyURL(t, e.redis.URL)
 	e.vars["REDIS_URL"] = redisURL
 	readers := []*reader{e.start(t, true), e.twin(t).start(t, true)}
-	in := e.startIngestor(t, nil) // its own way to Redis: only the readers' is cut
+	in := e.startIngestor(t, 1, nil) // its own way to Redis: only the readers' is cut
 	const gauge = "reader_invalidation_subscribed"
 	awaitGauge := func(want float64) {
 		t.Helper()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/retry"
 )
 
 // DefaultHealthInterval is how long a quiet subscription waits before it
@@ -33,7 +34,7 @@ type SubscriberOptions struct {
 // of the cache's key prefix) and hands every announcement to a
 // cache.Invalidator. It keeps the subscription up by itself: a connection
 // that fails or stops answering pings is closed and a new one subscribes,
-// after a pause of 100 ms doubling to 5 s while Redis stays away. Every
+// after a pause of about 100 ms doubling to 5 s while Redis stays away. Every
 // subscription, the first included, begins with Invalidator.Resync: what
 // was announced while it was not listening is lost.
 type Subscriber struct {
@@ -67,10 +68,14 @@ func (s *Subscriber) Channel() string { return s.channel }
 // Subscribed is closed once the first subscription is confirmed.
 func (s *Subscriber) Subscribed() <-chan struct{} { return s.first }
 
+// resubscribe paces new subscriptions while Redis stays away; the jitter
+// keeps readers that lost it together from coming back in step.
+var resubscribe = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.5}
+
 // Run listens until ctx ends.
 func (s *Subscriber) Run(ctx context.Context) {
 	s.set(0)
-	pause := time.Duration(0)
+	pauses := resubscribe.BackOff()
 	lost := false
 	for ctx.Err() == nil {
 		confirmed, err := s.session(ctx)
@@ -78,11 +83,10 @@ func (s *Subscriber) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if confirmed || pause == 0 {
-			pause = minPause
-		} else {
-			pause = min(2*pause, maxPause)
+		if confirmed {
+			pauses.Reset()
 		}
+		pause := pauses.NextBackOff()
 		if confirmed || !lost {
 			s.log.Warn("events channel lost: new orders are seen once their negative cache entries expire; resubscribing",
 				"channel", s.channel, "retry_in", pause.String(), "err", err)

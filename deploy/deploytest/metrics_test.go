@@ -328,6 +328,22 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		return nil
 	})
 
+	// 4. An order sent while the reader runs is announced to it on the
+	// events channel (the sample again: a duplicate, announced as stored).
+	// Cache writes and announcements pause for a while after the Redis
+	// outage, so send until one gets through.
+	waitFor(t, "an announcement the reader hears", time.Minute, func() error {
+		produce("--sample")
+		fs, err := scrape(ctx, "http://"+ops+metricsPath)
+		if err != nil {
+			return err
+		}
+		if sum(fs["reader_invalidations_total"], map[string]string{"kind": "stored"}) == 0 {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+
 	s.finish()
 	for svc, err := range s.errs {
 		if err != nil {

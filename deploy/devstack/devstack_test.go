@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderservice/orders/migrations"
 	"github.com/orderservice/orders/reader/pii"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/probe"
@@ -245,8 +247,10 @@ func TestMigrateUpCreatesDatabaseAndDownReverts(t *testing.T) {
 	if err := run(t.Context(), []string{"migrate", "up", "--database", dsn}, noEnv, &out); err != nil {
 		t.Fatalf("migrate up: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "schema version 1 ") {
-		t.Errorf("migrate up printed %q, want the schema version", out.String())
+	versions := migrationVersions(t)
+	newest := versions[len(versions)-1]
+	if !strings.Contains(out.String(), fmt.Sprintf("schema version %d ", newest)) {
+		t.Errorf("migrate up printed %q, want the schema version %d", out.String(), newest)
 	}
 	if got := tableCount(t, dsn); got != 4 {
 		t.Errorf("%d order tables after migrate up, want 4", got)
@@ -261,9 +265,22 @@ func TestMigrateUpCreatesDatabaseAndDownReverts(t *testing.T) {
 		t.Fatalf("second migrate up: %v", err)
 	}
 
+	// down reverts the newest migration only; --all every one.
+	if len(versions) > 1 {
+		out.Reset()
+		if err := run(t.Context(), []string{"migrate", "down", "--database", dsn}, noEnv, &out); err != nil {
+			t.Fatalf("migrate down: %v\n%s", err, out.String())
+		}
+		if prev := versions[len(versions)-2]; !strings.Contains(out.String(), fmt.Sprintf("schema version %d ", prev)) {
+			t.Errorf("migrate down printed %q, want the schema version %d", out.String(), prev)
+		}
+		if got := tableCount(t, dsn); got != 4 {
+			t.Errorf("%d order tables after reverting the newest migration, want 4", got)
+		}
+	}
 	out.Reset()
-	if err := run(t.Context(), []string{"migrate", "down", "--database", dsn}, noEnv, &out); err != nil {
-		t.Fatalf("migrate down: %v\n%s", err, out.String())
+	if err := run(t.Context(), []string{"migrate", "down", "--all", "--database", dsn}, noEnv, &out); err != nil {
+		t.Fatalf("migrate down --all: %v\n%s", err, out.String())
 	}
 	if got := tableCount(t, dsn); got != 0 {
 		t.Errorf("%d order tables after migrate down, want 0", got)
@@ -275,6 +292,26 @@ func TestMigrateUpCreatesDatabaseAndDownReverts(t *testing.T) {
 	if err := run(t.Context(), []string{"migrate", "down", "--database", dsn}, noEnv, &out); err != nil {
 		t.Fatalf("migrate down on an empty schema: %v", err)
 	}
+}
+
+// migrationVersions lists the versions of the embedded migrations,
+// ascending.
+func migrationVersions(t *testing.T) []uint64 {
+	t.Helper()
+	names, err := fs.Glob(migrations.FS(), "*.up.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no migrations: %v", err)
+	}
+	var out []uint64
+	for _, n := range names {
+		v, err := strconv.ParseUint(n[:strings.IndexByte(n, '_')], 10, 64)
+		if err != nil {
+			t.Fatalf("migration %s: %v", n, err)
+		}
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func tableCount(t *testing.T, dsn string) int {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func audit(t *testing.T, pg *testenv.PG, uid string) (auditRow, bool) {
 	var r auditRow
 	err := pg.Pool.QueryRow(context.Background(), `SELECT source_topic, source_partition, source_offset, erased_at
 		FROM erased_orders WHERE uid_sha256 = $1`, h[:]).Scan(&r.topic, &r.partition, &r.offset, &r.at)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return r, false
 	}
 	if err != nil {

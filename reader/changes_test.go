@@ -137,7 +137,7 @@ func (e *env) twin(t *testing.T) *env {
 	t.Helper()
 	vars := maps.Clone(e.vars)
 	vars["READER_LISTEN_ADDR"], vars["READER_OPS_ADDR"] = testenv.FreeAddr(t), testenv.FreeAddr(t)
-	return &env{pg: e.pg, redis: e.redis, vars: vars}
+	return &env{pg: e.pg, redis: e.redis, keys: e.keys, vars: vars, secrets: e.secrets}
 }
 
 // awaitStatus polls GET /order/uid on r until it answers status.

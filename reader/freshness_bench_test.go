@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderservice/orders/reader/auth"
+	"github.com/orderservice/orders/reader/auth/authtest"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
@@ -49,14 +52,20 @@ func BenchmarkFreshness(b *testing.B) {
 		n = v
 	}
 	pg, rd := testenv.Postgres(b), testenv.Redis(b)
+	// A key whose rate limit never refuses: the pollers share it.
+	key, line := authtest.NewKey(b, "fresh", "1000000/1000000", auth.ScopeRead)
+	keys := authtest.NewKeys(b, line)
 	vars := map[string]string{
 		"READER_LISTEN_ADDR": testenv.FreeAddr(b), "READER_OPS_ADDR": testenv.FreeAddr(b),
 		"DATABASE_URL": pg.URLAs("order_reader"), "REDIS_URL": rd.URL, "READER_REDIS_KEY_PREFIX": rd.Prefix,
+		"READER_API_KEYS_FILE": keys.File, "READER_AUDIT_LOG": filepath.Join(b.TempDir(), "audit.log"),
 	}
-	e := &env{pg: pg, redis: rd, vars: vars}
+	e := &env{pg: pg, redis: rd, keys: keys, vars: vars}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, io.Discard, io.Discard)
+	}()
 	b.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -64,7 +73,7 @@ func BenchmarkFreshness(b *testing.B) {
 		}
 	})
 	base := "http://" + vars["READER_LISTEN_ADDR"]
-	testenv.Await(b, "the reader's /readyz", time.Minute, func() bool { return status(http.DefaultClient, base+"/readyz") == http.StatusOK })
+	testenv.Await(b, "the reader's /readyz", time.Minute, func() bool { return status(http.DefaultClient, base+"/readyz", "") == http.StatusOK })
 
 	in := e.startIngestor(b, 6, map[string]string{"INGESTOR_BATCH_LINGER": "50ms", "INGESTOR_LOG_LEVEL": "warn"})
 	cl := in.cl
@@ -72,10 +81,10 @@ func BenchmarkFreshness(b *testing.B) {
 	gen := ordergen.New(71)
 
 	b.ResetTimer()
-	paced := measure(b, cl, client, base, gen.Orders(10*n), func(i int) bool { return i%10 == 0 }, time.Millisecond)
+	paced := measure(b, cl, client, base, key, gen.Orders(10*n), func(i int) bool { return i%10 == 0 }, time.Millisecond)
 	var full []time.Duration
 	for len(full) < n {
-		full = append(full, measure(b, cl, client, base, gen.Orders(10_000), func(i int) bool { return i%100 == 0 }, 0)...)
+		full = append(full, measure(b, cl, client, base, key, gen.Orders(10_000), func(i int) bool { return i%100 == 0 }, 0)...)
 	}
 	b.StopTimer()
 
@@ -96,7 +105,7 @@ func BenchmarkFreshness(b *testing.B) {
 // takes them), polls those that poll selects every 10 ms from just before
 // each is sent, and returns, for each polled order, the time from the
 // acknowledgement to the first 200.
-func measure(b *testing.B, cl *kgo.Client, client *http.Client, base string, orders []*model.Order,
+func measure(b *testing.B, cl *kgo.Client, client *http.Client, base, key string, orders []*model.Order,
 	poll func(i int) bool, interval time.Duration) []time.Duration {
 	b.Helper()
 	var (
@@ -128,7 +137,7 @@ func measure(b *testing.B, cl *kgo.Client, client *http.Client, base string, ord
 				defer tick.Stop()
 				deadline := time.Now().Add(time.Minute)
 				for time.Now().Before(deadline) {
-					if status(client, url) == http.StatusOK {
+					if status(client, url, key) == http.StatusOK {
 						mu.Lock()
 						seen[i] = time.Now()
 						mu.Unlock()
@@ -169,9 +178,17 @@ func measure(b *testing.B, cl *kgo.Client, client *http.Client, base string, ord
 	return out
 }
 
-// status GETs url and returns the status code (0 when the request failed).
-func status(client *http.Client, url string) int {
-	resp, err := client.Get(url)
+// status GETs url with key as the bearer credential (none when empty)
+// and returns the status code (0 when the request failed).
+func status(client *http.Client, url, key string) int {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0
 	}

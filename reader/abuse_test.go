@@ -199,9 +199,10 @@ func startIdleClients(t *testing.T, addr string, n int, idleFor time.Duration) *
 	}
 	go func() { c.done <- cmd.Wait() }()
 	t.Cleanup(func() {
+		// Ended already when the test got as far as wait; killed otherwise.
 		_ = cmd.Process.Kill()
-		<-c.done
-		c.done <- nil
+		err := <-c.done
+		c.done <- err
 	})
 	testenv.Await(t, "the idle connections to be open", 2*time.Minute, func() bool {
 		select {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/reader/auth/authtest"
 	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
@@ -100,7 +101,7 @@ func abuse(t *testing.T, size abuseSize) {
 
 	base := liveMemory()
 	t.Logf("baseline: %d goroutines, %.1f MiB heap and stacks", base.goroutines, mib(base.bytes))
-	load := startLoad(r.base, orders)
+	load := startLoad(r.base, e.keys.Read, orders)
 
 	// Phase 1: the idle connections, alone, so that what they cost can be
 	// read off the process.
@@ -122,8 +123,8 @@ func abuse(t *testing.T, size abuseSize) {
 		})
 		t.Run("slowloris", func(t *testing.T) { t.Parallel(); slowloris(t, addr, size.slowloris) })
 		t.Run("slow body", func(t *testing.T) { t.Parallel(); slowBody(t, addr, size.slowBodies) })
-		t.Run("oversized heads", func(t *testing.T) { t.Parallel(); oversized(t, addr) })
-		t.Run("pipelining", func(t *testing.T) { t.Parallel(); pipelining(t, addr, orders) })
+		t.Run("oversized heads", func(t *testing.T) { t.Parallel(); oversized(t, addr, e.keys.PII) })
+		t.Run("pipelining", func(t *testing.T) { t.Parallel(); pipelining(t, addr, e.keys.PII, orders) })
 		t.Run("never reads", func(t *testing.T) { t.Parallel(); neverReads(t, addr) })
 	})
 	peakBytes := peak()
@@ -305,7 +306,9 @@ func watchMemory() func() uint64 {
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // load is normal clients: four keep-alive clients, each asking for an order
-// (and every fourth time the recent list) every 10 ms.
+// (and every fourth time the recent list) every 50 ms, with a key granted
+// orders:read: 80 requests a second, within its rate limit (the reader's
+// default, 100 a second).
 type load struct {
 	stopc chan struct{}
 	wg    sync.WaitGroup
@@ -321,7 +324,7 @@ type loadStats struct {
 	firstErr      error
 }
 
-func startLoad(base string, orders []*model.Order) *load {
+func startLoad(base, key string, orders []*model.Order) *load {
 	l := &load{stopc: make(chan struct{})}
 	for c := range 4 {
 		l.wg.Add(1)
@@ -329,7 +332,7 @@ func startLoad(base string, orders []*model.Order) *load {
 			defer l.wg.Done()
 			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer client.CloseIdleConnections()
-			tick := time.NewTicker(10 * time.Millisecond)
+			tick := time.NewTicker(50 * time.Millisecond)
 			defer tick.Stop()
 			for i := c; ; i++ {
 				select {
@@ -342,7 +345,7 @@ func startLoad(base string, orders []*model.Order) *load {
 					path = "/orders?limit=10"
 				}
 				start := time.Now()
-				err := getOK(client, base+path)
+				err := getOK(client, base+path, key)
 				l.record(time.Since(start), err)
 			}
 		}()
@@ -350,8 +353,13 @@ func startLoad(base string, orders []*model.Order) *load {
 	return l
 }
 
-func getOK(c *http.Client, url string) error {
-	resp, err := c.Get(url)
+func getOK(c *http.Client, url, key string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", authtest.Bearer(key))
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
@@ -668,7 +676,8 @@ func slowBody(t *testing.T, addr string, n int) {
 // oversized: heads over net/http's limit get 431 and a closed connection;
 // large ones under it reach the router, whose uid check answers 400. The
 // URI counts in the head: net/http has no separate URI limit (no 414).
-func oversized(t *testing.T, addr string) {
+func oversized(t *testing.T, addr, key string) {
+	credential := "Authorization: " + authtest.Bearer(key) + "\r\n"
 	long := func(n int) string { return strings.Repeat("a", n) }
 	many := strings.Repeat("X-A: b\r\n", 3000) // 24 KB of small headers
 	for _, tc := range []struct {
@@ -679,7 +688,7 @@ func oversized(t *testing.T, addr string) {
 		{"header over the limit", "GET /healthz HTTP/1.1\r\nHost: r\r\nX-Big: " + long(headLimit) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
 		{"many small headers", "GET /healthz HTTP/1.1\r\nHost: r\r\n" + many + "\r\n", http.StatusRequestHeaderFieldsTooLarge},
 		{"1 MiB header", "GET /healthz HTTP/1.1\r\nHost: r\r\nX-Big: " + long(1<<20) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
-		{"uid of 10 KB", "GET /order/" + long(10_000) + " HTTP/1.1\r\nHost: r\r\n\r\n", http.StatusBadRequest},
+		{"uid of 10 KB", "GET /order/" + long(10_000) + " HTTP/1.1\r\nHost: r\r\n" + credential + "\r\n", http.StatusBadRequest},
 		{"path of 10 KB", "GET /" + long(10_000) + " HTTP/1.1\r\nHost: r\r\n\r\n", http.StatusNotFound},
 		{"URI over the limit", "GET /order/" + long(headLimit) + " HTTP/1.1\r\nHost: r\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
 		{"query over the limit", "GET /orders?limit=" + long(headLimit) + " HTTP/1.1\r\nHost: r\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
@@ -715,7 +724,7 @@ func oversized(t *testing.T, addr string) {
 
 // pipelining: requests written at once on one connection are answered in
 // order, each in full, and the last one's Connection: close ends it.
-func pipelining(t *testing.T, addr string, orders []*model.Order) {
+func pipelining(t *testing.T, addr, key string, orders []*model.Order) {
 	type call struct {
 		method, path string
 		status       int
@@ -737,7 +746,8 @@ func pipelining(t *testing.T, addr string, orders []*model.Order) {
 	}
 	var batch bytes.Buffer
 	for i, c := range calls {
-		fmt.Fprintf(&batch, "%s %s HTTP/1.1\r\nHost: reader\r\nX-Request-Id: pipe-%d\r\n", c.method, c.path, i)
+		fmt.Fprintf(&batch, "%s %s HTTP/1.1\r\nHost: reader\r\nAuthorization: %s\r\nX-Request-Id: pipe-%d\r\n",
+			c.method, c.path, authtest.Bearer(key), i)
 		if i == len(calls)-1 {
 			batch.WriteString("Connection: close\r\n")
 		}

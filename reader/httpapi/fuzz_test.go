@@ -12,6 +12,9 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/orderservice/orders/reader/auth"
+	"github.com/orderservice/orders/reader/auth/authtest"
+	"github.com/orderservice/orders/reader/auth/ratelimit"
 	"github.com/orderservice/orders/reader/httpapi"
 	"github.com/orderservice/orders/reader/web"
 	"github.com/orderservice/orders/shared/model"
@@ -24,13 +27,18 @@ import (
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // FuzzPublicAPI sends arbitrary requests (method, request target, one
-// header) to the public handler over real tiers (PostgreSQL and Redis)
-// with the web UI mounted, as net/http's server would hand them over: the
-// request is parsed by http.ReadRequest, and what it refuses never reaches
-// a handler. Whatever the input, the answer is never a 5xx (both
-// dependencies are up) nor a panic, carries a well-formed request id and
-// nosniff, is a problem detail when it is an API error, and a 200 order is
-// one of the stored orders, byte for byte.
+// header, with or without a valid credential) to the public handler over
+// real tiers (PostgreSQL and Redis) with the web UI mounted, as net/http's
+// server would hand them over: the request is parsed by http.ReadRequest,
+// and what it refuses never reaches a handler. Whatever the input, the
+// answer is never a 5xx (both dependencies are up) nor a panic, carries a
+// well-formed request id and nosniff, is a problem detail when it is an
+// API error, and a 200 order is one of the stored orders, byte for byte
+// (the credential may read personal data).
+//
+// The credential's key has no rate limit and failed authentications are
+// not limited either: a 429 would end the fuzzer's way into the handlers
+// behind the authentication.
 func FuzzPublicAPI(f *testing.F) {
 	pg := testenv.Postgres(f)
 	rd := testenv.Redis(f)
@@ -44,16 +52,32 @@ func FuzzPublicAPI(f *testing.F) {
 		}
 		stored[o.OrderUID] = b
 	}
+	key, line := authtest.NewKey(f, "fuzz", "0", auth.ScopeRead, auth.ScopePII)
+	keys := authtest.NewKeys(f, line)
+	ks, err := auth.NewKeyStore(keys.File, ratelimit.Rate{}, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	unlimited, err := auth.New(auth.Config{Keys: ks})
+	if err != nil {
+		f.Fatal(err)
+	}
 	logs := &testenv.Buffer{}
-	deps := newDeps(f, pg.URLAs("order_reader"), rd)
+	deps := newDeps(f, pg.URLAs("order_reader"), rd, keys)
+	deps.Auth = unlimited
 	deps.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	deps.Web = web.Handler()
 	h := httpapi.NewServer(deps)
+	credential := "Authorization: " + authtest.Bearer(key) + "\r\n"
 
-	f.Add("GET", "/order/"+sample.OrderUID, "If-None-Match", "*")
-	f.Add("HEAD", "/orders?limit=3", "X-Request-Id", "caller-1")
-	f.Fuzz(func(t *testing.T, method, target, name, value string) {
-		raw := method + " " + target + " HTTP/1.1\r\nHost: reader\r\n" + name + ": " + value + "\r\n\r\n"
+	f.Add("GET", "/order/"+sample.OrderUID, "If-None-Match", "*", true)
+	f.Add("HEAD", "/orders?limit=3", "X-Request-Id", "caller-1", false)
+	f.Fuzz(func(t *testing.T, method, target, name, value string, authenticated bool) {
+		head := method + " " + target + " HTTP/1.1\r\nHost: reader\r\n"
+		if authenticated {
+			head += credential
+		}
+		raw := head + name + ": " + value + "\r\n\r\n"
 		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
 		if err != nil {
 			return // net/http answers 400 itself

@@ -4,6 +4,8 @@
 #   make test                go test -race over every module (starts/installs PostgreSQL and Redis if needed)
 #   make lint                golangci-lint v2 over every module, shellcheck, Redocly CLI over openapi.yaml
 #   make bench               every benchmark, figures in .artifacts/bench.txt
+#   make fuzz                every fuzz target for FUZZTIME (30s) each; new corpus inputs land in testdata/fuzz
+#   make soak                the long, full-size runs (TestSoak*, e.g. 10,000 idle HTTP connections)
 #   make build               every binary into ./bin
 #   make migrate-up          apply migrations to $DATABASE_URL (default: local database "orders")
 #   make migrate-down        revert the newest migration (ARGS=--all: every one)
@@ -28,10 +30,10 @@ TESTFLAGS ?=
 BENCHFLAGS ?= -benchtime=1s -count=1
 ARGS ?=
 
-.PHONY: help run test lint bench build devstack migrate-up migrate-down migrate-create compose-up compose-down services clean
+.PHONY: help run test lint bench fuzz soak build devstack migrate-up migrate-down migrate-create compose-up compose-down services clean
 
 help:
-	@sed -n '3,12p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 # devstack is rebuilt every time (the Go build cache makes that quick).
 devstack:
@@ -66,6 +68,20 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime=200000x ./producer && \
 	READER_BENCH_SECONDS=$(READER_BENCH_SECONDS) $(GO) test -run '^$$' -bench . -benchtime=1x ./reader; \
 	} 2>&1 | tee .artifacts/bench.txt
+
+# Each fuzz target in turn (scripts/fuzz.sh); the inputs they find
+# interesting are copied from Go's fuzz cache into testdata/fuzz, to commit.
+# FuzzPublicAPI runs over real PostgreSQL and Redis.
+FUZZTIME ?= 30s
+fuzz: services
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+
+# The soaks are the full-size variants of tests that make test runs small
+# (TestSoak*, skipped unless SOAK is set). No race detector: they measure
+# memory and hold thousands of goroutines, which it inflates.
+SOAK_TIMEOUT ?= 30m
+soak: services
+	SOAK=1 $(GO) test -count=1 -p 1 -timeout $(SOAK_TIMEOUT) -run 'Soak' $(PKGS)
 
 # Every main package of the workspace, named after its directory.
 build:

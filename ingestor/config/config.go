@@ -92,16 +92,18 @@ type Properties string
 // Parse returns the properties as a map.
 func (p Properties) Parse() (map[string]string, error) {
 	out := map[string]string{}
+	n := 0 // the entry's number, blank ones not counted (a key may repeat)
 	for _, entry := range strings.FieldsFunc(string(p), func(r rune) bool { return r == ';' || r == '\n' }) {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
 			continue
 		}
+		n++
 		k, v, ok := strings.Cut(entry, "=")
 		k = strings.TrimSpace(k)
 		if !ok || k == "" {
-			// Name the key only: the value may be a secret.
-			return nil, fmt.Errorf("entry %d: want key=value", len(out)+1)
+			// Name the entry by its number only: its text may be a secret.
+			return nil, fmt.Errorf("entry %d: want key=value", n)
 		}
 		out[k] = strings.TrimSpace(v)
 	}

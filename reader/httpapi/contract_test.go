@@ -46,6 +46,22 @@ type stack struct {
 // Redis as the reader is.
 func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv, keys *authtest.Keys) *stack {
 	t.Helper()
+	s := &stack{}
+	s.ready.Store(true)
+	deps := newDeps(t, dbURL, rd, keys)
+	deps.Ready = s.ready.Load
+	s.srv = httptest.NewServer(httpapi.NewServer(deps))
+	t.Cleanup(s.srv.Close)
+	s.ops = httptest.NewServer(httpapi.NewOps(deps))
+	t.Cleanup(s.ops.Close)
+	return s
+}
+
+// newDeps builds the API's dependencies over real tiers, authenticating
+// the keys of keys and rate-limiting them through Redis as the reader
+// does.
+func newDeps(t testing.TB, dbURL string, rd *testenv.RedisEnv, keys *authtest.Keys) httpapi.Deps {
+	t.Helper()
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
@@ -74,17 +90,10 @@ func newStack(t *testing.T, dbURL string, rd *testenv.RedisEnv, keys *authtest.K
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{}
-	s.ready.Store(true)
-	deps := httpapi.Deps{
-		Orders: tiers, Summaries: tiers, Metrics: m, Gatherer: reg, Ready: s.ready.Load, RedisUp: rc.Up,
+	return httpapi.Deps{
+		Orders: tiers, Summaries: tiers, Metrics: m, Gatherer: reg, RedisUp: rc.Up,
 		Auth: a, Audit: httpapi.NewAuditLog(io.Discard, m.PIIReads),
 	}
-	s.srv = httptest.NewServer(httpapi.NewServer(deps))
-	t.Cleanup(s.srv.Close)
-	s.ops = httptest.NewServer(httpapi.NewOps(deps))
-	t.Cleanup(s.ops.Close)
-	return s
 }
 
 // loadSpec loads openapi.yaml and a router for it, and names the paths

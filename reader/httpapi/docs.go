@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"unicode/utf8"
 )
 
 // OpenAPI is the API's OpenAPI 3 description, served at /openapi.yaml and
@@ -29,6 +30,12 @@ func swaggerUI() http.Handler {
 	sub, _ := fs.Sub(swaggerFiles, "swagger") // cannot fail: the directory is embedded
 	files := http.StripPrefix("/swagger/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A name that is not UTF-8 is not a valid fs path: the file
+		// server would answer 500 (fs.ErrInvalid), not 404.
+		if !utf8.ValidString(r.URL.Path) {
+			writeProblem(w, r, http.StatusNotFound, "no such resource")
+			return
+		}
 		w.Header()["Content-Security-Policy"] = []string{
 			"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"}
 		w.Header()["Cache-Control"] = []string{"public, max-age=3600"}

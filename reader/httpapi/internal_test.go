@@ -75,6 +75,35 @@ func TestValidRequestID(t *testing.T) {
 	}
 }
 
+// A method a route does not serve is 405 with the route's methods in
+// Allow, however the path is written; a path no route serves is 404 with
+// any method, one chi does not know (BREW) included.
+func TestMethodNotAllowed(t *testing.T) {
+	t.Parallel()
+	h := NewServer(Deps{})
+	for _, tc := range []struct {
+		method, target string
+		status         int
+		allow          string
+	}{
+		{"POST", "/order/abc", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"POST", "/order/a%2Fb", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"BREW", "/order/abc", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"PUT", "/healthz", http.StatusMethodNotAllowed, "GET"},
+		{"BREW", "/nowhere", http.StatusNotFound, ""},
+		{"DELETE", "/nowhere", http.StatusNotFound, ""},
+		{"CONNECT", "reader:443", http.StatusNotFound, ""},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tc.method, tc.target, nil))
+		if w.Code != tc.status || w.Header().Get("Allow") != tc.allow ||
+			w.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s: %d Allow %q %s, want %d Allow %q", tc.method, tc.target,
+				w.Code, w.Header().Get("Allow"), w.Header().Get("Content-Type"), tc.status, tc.allow)
+		}
+	}
+}
+
 type panicky struct{}
 
 func (panicky) Cached(string) (*cache.Order, error) { panic("boom") }

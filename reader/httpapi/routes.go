@@ -19,9 +19,15 @@ func routes(d Deps) http.Handler {
 	// chi's own 405 handler sets Allow (RFC 9110 requires it) but a custom
 	// one must: it asks the router which methods match the path.
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		if allow := allowedMethods(r, req.URL.Path); allow != "" {
-			w.Header().Set("Allow", allow)
+		allow := allowedMethods(r, routePath(req))
+		if allow == "" {
+			// chi calls this for any method it does not know (BREW),
+			// whatever the path: a path no route serves is 404 all the
+			// same, and a 405 would have no Allow to give.
+			writeProblem(w, req, http.StatusNotFound, "no such resource")
+			return
 		}
+		w.Header().Set("Allow", allow)
 		writeProblem(w, req, http.StatusMethodNotAllowed, "method not allowed")
 	})
 
@@ -53,6 +59,18 @@ func routes(d Deps) http.Handler {
 		r.Handle("/static/*", d.Web)
 	}
 	return r
+}
+
+// routePath is the path chi routes on: the escaped one when it differs
+// from the decoded one (/order/a%2Fb), "/" for none (CONNECT host:port).
+func routePath(r *http.Request) string {
+	switch {
+	case r.URL.RawPath != "":
+		return r.URL.RawPath
+	case r.URL.Path != "":
+		return r.URL.Path
+	}
+	return "/"
 }
 
 // allowedMethods lists the methods routes serves for path, for the Allow

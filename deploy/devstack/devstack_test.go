@@ -358,6 +358,7 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 			"--kafka-port", strconv.Itoa(kafkaPort),
 			"--generate", "20", "--seed", "42",
 			"--artifacts", artifacts,
+			"--summary-every", "1s",
 		}, func(k string) string { return env[k] }, out)
 	}()
 
@@ -411,6 +412,9 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 		t.Errorf("summary lists no order (the reader refused the devstack's token?):\n%s", out.String())
 	}
 	t.Run("views", func(t *testing.T) { checkViews(t, base, sample, piiKey, supportKey) })
+	t.Run("logs", func(t *testing.T) {
+		checkLogs(t, out, filepath.Join(artifacts, "logs"), base+"/order/"+sample.OrderUID, supportKey, opsPort)
+	})
 
 	cancel()
 	select {
@@ -434,6 +438,53 @@ func TestStackRunsSeedsAndStopsCleanly(t *testing.T) {
 	}
 	if strings.Index(lines, "ingestor stopped took") > strings.Index(lines, "reader stopped took") {
 		t.Errorf("the reader stopped before the ingestor:\n%s", lines)
+	}
+}
+
+// checkLogs sends requests to the running reader and expects them summed up
+// on the console, never printed one by one, and each in the reader's log
+// file; the ingestor's stored orders are read from its metrics.
+func checkLogs(t *testing.T, out *testenv.Buffer, dir, url, token string, opsPort int) {
+	for _, name := range []string{"reader.log", "ingestor.log"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("banner does not name %s:\n%s", name, out.String())
+		}
+	}
+	const n = 200
+	for range n {
+		httpGet(t, url, token)
+	}
+	summary := regexp.MustCompile(`reader: [0-9,]+ req in 1s \([0-9,]+/s\), 0 errors`)
+	testenv.Await(t, "a traffic summary on the console", 10*time.Second, func() bool {
+		return summary.MatchString(out.String())
+	})
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "request_id") || strings.Contains(l, `"msg":"request"`) {
+			t.Fatalf("a request printed on the console: %q", l)
+		}
+	}
+	path := strings.TrimPrefix(url, "http://127.0.0.1")
+	path = path[strings.Index(path, "/"):]
+	var got int
+	testenv.Await(t, strconv.Itoa(n)+" requests in reader.log", 10*time.Second, func() bool {
+		data, err := os.ReadFile(filepath.Join(dir, "reader.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = 0
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, `"msg":"request"`) && strings.Contains(l, `"path":"`+path+`"`) {
+				got++
+			}
+		}
+		return got >= n
+	})
+	if data, err := os.ReadFile(filepath.Join(dir, "ingestor.log")); err != nil || !strings.Contains(string(data), "ingestor started") {
+		t.Errorf("ingestor.log lacks the start line (%v):\n%.500s", err, data)
+	}
+	stored, err := ingestorMessages(t.Context(), fmt.Sprintf("http://127.0.0.1:%d/metrics", opsPort))
+	if err != nil || stored["stored"] < 21 {
+		t.Errorf("ingestor metrics: %v stored, %v; want at least the 21 seeded", stored, err)
 	}
 }
 

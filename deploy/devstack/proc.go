@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -14,22 +15,23 @@ import (
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lineWriter
+	out  io.WriteCloser
 	done chan struct{} // closed once the process has exited
 	err  error         // Wait's result, valid after done
 }
 
-// startProc starts a child whose output goes to the console under name.
+// startProc starts a child whose output goes to out (closed once the child
+// has exited).
 // The child runs in a process group of its own so that the terminal's
 // Ctrl-C reaches only devstack, which then stops the children in order
 // (stop): cancelling ctx does not kill it.
-func startProc(ctx context.Context, con *console, name string, cred *syscall.Credential, env []string, bin string, args ...string) (*proc, error) {
+func startProc(ctx context.Context, out io.WriteCloser, name string, cred *syscall.Credential, env []string, bin string, args ...string) (*proc, error) {
 	cmd := exec.CommandContext(context.WithoutCancel(ctx), bin, args...)
-	out := con.Writer(name)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = env
 	cmd.SysProcAttr = childAttr(cred)
 	if err := cmd.Start(); err != nil {
+		_ = out.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, out: out, done: make(chan struct{})}

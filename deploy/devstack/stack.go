@@ -38,6 +38,7 @@ type stackConfig struct {
 	seed          int64
 	root          string
 	artifacts     string
+	summaryEvery  time.Duration
 }
 
 func parseStackFlags(args []string, out io.Writer) (stackConfig, error) {
@@ -53,7 +54,8 @@ func parseStackFlags(args []string, out io.Writer) (stackConfig, error) {
 	fs.IntVar(&c.generate, "generate", 300, "number of generated orders to seed after the sample")
 	fs.Int64Var(&c.seed, "seed", 0, "generator seed (0: a new one each run, so each run adds new orders)")
 	fs.StringVar(&c.root, "root", "", "repository root (default: the directory holding go.work, found from the working directory up)")
-	fs.StringVar(&c.artifacts, "artifacts", "", "where the API keys go: "+keysFileName+" (the reader's keys file) and "+credsFileName+" (default: <root>/.artifacts)")
+	fs.StringVar(&c.artifacts, "artifacts", "", "where the API keys go: "+keysFileName+" (the reader's keys file) and "+credsFileName+", and the services' logs: logs/<service>.log (default: <root>/.artifacts)")
+	fs.DurationVar(&c.summaryEvery, "summary-every", 5*time.Second, "how often the console sums up the traffic (the requests themselves are in the logs)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: devstack [flags]\n       devstack migrate up|down|create ...\n\nRuns the order service locally until Ctrl-C.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -63,6 +65,9 @@ func parseStackFlags(args []string, out io.Writer) (stackConfig, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.summaryEvery <= 0 {
+		return c, errors.New("--summary-every must be positive")
 	}
 	if c.generate < 0 {
 		return c, errors.New("--generate must not be negative")
@@ -90,6 +95,7 @@ type stack struct {
 	reader   *proc
 	ingestor *proc
 	creds    *credentials
+	logs     map[string]*serviceLog // the services' log files, by service name
 }
 
 func runStack(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -212,6 +218,7 @@ func (s *stack) up(ctx context.Context) error {
 	if err := s.startServices(ctx, bins); err != nil {
 		return err
 	}
+	s.startSummary(ctx)
 	if !s.cfg.noSeed {
 		if err := s.seed(ctx, bins); err != nil {
 			return err
@@ -450,7 +457,18 @@ func (s *stack) startServices(ctx context.Context, bins binaries) error {
 		if err != nil {
 			return err
 		}
-		p, err := startProc(ctx, s.con, svc.name, nil, s.childEnv(append([]string{"DATABASE_URL=" + dsn}, svc.env...)...), bin)
+		// JSON to a file: the reader's access log takes its fast path, and
+		// the console shows what serviceLog picks from it.
+		out, err := newServiceLog(s.con, filepath.Join(s.cfg.artifacts, "logs"), svc.name)
+		if err != nil {
+			return err
+		}
+		if s.logs == nil {
+			s.logs = map[string]*serviceLog{}
+		}
+		s.logs[svc.name] = out
+		env := append([]string{"DATABASE_URL=" + dsn, "LOG_FORMAT=json"}, svc.env...)
+		p, err := startProc(ctx, out, svc.name, nil, s.childEnv(env...), bin)
 		if err != nil {
 			return err
 		}
@@ -635,6 +653,15 @@ func (s *stack) printSummary(ctx context.Context) {
 	}
 	if s.ingestor != nil {
 		line("metrics", fmt.Sprintf("http://localhost:%d/metrics (ingestor)", s.cfg.opsPort))
+	}
+	if len(s.logs) > 0 {
+		var names []string
+		for _, name := range []string{"reader", "ingestor"} {
+			if l, ok := s.logs[name]; ok {
+				names = append(names, filepath.Base(l.Path()))
+			}
+		}
+		line("logs", s.relToRoot(filepath.Join(s.cfg.artifacts, "logs"))+"/ ("+strings.Join(names, ", ")+"; the console shows warnings and a traffic summary)")
 	}
 	line("kafka", fmt.Sprintf("%s (topics %s, %s)", s.brokers, ordersTopic, dlqTopic))
 	line("postgres", redact(s.dbURL))

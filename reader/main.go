@@ -123,8 +123,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	background.Go(func() { events.Run(ctx) })
 
 	var ready atomic.Bool
+	access := accessLog(ctx, cfg, log, out)
+	// Deferred before the servers' close, so it runs after it: the last
+	// lines are written once no request is left.
+	defer access.Close()
 	srv, err := listen(ctx, cfg, log, httpapi.Deps{
-		Logger: log, AccessLog: accessLog(ctx, cfg, log, out), Orders: tiers, Summaries: tiers,
+		Logger: log, AccessLog: access, Orders: tiers, Summaries: tiers,
 		Metrics: m, Gatherer: reg, Ready: ready.Load, RedisUp: rc.Up, Web: web.Handler(),
 		RequestTimeout: cfg.RequestTimeout, Auth: authn, Audit: audit,
 	})
@@ -257,11 +261,12 @@ func setRuntime(cfg *config.Config) {
 
 // accessLog is the hand-written JSON access log, used when the logs are
 // JSON and level info is on; nil lets httpapi log requests through log.
+// Its lines are written in batches every accessLogFlush.
 func accessLog(ctx context.Context, cfg *config.Config, log *slog.Logger, w io.Writer) *httpapi.AccessLog {
 	if cfg.LogFormat != "json" || !log.Enabled(ctx, slog.LevelInfo) {
 		return nil
 	}
-	return httpapi.NewAccessLog(w, "service", "reader")
+	return httpapi.NewBufferedAccessLog(w, accessLogFlush, "service", "reader")
 }
 
 // openPostgres creates the database tier and registers its pool metrics.
@@ -449,6 +454,11 @@ func (s *servers) close() {
 // newLogger returns the JSON logger, or tint's coloured text one; NO_COLOR
 // (https://no-color.org) turns colour off, as the dev stack sets it when
 // its own output is not a terminal.
+// accessLogFlush is how late an access log line may appear: short enough
+// for a person watching the log, long enough to write thousands of lines
+// in one call under load.
+const accessLogFlush = 200 * time.Millisecond
+
 func newLogger(cfg *config.Config, getenv func(string) string, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "text" {
 		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: cfg.LogLevel, TimeFormat: time.TimeOnly, NoColor: getenv("NO_COLOR") != ""}))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -783,6 +784,54 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// TestAccessLogKeepsEveryLineAtShutdown: the access log is buffered, and
+// stopping the reader (SIGTERM cancels run's context) right after the
+// last answer still writes a line for every request.
+func TestAccessLogKeepsEveryLineAtShutdown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.vars["READER_WARM_COUNT"] = "0"
+	e.vars["READER_LOG_LEVEL"] = "info"
+	logs := &testenv.Buffer{}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs, io.Discard)
+	}()
+	base := "http://" + e.vars["READER_LISTEN_ADDR"]
+	testenv.Await(t, "ready", 30*time.Second, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	const n = 500
+	for i := range n {
+		resp, err := http.Get(fmt.Sprintf("%s/order/unknown%d", base, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	got := 0
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"path":"/order/unknown`) {
+			got++
+		}
+	}
+	if got != n {
+		t.Errorf("%d access log lines after the stop, want %d", got, n)
 	}
 }
 

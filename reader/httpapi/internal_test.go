@@ -9,8 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/testenv"
 )
 
 // TestValidUIDMatchesModel keeps the hand-written check equal to the
@@ -339,4 +344,138 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Fatalf("%q: decodes to %q, encoding/json's to %q", s, got, want)
 		}
 	})
+}
+
+// TestBufferedAccessLog: lines wait for the timer or Close, keep their
+// order, and a line written after Close appears at once.
+func TestBufferedAccessLog(t *testing.T) {
+	t.Parallel()
+	entry := func(i int) *accessEntry {
+		return &accessEntry{time: time.Now(), requestID: strconv.Itoa(i), method: "GET", path: "/order/x", status: 200}
+	}
+	ids := func(out string) []string {
+		var got []string
+		for line := range strings.Lines(out) {
+			var e struct {
+				RequestID string `json:"request_id"`
+			}
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("not a JSON line: %q: %v", line, err)
+			}
+			got = append(got, e.RequestID)
+		}
+		return got
+	}
+
+	t.Run("close writes what waits", func(t *testing.T) {
+		t.Parallel()
+		out := &testenv.Buffer{}
+		a := NewBufferedAccessLog(out, time.Hour, "service", "reader")
+		const n = 1000
+		for i := range n {
+			a.write(entry(i))
+		}
+		if len(out.String()) != 0 {
+			t.Fatalf("%d bytes written before the timer or Close", len(out.String()))
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got := ids(out.String())
+		if len(got) != n {
+			t.Fatalf("%d lines after Close, want %d", len(got), n)
+		}
+		for i, id := range got {
+			if id != strconv.Itoa(i) {
+				t.Fatalf("line %d is request %s: out of order", i, id)
+			}
+		}
+		a.write(entry(n))
+		if got := ids(out.String()); len(got) != n+1 {
+			t.Errorf("a line written after Close is not there at once: %d lines", len(got))
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	})
+	t.Run("the timer writes", func(t *testing.T) {
+		t.Parallel()
+		out := &testenv.Buffer{}
+		a := NewBufferedAccessLog(out, 10*time.Millisecond, "service", "reader")
+		defer a.Close()
+		a.write(entry(1))
+		testenv.Await(t, "the timer to write the line", 5*time.Second, func() bool { return len(out.String()) > 0 })
+	})
+	t.Run("a burst is written before the timer", func(t *testing.T) {
+		t.Parallel()
+		out := &testenv.Buffer{}
+		a := NewBufferedAccessLog(out, time.Hour, "service", "reader")
+		defer a.Close()
+		for i := 0; len(out.String()) == 0; i++ {
+			if i > accessLogMaxPending {
+				t.Fatal("nothing written after more than the pending limit of lines")
+			}
+			a.write(entry(i))
+		}
+	})
+	t.Run("concurrent writers lose nothing", func(t *testing.T) {
+		t.Parallel()
+		out := &testenv.Buffer{}
+		a := NewBufferedAccessLog(out, time.Millisecond, "service", "reader")
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 2000 {
+					a.write(entry(w*10000 + i))
+				}
+			})
+		}
+		wg.Wait()
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(ids(out.String())); got != 8000 {
+			t.Errorf("%d lines, want 8000", got)
+		}
+	})
+}
+
+// BenchmarkAccessLogSink: what writing the lines costs, against io.Discard
+// (the formatting alone), to a file one write per line, and to the same
+// file buffered as the reader runs it.
+func BenchmarkAccessLogSink(b *testing.B) {
+	e := accessEntry{time: time.Now(), requestID: "0123456789ab-1", method: "GET", path: "/order/b563feb7b2b84b6test",
+		route: "/order/{order_uid}", status: 200, bytes: 700, duration: time.Millisecond, remote: "127.0.0.1:5555", xCache: "local"}
+	file := func(b *testing.B) io.Writer {
+		f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = f.Close() })
+		return f
+	}
+	for _, tc := range []struct {
+		name string
+		log  func(b *testing.B) *AccessLog
+	}{
+		{"discard", func(*testing.B) *AccessLog { return NewAccessLog(io.Discard, "service", "reader") }},
+		{"file-unbuffered", func(b *testing.B) *AccessLog { return NewAccessLog(file(b), "service", "reader") }},
+		{"file-buffered", func(b *testing.B) *AccessLog {
+			return NewBufferedAccessLog(file(b), 200*time.Millisecond, "service", "reader")
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			a := tc.log(b)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					a.write(&e)
+				}
+			})
+			b.StopTimer()
+			if err := a.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 }

@@ -57,7 +57,9 @@ lint:
 # The system benchmarks are sized by count, not time: 100,000 orders through
 # the ingestor, 200,000 through the producer, and the reader's wrk runs of
 # READER_BENCH_SECONDS each against a minimal net/http ceiling in the same
-# run. Figures land in .artifacts/bench.txt.
+# run. Figures land in .artifacts/bench.txt; the run ends with the table of
+# targets (deploy/benchtargets/targets.go), also in .artifacts/bench-targets.txt,
+# even when a benchmark failed.
 READER_BENCH_SECONDS ?= 9
 bench:
 	@scripts/ensure-services.sh --bench
@@ -67,7 +69,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime=100000x -p 1 ./ingestor ./ingestor/postgres && \
 	$(GO) test -run '^$$' -bench . -benchtime=200000x ./producer && \
 	READER_BENCH_SECONDS=$(READER_BENCH_SECONDS) $(GO) test -run '^$$' -bench . -benchtime=1x ./reader; \
-	} 2>&1 | tee .artifacts/bench.txt
+	} 2>&1 | tee .artifacts/bench.txt || status=$$?; \
+	echo; $(GO) run ./deploy/benchtargets .artifacts/bench.txt | tee .artifacts/bench-targets.txt; \
+	exit $${status:-0}
 
 # Each fuzz target in turn (scripts/fuzz.sh); the inputs they find
 # interesting are copied from Go's fuzz cache into testdata/fuzz, to commit.

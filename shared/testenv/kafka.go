@@ -60,6 +60,20 @@ func Kafka(t testing.TB) *KafkaEnv {
 	return &KafkaEnv{Brokers: strings.Join(c.ListenAddrs(), ","), Fake: c}
 }
 
+// KafkaBrokers returns a new in-process kfake cluster of n brokers, closed
+// when the test ends, whatever TEST_KAFKA_BROKERS or Docker offer: for
+// tests of replicated topics (ReplicatedTopic) and of clients that talk to
+// several brokers.
+func KafkaBrokers(t testing.TB, n int) *KafkaEnv {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(n), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatalf("testenv: kfake with %d brokers: %v", n, err)
+	}
+	t.Cleanup(c.Close)
+	return &KafkaEnv{Brokers: strings.Join(c.ListenAddrs(), ","), Fake: c}
+}
+
 // findKafka returns a shared cluster's brokers, or no brokers and why there
 // is no shared one (kfake is then used).
 func findKafka(src sources) (brokers, source string, err error) {
@@ -112,14 +126,21 @@ func newAdmin(brokers string) (*kadm.Client, error) {
 // unique so that tests sharing a broker never see each other's records.
 func (k *KafkaEnv) Topic(t testing.TB, base string, partitions int32) string {
 	t.Helper()
+	return k.ReplicatedTopic(t, base, partitions, 1)
+}
+
+// ReplicatedTopic is Topic with rf replicas of each partition (at most the
+// number of brokers).
+func (k *KafkaEnv) ReplicatedTopic(t testing.TB, base string, partitions int32, rf int16) string {
+	t.Helper()
 	name := base + "-" + randomHex(4)
-	if err := k.createTopic(name, partitions); err != nil {
+	if err := k.createTopic(name, partitions, rf); err != nil {
 		t.Fatalf("testenv: Kafka %s: create topic %s: %v", k.Brokers, name, err)
 	}
 	return name
 }
 
-func (k *KafkaEnv) createTopic(name string, partitions int32) error {
+func (k *KafkaEnv) createTopic(name string, partitions int32, rf int16) error {
 	adm, err := newAdmin(k.Brokers)
 	if err != nil {
 		return err
@@ -127,7 +148,7 @@ func (k *KafkaEnv) createTopic(name string, partitions int32) error {
 	defer adm.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
+	resp, err := adm.CreateTopic(ctx, partitions, rf, nil, name)
 	if err != nil {
 		return err
 	}

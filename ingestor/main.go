@@ -180,17 +180,12 @@ func newConsumer(cfg config.Config, log *slog.Logger, m *metrics.Metrics, props 
 	}, h)
 }
 
-// readiness returns what /readyz checks (the consumer is subscribed;
-// PostgreSQL answers and no batch write is failing) and registers the
-// ingestor_ready gauge, which evaluates the same checks.
+// readiness returns what /readyz checks (the consumer is subscribed and
+// the broker answers; PostgreSQL answers and no batch write is failing)
+// and registers the ingestor_ready gauge, which evaluates the same checks.
 func readiness(m *metrics.Metrics, consumer *kafka.Consumer, pipeline *ingest.Pipeline, store *postgres.Writer) map[string]ops.Check {
 	checks := map[string]ops.Check{
-		"kafka": func(context.Context) error {
-			if !consumer.Ready() {
-				return errors.New("not subscribed")
-			}
-			return nil
-		},
+		"kafka": func(context.Context) error { return consumer.Ready() },
 		"postgres": func(ctx context.Context) error {
 			if pipeline.DatabaseFailing() {
 				return errors.New("batch writes failing; retrying")

@@ -73,93 +73,112 @@ func (e *env) produceStream(t *testing.T, gen *ordergen.Generator, n, chunk int,
 	}
 }
 
-// PostgreSQL goes away mid-stream (the test cuts a TCP proxy in front of
-// it) and comes back: readiness drops, nothing is skipped or committed
-// ahead of the data, and every order ends up stored exactly once without a
-// restart.
+// PostgreSQL goes away mid-stream and comes back, cut (connections reset)
+// or stalled (connections held open, nothing answered, so only
+// INGESTOR_DB_TIMEOUT ends each attempt): readiness drops, nothing is
+// skipped or committed ahead of the data, and every order ends up stored
+// exactly once without a restart.
 func TestPostgresOutageMidStream(t *testing.T) {
 	t.Parallel()
-	const partitions, total = 3, 600
-	e := newEnv(t, partitions)
-	dbURL, proxy := testenv.ProxyURL(t, e.pg.URLAs("order_ingestor"))
-	cfg := e.config()
-	cfg.DatabaseURL = dbURL
-	cfg.BatchSize = 50
-	in := start(t, cfg)
+	for _, fault := range proxyFaults {
+		t.Run(fault.name, func(t *testing.T) {
+			t.Parallel()
+			const partitions, total = 3, 600
+			e := newEnv(t, partitions)
+			dbURL, proxy := testenv.ProxyURL(t, e.pg.URLAs("order_ingestor"))
+			cfg := e.config()
+			cfg.DatabaseURL = dbURL
+			cfg.BatchSize = 50
+			// Short, so that a stalled attempt ends soon. The connections in
+			// flight when the stall begins have no other bound: without this
+			// timeout their batches would wait for ever.
+			cfg.DBTimeout = time.Second
+			in := start(t, cfg)
 
-	var l ledger
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		e.produceStream(t, ordergen.New(21), total, 10, partitions, &l)
-	}()
+			var l ledger
+			produced := make(chan struct{})
+			go func() {
+				defer close(produced)
+				e.produceStream(t, ordergen.New(21), total, 10, partitions, &l)
+			}()
 
-	stored := func() int { return count(t, e.pg.Pool, `SELECT count(*) FROM orders`) }
-	eventually(t, 30*time.Second, func() string {
-		if n := stored(); n < 100 {
-			return fmt.Sprintf("%d orders stored before the outage", n)
-		}
-		return ""
-	})
-	proxy.Cut()
-	eventually(t, 20*time.Second, func() string {
-		e.checkCommitted(t, &l)
-		if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusServiceUnavailable {
-			return fmt.Sprintf("/readyz = %d during the outage, want 503", s)
-		}
-		if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
-			return fmt.Sprintf("outage gauge = %v", v)
-		}
-		return ""
-	})
-	<-produced
-	// Let the ingestor retry a few times, checking the invariant meanwhile.
-	before := metric(t, in.ops, `ingestor_retries_total{stage="db"}`)
-	eventually(t, 20*time.Second, func() string {
-		e.checkCommitted(t, &l)
-		if v := metric(t, in.ops, `ingestor_retries_total{stage="db"}`); v < before+3 {
-			return fmt.Sprintf("%v retries", v)
-		}
-		return ""
-	})
-	proxy.Restore()
+			stored := func() int { return count(t, e.pg.Pool, `SELECT count(*) FROM orders`) }
+			eventually(t, 30*time.Second, func() string {
+				if n := stored(); n < 100 {
+					return fmt.Sprintf("%d orders stored before the outage", n)
+				}
+				return ""
+			})
+			fault.inject(proxy)
+			eventually(t, 20*time.Second, func() string {
+				e.checkCommitted(t, &l)
+				if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusServiceUnavailable {
+					return fmt.Sprintf("/readyz = %d during the outage, want 503", s)
+				}
+				if v := metric(t, in.ops, `ingestor_outage{stage="db"}`); v != 1 {
+					return fmt.Sprintf("outage gauge = %v", v)
+				}
+				return ""
+			})
+			<-produced
+			// Let the ingestor retry a few times, checking the invariant meanwhile.
+			before := metric(t, in.ops, `ingestor_retries_total{stage="db"}`)
+			eventually(t, 20*time.Second, func() string {
+				e.checkCommitted(t, &l)
+				if v := metric(t, in.ops, `ingestor_retries_total{stage="db"}`); v < before+3 {
+					return fmt.Sprintf("%v retries", v)
+				}
+				return ""
+			})
+			proxy.Restore()
 
-	eventually(t, 60*time.Second, func() string {
-		e.checkCommitted(t, &l)
-		if n := stored(); n != total {
-			return fmt.Sprintf("%d of %d orders stored after the outage", n, total)
-		}
-		return ""
-	})
-	if n, want := count(t, e.pg.Pool, `SELECT count(*) FROM items`), l.items; n != want {
-		t.Errorf("%d items stored, want %d", n, want)
+			eventually(t, 60*time.Second, func() string {
+				e.checkCommitted(t, &l)
+				if n := stored(); n != total {
+					return fmt.Sprintf("%d of %d orders stored after the outage", n, total)
+				}
+				return ""
+			})
+			// Each produced order once: the set of uids is the produced one (the
+			// primary key forbids a second copy).
+			uids := make([]string, len(l.sent))
+			for i, s := range l.sent {
+				uids[i] = s.uid
+			}
+			if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders WHERE order_uid = ANY($1)`, uids); n != total || len(uids) != total {
+				t.Errorf("%d of the %d produced uids stored, want %d", n, len(uids), total)
+			}
+			if n, want := count(t, e.pg.Pool, `SELECT count(*) FROM items`), l.items; n != want {
+				t.Errorf("%d items stored, want %d", n, want)
+			}
+			eventually(t, 20*time.Second, func() string {
+				if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusOK {
+					return fmt.Sprintf("/readyz = %d after the outage", s)
+				}
+				c := e.committed(t)
+				var sum int64
+				for _, o := range c {
+					sum += o
+				}
+				if sum != total {
+					return fmt.Sprintf("committed %v (sum %d), want sum %d", c, sum, total)
+				}
+				return ""
+			})
+			if n := e.dlqCount(t); n != 0 {
+				t.Errorf("%d dead letters, want 0", n)
+			}
+			// One log line when the outage starts and one when it ends, however
+			// many retries there were.
+			logs := in.logs.String()
+			for _, msg := range []string{`"msg":"stage failing transiently`, `"msg":"stage recovered`} {
+				if n := strings.Count(logs, msg); n != 1 {
+					t.Errorf("%d log lines %s, want 1", n, msg)
+				}
+			}
+			checkNoPersonalData(t, logs, l.orders...)
+		})
 	}
-	eventually(t, 20*time.Second, func() string {
-		if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusOK {
-			return fmt.Sprintf("/readyz = %d after the outage", s)
-		}
-		c := e.committed(t)
-		var sum int64
-		for _, o := range c {
-			sum += o
-		}
-		if sum != total {
-			return fmt.Sprintf("committed %v (sum %d), want sum %d", c, sum, total)
-		}
-		return ""
-	})
-	if n := e.dlqCount(t); n != 0 {
-		t.Errorf("%d dead letters, want 0", n)
-	}
-	// One log line when the outage starts and one when it ends, however
-	// many retries there were.
-	logs := in.logs.String()
-	for _, msg := range []string{`"msg":"stage failing transiently`, `"msg":"stage recovered`} {
-		if n := strings.Count(logs, msg); n != 1 {
-			t.Errorf("%d log lines %s, want 1", n, msg)
-		}
-	}
-	checkNoPersonalData(t, logs, l.orders...)
 }
 
 // awaitPausedByDBOutage waits until in reports the database outage and has
@@ -334,49 +353,59 @@ func TestConsumerLagOfPartitionsNotConsumedYet(t *testing.T) {
 	e.wantLag(t, in, 5*time.Second, []float64{0, 0, 0}, "after the outage")
 }
 
-// A Redis that does not answer never stops ingestion: orders are stored,
-// the failures are counted.
+// A Redis that does not answer, cut or stalled, never stops ingestion:
+// orders are stored and their offsets committed (a stalled write is ended
+// by INGESTOR_REDIS_TIMEOUT), the failures are counted.
 func TestRedisOutageDoesNotStopIngestion(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, 1)
-	redisURL, proxy := testenv.ProxyURL(t, e.redis.URL)
-	proxy.Cut()
-	cfg := e.config()
-	cfg.RedisURL = redisURL
-	in := start(t, cfg)
+	for _, fault := range proxyFaults {
+		t.Run(fault.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, 1)
+			redisURL, proxy := testenv.ProxyURL(t, e.redis.URL)
+			fault.inject(proxy)
+			cfg := e.config()
+			cfg.RedisURL = redisURL
+			cfg.RedisTimeout = 200 * time.Millisecond
+			in := start(t, cfg)
 
-	gen := ordergen.New(5)
-	e.produce(t, 1, orderRecord(t, gen.Order()), orderRecord(t, gen.Order()))
-	eventually(t, 20*time.Second, func() string {
-		if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders`); n != 2 {
-			return fmt.Sprintf("%d orders stored", n)
-		}
-		if v := metric(t, in.ops, `ingestor_redis_errors_total`); v < 2 {
-			return fmt.Sprintf("redis errors = %v", v)
-		}
-		// The readers cannot be told either; that is counted too.
-		if v := metric(t, in.ops, `ingestor_events_publish_errors_total`); v < 1 {
-			return fmt.Sprintf("event publish errors = %v", v)
-		}
-		return ""
-	})
-	if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusOK {
-		t.Errorf("/readyz = %d with Redis down, want 200 (the cache is optional)", s)
+			gen := ordergen.New(5)
+			e.produce(t, 1, orderRecord(t, gen.Order()), orderRecord(t, gen.Order()))
+			eventually(t, 20*time.Second, func() string {
+				if n := count(t, e.pg.Pool, `SELECT count(*) FROM orders`); n != 2 {
+					return fmt.Sprintf("%d orders stored", n)
+				}
+				if v := metric(t, in.ops, `ingestor_redis_errors_total`); v < 2 {
+					return fmt.Sprintf("redis errors = %v", v)
+				}
+				// The readers cannot be told either; that is counted too.
+				if v := metric(t, in.ops, `ingestor_events_publish_errors_total`); v < 1 {
+					return fmt.Sprintf("event publish errors = %v", v)
+				}
+				if c := e.committed(t); c[0] != 2 {
+					return fmt.Sprintf("committed %v, want 2", c)
+				}
+				return ""
+			})
+			if s := httpStatus("http://" + in.ops + "/readyz"); s != http.StatusOK {
+				t.Errorf("/readyz = %d with Redis down, want 200 (the cache is optional)", s)
+			}
+			// Once Redis is back, new orders are cached again (after the pause
+			// that follows a failure: keep sending until one is cached).
+			proxy.Restore()
+			var keys []string
+			eventually(t, 30*time.Second, func() string {
+				o := gen.Order()
+				e.produce(t, 1, orderRecord(t, o))
+				keys = append(keys, e.redis.Prefix+"order:"+o.OrderUID)
+				time.Sleep(200 * time.Millisecond) // pacing the probes, not synchronisation
+				if n := e.redis.Client.Exists(context.Background(), keys...).Val(); n == 0 {
+					return fmt.Sprintf("none of %d orders sent after the restore is cached", len(keys))
+				}
+				return ""
+			})
+		})
 	}
-	// Once Redis is back, new orders are cached again (after the pause
-	// that follows a failure: keep sending until one is cached).
-	proxy.Restore()
-	var keys []string
-	eventually(t, 30*time.Second, func() string {
-		o := gen.Order()
-		e.produce(t, 1, orderRecord(t, o))
-		keys = append(keys, e.redis.Prefix+"order:"+o.OrderUID)
-		time.Sleep(200 * time.Millisecond) // pacing the probes, not synchronisation
-		if n := e.redis.Client.Exists(context.Background(), keys...).Val(); n == 0 {
-			return fmt.Sprintf("none of %d orders sent after the restore is cached", len(keys))
-		}
-		return ""
-	})
 }
 
 // While the dead-letter topic cannot be written, the offset of the message

@@ -139,9 +139,10 @@ func TestGracefulShutdownCommitsOffsets(t *testing.T) {
 	const partitions = 2
 	e := newEnv(t, partitions)
 	cfg := e.config()
-	// Long auto-commit interval would hide a missing final commit; the
-	// default (1s) could commit by chance, so stop right after storing.
-	cfg.KafkaProperties += ";auto.commit.interval.ms=60000"
+	// No auto-commit within the test: what is committed after the stop was
+	// committed by the shutdown (the default 1 s would commit by itself
+	// and hide a missing final commit).
+	cfg.KafkaProperties += ";auto.commit.interval.ms=3600000"
 
 	in := start(t, cfg)
 	var l ledger
@@ -153,6 +154,13 @@ func TestGracefulShutdownCommitsOffsets(t *testing.T) {
 		}
 		return ""
 	})
+	// The interval is honoured: nothing is committed while the ingestor
+	// runs, for longer than the consumer's default interval.
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) { // sampling an invariant over time
+		if c := e.committed(t); len(c) != 0 {
+			t.Fatalf("committed %v before the shutdown, with auto.commit.interval.ms=3600000", c)
+		}
+	}
 	if err := in.stop(t); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}

@@ -39,7 +39,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,10 +107,39 @@ type Consumer struct {
 	subscribed atomic.Bool
 	logsDone   chan struct{}
 	closeOnce  sync.Once
+
+	// reached is the outcome of the last broker query (see queryLag): nil
+	// until one ended, then a pointer to nil or to the query's error.
+	reached atomic.Pointer[error]
 }
 
-// NewConsumer creates the librdkafka consumer (it connects lazily).
+// reserved are the consumer settings this package relies on (see the
+// package doc), and why. Properties naming one are refused rather than
+// silently replaced.
+var reserved = map[string]string{
+	"bootstrap.servers":             "the brokers are configured on their own",
+	"group.id":                      "the group is configured on its own",
+	"partition.assignment.strategy": "the loop handles cooperative-sticky's incremental rebalances",
+	"enable.auto.offset.store":      "offsets are stored only once durable",
+	"enable.auto.commit":            "stored offsets are committed in the background",
+	"auto.offset.reset":             "the lag gauge counts from the first offset of a partition without a committed one",
+	"enable.partition.eof":          "the loop has no use for end-of-partition events",
+	"go.logs.channel.enable":        "librdkafka's logs go to the ingestor's logger",
+}
+
+// NewConsumer creates the librdkafka consumer (it connects lazily). It
+// refuses Properties that name a reserved setting.
 func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Handler) (*Consumer, error) {
+	var refused []string
+	for k := range cfg.Properties {
+		if why, ok := reserved[k]; ok {
+			refused = append(refused, fmt.Sprintf("%s (%s)", k, why))
+		}
+	}
+	if len(refused) > 0 {
+		slices.Sort(refused)
+		return nil, fmt.Errorf("kafka properties the ingestor sets itself cannot be overridden: %s", strings.Join(refused, "; "))
+	}
 	cm := ckafka.ConfigMap{}
 	for k, v := range cfg.Properties {
 		if err := cm.SetKey(k, v); err != nil {
@@ -119,9 +150,8 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 		"bootstrap.servers":             cfg.Brokers,
 		"group.id":                      cfg.Group,
 		"partition.assignment.strategy": "cooperative-sticky",
-		"enable.auto.offset.store":      false, // see the package doc
-		"enable.auto.commit":            true,  // commits *stored* offsets only
-		"auto.commit.interval.ms":       1000,
+		"enable.auto.offset.store":      false,      // see the package doc
+		"enable.auto.commit":            true,       // commits *stored* offsets only
 		"auto.offset.reset":             "earliest", // the lag gauge relies on it: see startOffset
 		"enable.partition.eof":          false,
 		"go.logs.channel.enable":        true,
@@ -132,6 +162,12 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 	}
 	if _, ok := cfg.Properties["session.timeout.ms"]; !ok {
 		_ = cm.SetKey("session.timeout.ms", 10_000) // a killed member's partitions move within seconds
+	}
+	// Only durable offsets are ever stored, so any auto-commit interval is
+	// safe (a longer one means more messages consumed again after a crash,
+	// which idempotent writes make harmless): the properties may set it.
+	if _, ok := cfg.Properties["auto.commit.interval.ms"]; !ok {
+		_ = cm.SetKey("auto.commit.interval.ms", 1000)
 	}
 	// librdkafka prefetches up to 64 MiB and fetches up to 50 MiB per
 	// request by default; a few batches ahead is all the loop needs, and
@@ -164,10 +200,22 @@ func NewConsumer(log *slog.Logger, m *metrics.Metrics, cfg ConsumerConfig, h Han
 	return cons, nil
 }
 
-// Ready reports whether the consumer is subscribed, with partitions or
+// Ready returns nil when the consumer is subscribed, with partitions or
 // waiting for them (a group with more members than partitions leaves some
-// idle, and they are still healthy).
-func (c *Consumer) Ready() bool { return c.subscribed.Load() }
+// idle, and they are still healthy), and the broker answered its last
+// query (every lag interval, see queryLag); else what is wrong.
+func (c *Consumer) Ready() error {
+	if !c.subscribed.Load() {
+		return errors.New("not subscribed")
+	}
+	switch err := c.reached.Load(); {
+	case err == nil:
+		return errors.New("no broker has answered yet")
+	case *err != nil:
+		return fmt.Errorf("broker unreachable: %w", *err)
+	}
+	return nil
+}
 
 // Run consumes until ctx is cancelled, then finishes the batches in flight
 // (within ShutdownTimeout; a prepared batch not started yet is left for

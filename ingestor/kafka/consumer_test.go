@@ -266,3 +266,50 @@ func TestRunEndsOnAFailedBatch(t *testing.T) {
 		})
 	}
 }
+
+// Properties that the consumer's offset handling relies on are refused
+// with an error naming them, never silently replaced; the rest, the
+// auto-commit interval included, are librdkafka's to apply.
+func TestConsumerRefusesReservedProperties(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		props   map[string]string
+		refused []string // named in the error; none: accepted
+	}{
+		{map[string]string{"auto.commit.interval.ms": "60000", "session.timeout.ms": "6000"}, nil},
+		{map[string]string{"enable.auto.commit": "false"}, []string{"enable.auto.commit"}},
+		{map[string]string{"enable.auto.offset.store": "true", "auto.offset.reset": "latest", "fetch.max.bytes": "1000000"},
+			[]string{"enable.auto.offset.store", "auto.offset.reset"}},
+		{map[string]string{"partition.assignment.strategy": "range"}, []string{"partition.assignment.strategy"}},
+		{map[string]string{"group.id": "other", "bootstrap.servers": "elsewhere:9092"}, []string{"group.id", "bootstrap.servers"}},
+		{map[string]string{"enable.partition.eof": "true", "go.logs.channel.enable": "false"}, []string{"enable.partition.eof", "go.logs.channel.enable"}},
+	}
+	for _, tc := range tests {
+		c, err := NewConsumer(slog.New(slog.DiscardHandler), metrics.New(), ConsumerConfig{
+			Brokers: "127.0.0.1:1", Topic: "t", Group: "g", BatchSize: 10, Properties: tc.props,
+		}, preparer())
+		if len(tc.refused) == 0 {
+			if err != nil {
+				t.Errorf("%v: %v, want accepted", tc.props, err)
+				continue
+			}
+			if err := c.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+			continue
+		}
+		if err == nil {
+			_ = c.Close()
+			t.Errorf("%v accepted, want refused", tc.props)
+			continue
+		}
+		for _, k := range tc.refused {
+			if !strings.Contains(err.Error(), k) {
+				t.Errorf("%v: error %q does not name %s", tc.props, err, k)
+			}
+		}
+		if strings.Contains(err.Error(), "fetch.max.bytes") {
+			t.Errorf("error %q names an allowed property", err)
+		}
+	}
+}

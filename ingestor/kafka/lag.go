@@ -59,7 +59,10 @@ type lagQueries struct {
 
 // lagReport is what one query learnt from the broker.
 type lagReport struct {
-	high map[int32]int64 // high watermark per partition
+	// reached is nil when the broker answered, else why it did not; no
+	// watermark is asked when it did not.
+	reached error
+	high    map[int32]int64 // high watermark per partition
 	// start is where consumption will start, for the partitions that had
 	// no position when the query began.
 	start map[int32]int64
@@ -94,10 +97,13 @@ func (c *Consumer) refreshLag(ctx context.Context) {
 	select {
 	case r := <-c.lag.done:
 		c.lag.running = false
+		c.reached.Store(&r.reached)
 		c.setLag(r)
 	default:
 	}
-	if c.lag.running || len(c.assigned) == 0 || time.Now().Before(c.lag.next) {
+	// The query runs with no partition assigned too: it is how readiness
+	// learns that the broker answers.
+	if c.lag.running || time.Now().Before(c.lag.next) {
 		return
 	}
 	c.lag.running = true
@@ -120,17 +126,25 @@ func (c *Consumer) refreshLag(ctx context.Context) {
 	c.lag.wg.Go(func() { c.lag.done <- c.queryLag(ctx, parts, unpositioned) })
 }
 
-// queryLag asks the partitions' leaders for their watermarks and, for the
-// unpositioned partitions, the group coordinator for their committed
-// offsets. It runs off the loop goroutine: rd_kafka_query_watermark_offsets
-// and rd_kafka_committed each wait on a reply queue of their own (the
+// queryLag asks a broker for the topic's metadata (whether one answers is
+// what readiness reports; when none does, the round ends there rather than
+// wait out every partition's timeout), then the partitions' leaders for
+// their watermarks and, for the unpositioned partitions, the group
+// coordinator for their committed offsets. It runs off the loop goroutine:
+// rd_kafka_metadata, rd_kafka_query_watermark_offsets and
+// rd_kafka_committed each wait on a reply queue of their own (the
 // requests are served by librdkafka's own threads) and touch no state of
-// the loop's; neither serves the consumer queue, so no rebalance callback
+// the loop's; none serves the consumer queue, so no rebalance callback
 // or message is ever delivered here (confluent-kafka-go documents the
 // client as safe for concurrent use). A partition whose query fails is
 // left out; its gauge waits for the next round.
 func (c *Consumer) queryLag(ctx context.Context, parts, unpositioned []int32) lagReport {
 	r := lagReport{high: make(map[int32]int64, len(parts)), start: make(map[int32]int64, len(unpositioned))}
+	if _, err := c.c.GetMetadata(&c.cfg.Topic, false, int(lagQueryTimeout.Milliseconds())); err != nil {
+		c.log.Debug("query metadata", "err", err)
+		r.reached = err
+		return r
+	}
 	lows := make(map[int32]int64, len(unpositioned))
 	for _, p := range parts {
 		if ctx.Err() != nil {

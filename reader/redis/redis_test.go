@@ -45,57 +45,76 @@ func TestGetSetMany(t *testing.T) {
 	}
 }
 
-// TestCircuit: a cut Redis is skipped without waiting, and used again
-// after it is back.
+// TestCircuit: a Redis that fails, cut (errors at once) or stalled
+// (nothing answers: each command waits for its timeout), opens the
+// circuit; while it is open lookups are skipped without reaching Redis
+// (the proxy sees no connection and no command, and the lookups do not
+// wait for the timeout), and after Redis is back it is used again.
 func TestCircuit(t *testing.T) {
 	t.Parallel()
-	rd := testenv.Redis(t)
-	redisURL, proxy := testenv.ProxyURL(t, rd.URL)
-	c, err := redis.New(redis.Options{URL: redisURL, Prefix: rd.Prefix,
-		TTL: time.Minute, Timeout: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	if err := rd.Client.Set(ctx, rd.Prefix+"order:x", `{"x":1}`, time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Get(ctx, "x"); err != nil {
-		t.Fatal(err)
-	}
+	for _, fault := range []struct {
+		name   string
+		inject func(*testenv.Proxy)
+	}{
+		{"cut", (*testenv.Proxy).Cut},
+		{"stall", (*testenv.Proxy).Stall},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			t.Parallel()
+			rd := testenv.Redis(t)
+			redisURL, proxy := testenv.ProxyURL(t, rd.URL)
+			const timeout = 300 * time.Millisecond
+			c, err := redis.New(redis.Options{URL: redisURL, Prefix: rd.Prefix, TTL: time.Minute, Timeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if err := rd.Client.Set(ctx, rd.Prefix+"order:x", `{"x":1}`, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Get(ctx, "x"); err != nil {
+				t.Fatal(err)
+			}
 
-	proxy.Cut()
-	if _, err := c.Get(ctx, "x"); err == nil || errors.Is(err, cache.ErrSkipped) {
-		t.Fatalf("first Get after the cut: %v, want a Redis error", err)
-	}
-	if c.Up() {
-		t.Fatal("circuit still closed after a failure")
-	}
-	start := time.Now()
-	for range 100 {
-		if _, err := c.Get(ctx, "x"); !errors.Is(err, cache.ErrSkipped) && err == nil {
-			t.Fatal("Get succeeded through a cut proxy")
-		}
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("100 lookups with Redis down took %v: the circuit does not skip", d)
-	}
+			fault.inject(proxy)
+			if _, err := c.Get(ctx, "x"); err == nil || errors.Is(err, cache.ErrSkipped) {
+				t.Fatalf("first Get after the fault: %v, want a Redis error", err)
+			}
+			if c.Up() {
+				t.Fatal("circuit still closed after a failure")
+			}
+			// The circuit's first pause is 100 ms: 100 lookups take far less,
+			// but a machine that stalls the loop may let one probe through.
+			before := proxy.Stats()
+			start := time.Now()
+			tried := 0
+			for i := range 100 {
+				_, err := c.Get(ctx, "x")
+				if !errors.Is(err, cache.ErrSkipped) {
+					tried++
+				}
+				if tried > 1 {
+					t.Fatalf("lookup %d reached Redis (%v): %d of %d not skipped while the circuit is open", i, err, tried, i+1)
+				}
+			}
+			if d := time.Since(start); d > timeout+time.Second {
+				t.Errorf("100 lookups with the circuit open took %v: they waited for Redis", d)
+			}
+			after := proxy.Stats()
+			if conns, cmds := after.Accepted-before.Accepted, after.Chunks-before.Chunks; conns > int64(tried) || cmds > int64(2*tried) {
+				t.Errorf("%d connections and %d writes reached Redis during 100 lookups with the circuit open (%d probes)", conns, cmds, tried)
+			}
 
-	proxy.Restore()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		b, err := c.Get(ctx, "x")
-		if err == nil && string(b) == `{"x":1}` {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Redis not used again after restore: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !c.Up() {
-		t.Fatal("circuit still open after a success")
+			proxy.Restore()
+			testenv.Await(t, "Redis used again after the restore", 15*time.Second, func() bool {
+				b, err := c.Get(ctx, "x")
+				return err == nil && string(b) == `{"x":1}`
+			})
+			if !c.Up() {
+				t.Fatal("circuit still open after a success")
+			}
+		})
 	}
 }
 

@@ -42,6 +42,16 @@
 // concurrent test processes build it only once. Copying it is much faster
 // than running the migrations for every test.
 //
+// # Faults
+//
+// Outages are injected between the code under test and a server, never by
+// stopping a shared server: ProxyURL (or NewProxy) puts a Proxy in front
+// of a PostgreSQL or Redis URL, which the test cuts (connections reset),
+// stalls (connections held open, nothing forwarded either way), delays or
+// restores while connections are open. KafkaBehindProxy does the same for a
+// kfake broker, which advertises the proxy's address so that clients
+// routed by metadata go through it too.
+//
 // # Process cleanup
 //
 // Throwaway servers and containers are shared by all tests of a process.

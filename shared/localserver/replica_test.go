@@ -87,7 +87,7 @@ func TestReplica(t *testing.T) {
 	mustExec(rc, "SELECT pg_wal_replay_pause()")
 	mustExec(pc, "INSERT INTO t VALUES (3)")
 	var lsn string
-	if err := pc.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+	if err := pc.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 		t.Fatal(err)
 	}
 	err = probe.Wait(ctx, 30*time.Second, func(context.Context) error {

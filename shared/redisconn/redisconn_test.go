@@ -160,7 +160,7 @@ func TestPromotedReplicaIsUsedAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitReplicated(ctx, t, lost.Addr)
+	rc.AwaitReplicated(t)
 	lost.Kill()
 	if err := c.Get(ctx, key).Err(); err == nil {
 		t.Fatal("GET answered by a killed master")
@@ -174,17 +174,6 @@ func TestPromotedReplicaIsUsedAtOnce(t *testing.T) {
 	t.Logf("served again %v after the kill", time.Since(start))
 	if now := redisconn.Node(ctx, c, key); now == lost.Addr || now == "" {
 		t.Fatalf("Node still routes to the killed master %s: %q", lost.Addr, now)
-	}
-}
-
-// waitReplicated waits until the master at addr has its writes on a
-// replica (WAIT).
-func waitReplicated(ctx context.Context, t *testing.T, addr string) {
-	t.Helper()
-	mc := redis.NewClient(&redis.Options{Addr: addr})
-	defer mc.Close()
-	if n, err := mc.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n < 1 {
-		t.Fatalf("WAIT 1 on %s = %d, %v", addr, n, err)
 	}
 }
 

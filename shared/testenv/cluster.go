@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -63,4 +64,21 @@ func RedisCluster(t testing.TB, replicas int) *RedisClusterEnv {
 	cc := redis.NewClusterClient(opts)
 	t.Cleanup(func() { _ = cc.Close() })
 	return &RedisClusterEnv{URL: c.URL, Client: cc, Prefix: "t" + randomHex(6) + ":", Cluster: c}
+}
+
+// AwaitReplicated waits until every master's writes so far are on its
+// replicas (WAIT on each master), so that a replica taking over holds
+// them. It is for clusters started with replicas.
+func (e *RedisClusterEnv) AwaitReplicated(t testing.TB) {
+	t.Helper()
+	err := e.Client.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+		n, err := m.Wait(ctx, 1, 10*time.Second).Result()
+		if err == nil && n < 1 {
+			err = fmt.Errorf("%s: no replica acknowledged", m.Options().Addr)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("testenv: AwaitReplicated: %v", err)
+	}
 }

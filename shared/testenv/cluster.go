@@ -17,7 +17,8 @@ type RedisClusterEnv struct {
 	// URL names every node in go-redis's ParseClusterURL form
 	// (redis://h1:p1?addr=h2:p2&...), as the services take a cluster.
 	URL string
-	// Client is a cluster client of URL, closed at cleanup.
+	// Client is a cluster client of URL, closed at cleanup. It reloads
+	// the slot map when it is older than 100 ms, so it follows failovers.
 	Client *redis.ClusterClient
 	// Prefix ("t<hex>:") is for the code under test, as RedisEnv's: keys
 	// under it spread over every slot.
@@ -61,6 +62,10 @@ func RedisCluster(t testing.TB, replicas int) *RedisClusterEnv {
 	if err != nil {
 		t.Fatalf("testenv: RedisCluster: %v", err)
 	}
+	// Reloaded whenever older than this: the test's own client sees a
+	// replica that took over within a command or two, as the services'
+	// clients do (they reload after a failure).
+	opts.ClusterStateReloadInterval = 100 * time.Millisecond
 	cc := redis.NewClusterClient(opts)
 	t.Cleanup(func() { _ = cc.Close() })
 	return &RedisClusterEnv{URL: c.URL, Client: cc, Prefix: "t" + randomHex(6) + ":", Cluster: c}

@@ -38,7 +38,7 @@ type Config struct {
 	DBLoaders      int           `split_words:"true" default:"2" desc:"lookup queries run at once, each on its own connection; the cache misses queued meanwhile share the next query (1..DB_MAX_CONNS)"`
 	DBQueryTimeout time.Duration `split_words:"true" default:"3s" desc:"limit of one database load; a load shared by several requests runs to this limit even if its first caller gives up"`
 
-	RedisURL       string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL of the shared order cache"`
+	RedisURL       string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL of the shared order cache: one server, or a Redis Cluster naming several nodes (redis://host1:7001?addr=host2:7002&addr=host3:7003)"`
 	RedisKeyPrefix string        `split_words:"true" default:"" desc:"prefix of Redis keys (<prefix>order:<order_uid>)"`
 	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"TTL of orders the reader writes to Redis"`
 	RedisTimeout   time.Duration `split_words:"true" default:"100ms" desc:"limit of one Redis command; Redis is a cache, a slow one is skipped"`

@@ -105,7 +105,13 @@ func (b *Breaker) Done(node, key string, err error) {
 	c := b.circuits[node]
 	if err == nil {
 		if c == nil {
+			others := len(b.circuits) > 0
 			b.mu.Unlock()
+			if others {
+				// A node answers while another's circuit is open: maybe
+				// in its place (it took over the other's slots).
+				b.forgetObsolete()
+			}
 			return
 		}
 		delete(b.circuits, node)

@@ -163,7 +163,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, m *metr
 }
 
 // openCache builds the Redis client and the pipeline's cache on it.
-func openCache(cfg config.Config) (*goredis.Client, *redis.Cache, error) {
+func openCache(cfg config.Config) (goredis.UniversalClient, *redis.Cache, error) {
 	rc, err := redis.NewClient(cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return nil, nil, err

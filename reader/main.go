@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 
-	store, err := openPostgres(ctx, cfg, reg, m)
+	store, err := openPostgres(ctx, cfg, log, reg, m)
 	if err != nil {
 		return err
 	}
@@ -270,10 +270,12 @@ func accessLog(ctx context.Context, cfg *config.Config, log *slog.Logger, w io.W
 }
 
 // openPostgres creates the database tier and registers its pool metrics.
-func openPostgres(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, m *metrics.Metrics) (*postgres.Store, error) {
+func openPostgres(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, m *metrics.Metrics) (*postgres.Store, error) {
 	store, err := postgres.Open(ctx, postgres.Options{
-		URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns, Loaders: cfg.DBLoaders,
+		URL: cfg.DatabaseURL, ReplicaURLs: cfg.DatabaseReplicaURLS, MaxConns: cfg.DBMaxConns, Loaders: cfg.DBLoaders,
 		Latency: m.DBQueryDuration, BatchSize: m.DBLookupBatch,
+		Replica: postgres.ReplicaMetrics{Lookups: m.DBTargetLookups, Rechecks: m.DBReplicaRechecks, Up: m.DBReplicaUp},
+		Logger:  log.With("component", "postgres"),
 	})
 	if err != nil {
 		return nil, err

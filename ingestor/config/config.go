@@ -46,7 +46,7 @@ type Config struct {
 	DatabaseURL string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL (role order_ingestor)"`
 	DBMaxConns  int32         `split_words:"true" default:"4" desc:"PostgreSQL connection pool size"`
 	DBTimeout   time.Duration `split_words:"true" default:"30s" desc:"time limit of one batch transaction attempt"`
-	RedisURL    string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL (redis://host:6379/0)"`
+	RedisURL    string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL: one server (redis://host:6379/0, rediss://), or a Redis Cluster naming several nodes (redis://host1:7001?addr=host2:7002&addr=host3:7003)"`
 	// RedisKeyPrefix is INGESTOR_REDIS_KEY_PREFIX, named like the reader's
 	// READER_REDIS_KEY_PREFIX.
 	RedisKeyPrefix string        `split_words:"true" default:"" desc:"prefix of the cache keys: <prefix>order:<order_uid>"`

@@ -493,8 +493,10 @@ var cachePause = retry.Policy{Initial: 5 * time.Second, Max: 5 * time.Second}
 
 // setCache writes the stored orders to the cache. Failures are logged once
 // per state change and counted; they never fail the batch. After a failure
-// the cache is left alone for cachePause (the skipped orders are counted as
-// errors too: the reader falls back to PostgreSQL for them).
+// of every entry the cache is left alone for cachePause (the skipped orders
+// are counted as errors too: the reader falls back to PostgreSQL for them).
+// A partial failure pauses nothing: the rest of the cache answered (one
+// master of a Redis Cluster down, say), and the Cache skips what fails.
 func (p *Pipeline) setCache(ctx context.Context, entries []CacheEntry) {
 	if len(entries) == 0 {
 		return
@@ -516,7 +518,9 @@ func (p *Pipeline) setCache(ctx context.Context, entries []CacheEntry) {
 				"failed", failed, "err", err)
 		}
 		p.cacheFailing = true
-		p.cacheSkipUntil = p.now().Add(p.cachePauses.NextBackOff())
+		if failed >= len(entries) {
+			p.cacheSkipUntil = p.now().Add(p.cachePauses.NextBackOff())
+		}
 		return
 	}
 	if p.cacheFailing {

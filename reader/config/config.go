@@ -33,12 +33,16 @@ type Config struct {
 	ListenAddr string `split_words:"true" default:":8080" desc:"HTTP listen address (API, web UI, Swagger, /healthz, /readyz)"`
 	OpsAddr    string `split_words:"true" default:":9102" desc:"ops listen address: /metrics, /debug/pprof/, /healthz, /readyz; keep it private"`
 
-	DatabaseURL    string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL of the read-only role order_reader"`
-	DBMaxConns     int32         `split_words:"true" default:"16" desc:"PostgreSQL pool size"`
-	DBLoaders      int           `split_words:"true" default:"2" desc:"lookup queries run at once, each on its own connection; the cache misses queued meanwhile share the next query (1..DB_MAX_CONNS)"`
-	DBQueryTimeout time.Duration `split_words:"true" default:"3s" desc:"limit of one database load; a load shared by several requests runs to this limit even if its first caller gives up"`
+	DatabaseURL string `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL of the read-only role order_reader"`
+	// DatabaseReplicaURLS is spelt so that envconfig names it
+	// DATABASE_REPLICA_URLS ("URLs" would split into UR_LS). It has no
+	// unprefixed fallback: only the reader reads replicas.
+	DatabaseReplicaURLS []string      `split_words:"true" desc:"PostgreSQL URLs of read replicas (streaming standbys of DATABASE_URL), comma-separated: lookups by order_uid go to them in turn, and what a lagging replica does not hold is asked of the primary; empty: the primary serves everything"`
+	DBMaxConns          int32         `split_words:"true" default:"16" desc:"PostgreSQL pool size (of the primary, and of each replica)"`
+	DBLoaders           int           `split_words:"true" default:"2" desc:"lookup queries run at once, each on its own connection; the cache misses queued meanwhile share the next query (1..DB_MAX_CONNS)"`
+	DBQueryTimeout      time.Duration `split_words:"true" default:"3s" desc:"limit of one database load; a load shared by several requests runs to this limit even if its first caller gives up"`
 
-	RedisURL       string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL of the shared order cache"`
+	RedisURL       string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL of the shared order cache: one server, or a Redis Cluster naming several nodes (redis://host1:7001?addr=host2:7002&addr=host3:7003)"`
 	RedisKeyPrefix string        `split_words:"true" default:"" desc:"prefix of Redis keys (<prefix>order:<order_uid>)"`
 	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"TTL of orders the reader writes to Redis"`
 	RedisTimeout   time.Duration `split_words:"true" default:"100ms" desc:"limit of one Redis command; Redis is a cache, a slow one is skipped"`
@@ -97,6 +101,11 @@ func (c *Config) Validate(p *envconf.Problems) {
 		p.Add("OPS_ADDR", "is also %s; the ops port must be its own", p.Name("LISTEN_ADDR"))
 	}
 	p.Check("DATABASE_URL", envconf.URL(c.DatabaseURL, "postgres", "postgresql"))
+	for i, u := range c.DatabaseReplicaURLS {
+		if err := envconf.URL(u, "postgres", "postgresql"); err != nil {
+			p.Add("DATABASE_REPLICA_URLS", "entry %d: %v", i+1, err)
+		}
+	}
 	p.Check("REDIS_URL", envconf.URL(c.RedisURL, "redis", "rediss", "unix"))
 	p.Check("DB_MAX_CONNS", envconf.Range(c.DBMaxConns, 1, 1000))
 	if c.DBLoaders < 1 || c.DBLoaders > int(c.DBMaxConns) {

@@ -55,7 +55,7 @@ func TestDefaults(t *testing.T) {
 		APIKeysFile: minimal["READER_API_KEYS_FILE"], JWTMinRefreshInterval: time.Minute,
 		RateLimit: 100, RateBurst: 200, AuthFailureLimit: 20, AuditLog: "stderr",
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
 }
@@ -84,6 +84,14 @@ func TestLoad(t *testing.T) {
 		{"redis socket", with(map[string]string{"REDIS_URL": "unix:///run/redis/redis.sock"}),
 			func(c *config.Config) bool { return c.RedisURL == "unix:///run/redis/redis.sock" }, nil},
 		{"bad redis scheme", with(map[string]string{"READER_REDIS_URL": "http://cache"}), nil, []string{"READER_REDIS_URL: scheme must be redis, rediss or unix"}},
+		{"replicas", with(map[string]string{"READER_DATABASE_REPLICA_URLS": "postgres://order_reader@r1/orders,postgres://order_reader@r2/orders"}),
+			func(c *config.Config) bool {
+				return reflect.DeepEqual(c.DatabaseReplicaURLS, []string{"postgres://order_reader@r1/orders", "postgres://order_reader@r2/orders"})
+			}, nil},
+		{"no unprefixed replicas", with(map[string]string{"DATABASE_REPLICA_URLS": "postgres://r1/orders"}),
+			func(c *config.Config) bool { return len(c.DatabaseReplicaURLS) == 0 }, nil},
+		{"bad replica", with(map[string]string{"READER_DATABASE_REPLICA_URLS": "postgres://r1/orders,mysql://u:s3cret@r2"}), nil,
+			[]string{"READER_DATABASE_REPLICA_URLS: entry 2: scheme must be postgres or postgresql"}},
 		{"bad log format", with(map[string]string{"LOG_FORMAT": "xml"}), nil, []string{"LOG_FORMAT"}},
 		{"bad log level", with(map[string]string{"READER_LOG_LEVEL": "loud"}), nil, []string{"LOG_LEVEL"}},
 		{"zero timeout", with(map[string]string{"READER_READ_TIMEOUT": "0s"}), nil, []string{"READER_READ_TIMEOUT: must be positive"}},

@@ -23,6 +23,12 @@ type Metrics struct {
 	// DBLookupBatch is the orders asked for per lookup query (concurrent
 	// misses share one query).
 	DBLookupBatch prometheus.Histogram
+	// DBTargetLookups, DBReplicaRechecks and DBReplicaUp describe the
+	// read replicas; they are used (and exported) only when the reader
+	// has replicas.
+	DBTargetLookups   *prometheus.CounterVec
+	DBReplicaRechecks *prometheus.CounterVec
+	DBReplicaUp       *prometheus.GaugeVec
 	// SingleflightShared counts lookups that joined a load already under way
 	// (not counting the lookup that started it).
 	SingleflightShared prometheus.Counter
@@ -75,6 +81,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Orders asked for per PostgreSQL lookup query (concurrent cache misses share one query).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 		}),
+		DBTargetLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reader_db_target_lookups_total",
+			Help: "Orders looked up in PostgreSQL by target (primary, replica1, ...) and result (found, not_found, error); only with read replicas.",
+		}, []string{"target", "result"}),
+		DBReplicaRechecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reader_db_replica_rechecks_total",
+			Help: "Orders a read replica did not hold, asked of the primary, by result: found (the replica lagged) or not_found.",
+		}, []string{"result"}),
+		DBReplicaUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reader_db_replica_up",
+			Help: "1 while a read replica is used for lookups, 0 while it is skipped after failures.",
+		}, []string{"target"}),
 		SingleflightShared: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "reader_singleflight_shared_total",
 			Help: "Lookups that waited for a load of the same order already under way.",
@@ -112,7 +130,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.Invalidations.WithLabelValues(kind)
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.CacheLookups, m.DBQueryDuration,
-		m.DBLookupBatch, m.SingleflightShared, m.RedisUp, m.WarmupOrders, m.WarmupDuration, m.PIIReads,
+		m.DBLookupBatch, m.DBTargetLookups, m.DBReplicaRechecks, m.DBReplicaUp, m.SingleflightShared, m.RedisUp,
+		m.WarmupOrders, m.WarmupDuration, m.PIIReads,
 		m.InvalidationSubscribed, m.Invalidations, m.InvalidationResyncs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.RedisUp.Set(1)

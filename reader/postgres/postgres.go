@@ -7,7 +7,9 @@
 // model.Order.Canonical, so that the bytes equal what the ingestor wrote to
 // Redis. (An earlier design had PostgreSQL build the JSON document with
 // json_build_object; decoding that JSON again was a third of the reader's
-// CPU per uncached request.) Concurrent lookups share queries (see Get).
+// CPU per uncached request.) Concurrent lookups share queries (see Get),
+// and go to read replicas when there are any, with the primary answering
+// what a lagging replica does not hold yet (see replicas.go).
 // pgx caches the prepared statements per connection.
 package postgres
 
@@ -15,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -118,6 +121,8 @@ type Store struct {
 	batches  prometheus.Observer
 	maxBatch int
 
+	replicas *replicas // nil without read replicas (see replicas.go)
+
 	gets    chan getRequest
 	stop    chan struct{} // closed by Close: loaders fail what is queued and exit
 	loaders sync.WaitGroup
@@ -127,8 +132,12 @@ type Store struct {
 
 // Options configure a Store.
 type Options struct {
-	URL      string
-	MaxConns int32
+	URL string
+	// ReplicaURLs are read replicas of URL's database (streaming
+	// standbys), for the lookups by order_uid (see replicas.go); each gets
+	// a pool of MaxConns.
+	ReplicaURLs []string
+	MaxConns    int32
 	// Loaders is how many lookup queries run at once, each on its own
 	// connection (default and at most MaxConns).
 	Loaders int
@@ -138,6 +147,11 @@ type Options struct {
 	Latency *prometheus.HistogramVec
 	// BatchSize observes the orders asked for per lookup query; may be nil.
 	BatchSize prometheus.Observer
+	// Replica counts the lookups per target; used only with ReplicaURLs.
+	Replica ReplicaMetrics
+	// Logger receives a line when a replica fails and when it is back;
+	// nil discards them.
+	Logger *slog.Logger
 }
 
 // Stat reports the connection pool's use (for the pool metrics).
@@ -150,17 +164,31 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
-	if o.MaxConns > 0 {
-		cfg.MaxConns = o.MaxConns
+	configure := func(cfg *pgxpool.Config) {
+		if o.MaxConns > 0 {
+			cfg.MaxConns = o.MaxConns
+		}
+		// A dead server must fail requests quickly (503, or the primary
+		// for a replica), not hang them.
+		if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 2*time.Second {
+			cfg.ConnConfig.ConnectTimeout = 2 * time.Second
+		}
+		cfg.ConnConfig.RuntimeParams["application_name"] = "reader"
 	}
-	// A dead server must fail requests quickly (503), not hang them.
-	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 2*time.Second {
-		cfg.ConnConfig.ConnectTimeout = 2 * time.Second
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "reader"
+	configure(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
+	}
+	var rs *replicas
+	if len(o.ReplicaURLs) > 0 {
+		if o.Logger == nil {
+			o.Logger = slog.New(slog.DiscardHandler)
+		}
+		if rs, err = openReplicas(ctx, o.ReplicaURLs, configure, o.Replica, o.Logger); err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	if o.Loaders <= 0 || o.Loaders > int(cfg.MaxConns) {
 		o.Loaders = int(cfg.MaxConns)
@@ -168,7 +196,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 64
 	}
-	s := &Store{pool: pool, latency: o.Latency, batches: o.BatchSize, maxBatch: o.MaxBatch,
+	s := &Store{pool: pool, replicas: rs, latency: o.Latency, batches: o.BatchSize, maxBatch: o.MaxBatch,
 		gets: make(chan getRequest, getQueue), stop: make(chan struct{}), done: make(chan struct{})}
 	for range o.Loaders {
 		s.loaders.Go(s.serveGets)
@@ -184,6 +212,9 @@ func (s *Store) Close() {
 		s.loaders.Wait()
 		close(s.done)
 		s.pool.Close()
+		if s.replicas != nil {
+			s.replicas.close()
+		}
 	})
 }
 
@@ -315,20 +346,21 @@ func (s *Store) getBatch(batch []getRequest) {
 	found, err := s.getMany(ctx, uids)
 	for _, r := range live {
 		switch body, ok := found[r.uid]; {
+		case ok: // found, even if others could not be looked up
+			r.reply <- getResult{body: body}
 		case err != nil:
 			r.reply <- getResult{err: err}
-		case ok:
-			r.reply <- getResult{body: body}
 		default:
 			r.reply <- getResult{err: cache.ErrNotFound}
 		}
 	}
 }
 
-// getMany returns the canonical JSON of the orders of uids that exist.
-func (s *Store) getMany(ctx context.Context, uids []string) (map[string][]byte, error) {
+// query returns the canonical JSON of the orders of uids that pool's
+// database holds.
+func (s *Store) query(ctx context.Context, pool *pgxpool.Pool, uids []string) (map[string][]byte, error) {
 	defer s.observe("get", time.Now())
-	rows, err := s.pool.Query(ctx, getQuery, uids)
+	rows, err := pool.Query(ctx, getQuery, uids)
 	if err != nil {
 		return nil, err
 	}

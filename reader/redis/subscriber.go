@@ -38,7 +38,7 @@ type SubscriberOptions struct {
 // subscription, the first included, begins with Invalidator.Resync: what
 // was announced while it was not listening is lost.
 type Subscriber struct {
-	client     *goredis.Client
+	client     goredis.UniversalClient
 	channel    string
 	to         cache.Invalidator
 	log        *slog.Logger

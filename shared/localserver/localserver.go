@@ -154,6 +154,18 @@ func (s *Server) Stop() time.Duration {
 	return time.Since(start)
 }
 
+// Kill ends the server at once with SIGKILL, as a crash or a lost machine
+// would, and waits for the process to exit. Its directory stays until
+// Stop.
+func (s *Server) Kill() {
+	select {
+	case <-s.done:
+	default:
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
 // exited returns an error when the process has ended, with its last output.
 func (s *Server) exited() error {
 	select {
@@ -199,9 +211,20 @@ func StartPostgres(ctx context.Context, bin string, opts Options) (*Server, erro
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("initdb: %w: %s", err, out))
 	}
-	addr, err := listenAddr(ctx, opts.Port)
+	srv, err := runPostgres(ctx, bin, cred, opts, data)
 	if err != nil {
 		return fail(err)
+	}
+	return srv, nil
+}
+
+// runPostgres runs the server on the cluster in data, durability off, and
+// waits until it answers. A failed start stops the server; the caller
+// removes opts.Dir.
+func runPostgres(ctx context.Context, bin string, cred *syscall.Credential, opts Options, data string) (*Server, error) {
+	addr, err := listenAddr(ctx, opts.Port)
+	if err != nil {
+		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	args := append([]string{"-D", data, "-p", port, "-k", opts.Dir,
@@ -212,7 +235,7 @@ func StartPostgres(ctx context.Context, bin string, opts Options) (*Server, erro
 	}
 	srv, err := start(ctx, "postgres", cred, opts, filepath.Join(bin, "postgres"), args...)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	srv.Addr = addr
 	srv.URL = "postgres://postgres@" + addr + "/postgres?sslmode=disable"

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/orderservice/orders/reader/cache"
@@ -71,7 +72,8 @@ func encodeCursor(k cache.Key, f cache.Filter) string {
 // decodeCursor returns the key s resumes after, if s is a cursor of the
 // list of f.
 func decodeCursor(s string, f cache.Filter) (cache.Key, error) {
-	if len(s) > maxCursorLen {
+	// The decoder skips line breaks; a cursor has one spelling.
+	if len(s) > maxCursorLen || strings.ContainsAny(s, "\r\n") {
 		return cache.Key{}, errCursorMalformed
 	}
 	b, err := cursorEncoding.DecodeString(s)

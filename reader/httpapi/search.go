@@ -180,6 +180,7 @@ func parseSearch(raw string) (searchRequest, *paramError) {
 	if !f.CreatedFrom.IsZero() && !f.CreatedTo.IsZero() && f.CreatedFrom.After(f.CreatedTo) {
 		return searchRequest{}, &paramError{paramCreatedFrom, "created_from must not be after created_to"}
 	}
+	f.CreatedFrom, f.CreatedTo = ceilMicro(f.CreatedFrom), ceilMicro(f.CreatedTo)
 	if _, ok := given[paramCursor]; ok {
 		after, err := decodeCursor(cursor, *f)
 		if err != nil {
@@ -232,8 +233,7 @@ func currencyCode(v string) bool {
 	return len(v) == 3 && strings.IndexFunc(v, func(r rune) bool { return r < 'A' || r > 'Z' }) < 0
 }
 
-// date parses an RFC 3339 date-time and rounds it up to a whole
-// microsecond (see parseSearch).
+// date parses an RFC 3339 date-time.
 func date(param, v string) (time.Time, *paramError) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
@@ -244,9 +244,15 @@ func date(param, v string) (time.Time, *paramError) {
 		}
 		return time.Time{}, &paramError{param, detail}
 	}
-	t = t.UTC()
+	return t.UTC(), nil
+}
+
+// ceilMicro rounds t up to a whole microsecond, the precision of
+// PostgreSQL's timestamptz: for a date d stored in whole microseconds,
+// d >= t exactly when d >= ceilMicro(t), and d < t when d < ceilMicro(t).
+func ceilMicro(t time.Time) time.Time {
 	if r := t.Truncate(time.Microsecond); !r.Equal(t) {
-		t = r.Add(time.Microsecond)
+		return r.Add(time.Microsecond)
 	}
-	return t, nil
+	return t
 }

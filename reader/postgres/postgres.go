@@ -420,7 +420,7 @@ func (s *Store) Search(ctx context.Context, q cache.Query) ([]cache.Summary, err
 
 // searchQuery builds the SQL of q and its arguments. Only the conditions
 // of the set filters are written, so that the planner sees each
-// combination as it is (a "$1 = '' OR ..." condition would hide which
+// combination as it is (a "$1 IS NULL OR ..." condition would hide which
 // index applies); pgx prepares each of the few dozen texts once per
 // connection.
 func searchQuery(q cache.Query) (string, []any) {

@@ -51,9 +51,15 @@ func newClient(t *testing.T, pg *testenv.PG, rd *testenv.RedisEnv) *client {
 	return &client{newStack(t, pg.URLAs("order_reader"), rd, keys), authtest.Bearer(keys.Read)}
 }
 
-// fetch sends method path (with its query) to c and returns the response
+// answer is a response, read.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+}
+
+// fetch sends method path (with its query) to c and returns the answer
 // and its body.
-func fetch(t *testing.T, c *client, method, path string) (*http.Response, []byte) {
+func fetch(t *testing.T, c *client, method, path string) (answer, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, c.srv.URL+path, nil)
 	if err != nil {
@@ -69,7 +75,7 @@ func fetch(t *testing.T, c *client, method, path string) (*http.Response, []byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, body
+	return answer{resp.StatusCode, resp.Header}, body
 }
 
 // getPage GETs a page of /orders and fails the test unless it is a 200.

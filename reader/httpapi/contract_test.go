@@ -245,6 +245,7 @@ func TestContract(t *testing.T) {
 		{"orders cursor of other filters", up, get(up, "GET", "/orders?customer_id=x&cursor="+cursor), 400, false, false, nil},
 		{"orders head bad cursor", up, get(up, "HEAD", "/orders?cursor=x"), 400, false, false, nil},
 		{"orders db down", down, get(down, "GET", "/orders"), 503, false, false, nil},
+		{"orders head db down", down, get(down, "HEAD", "/orders?customer_id=x"), 503, false, false, nil},
 		// The open endpoints answer without a credential.
 		{"healthz", up, get(up, "GET", "/healthz", "Authorization", ""), 200, false, false, nil},
 		{"readyz", up, get(up, "GET", "/readyz", "Authorization", ""), 200, false, false, nil},

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-migrate/migrate/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderservice/orders/migrations"
+	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
 )
 
@@ -29,7 +33,12 @@ type schema struct {
 	tables      []string
 	constraints []string // table.constraint (CHECK, PK, FK, UNIQUE)
 	grants      []string // role:table:privilege
+	indexes     []string // table.index, valid ones only
 }
+
+// searchIndexes are the indexes of migrations 2 to 4, one each, in
+// version order (see TestIndexMigrations).
+var searchIndexes = []string{"orders.orders_track_number_idx", "orders.orders_customer_idx", "payment.payment_currency_idx"}
 
 func readSchema(t *testing.T, pool *pgxpool.Pool) schema {
 	t.Helper()
@@ -54,6 +63,12 @@ func readSchema(t *testing.T, pool *pgxpool.Pool) schema {
 		grants: strs(`SELECT grantee || ':' || table_name || ':' || privilege_type
 			FROM information_schema.role_table_grants
 			WHERE grantee IN ('order_ingestor', 'order_reader') ORDER BY 1`),
+		// An index that CREATE INDEX CONCURRENTLY failed to build stays
+		// behind INVALID: it costs writes and serves no query.
+		indexes: strs(`SELECT c.relname::text || '.' || i.relname FROM pg_index x
+			JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+			WHERE c.relnamespace = 'public'::regnamespace AND c.relname <> 'schema_migrations'
+			AND x.indisvalid ORDER BY 1`),
 	}
 }
 
@@ -95,6 +110,11 @@ func checkUp(t *testing.T, s schema) {
 	if !slices.Equal(s.grants, want) {
 		t.Errorf("grants %v, want %v", s.grants, want)
 	}
+	for _, ix := range append([]string{"orders.orders_recent_idx", "orders.orders_pkey"}, searchIndexes...) {
+		if !slices.Contains(s.indexes, ix) {
+			t.Errorf("valid index %s missing; have %v", ix, s.indexes)
+		}
+	}
 }
 
 func TestUpDownUp(t *testing.T) {
@@ -111,8 +131,9 @@ func TestUpDownUp(t *testing.T) {
 		t.Fatalf("down: %v", err)
 	}
 	down := readSchema(t, pg.Pool)
-	if len(down.tables) != 0 || len(down.constraints) != 0 || len(down.grants) != 0 {
-		t.Errorf("after down: tables %v constraints %v grants %v, want none", down.tables, down.constraints, down.grants)
+	if len(down.tables) != 0 || len(down.constraints) != 0 || len(down.grants) != 0 || len(down.indexes) != 0 {
+		t.Errorf("after down: tables %v constraints %v grants %v indexes %v, want none",
+			down.tables, down.constraints, down.grants, down.indexes)
 	}
 
 	if err := migrations.Up(pg.URL); err != nil {
@@ -120,7 +141,8 @@ func TestUpDownUp(t *testing.T) {
 	}
 	again := readSchema(t, pg.Pool)
 	checkUp(t, again)
-	if !slices.Equal(first.constraints, again.constraints) || !slices.Equal(first.grants, again.grants) {
+	if !slices.Equal(first.constraints, again.constraints) || !slices.Equal(first.grants, again.grants) ||
+		!slices.Equal(first.indexes, again.indexes) {
 		t.Errorf("second up differs from the first:\nfirst %+v\nagain %+v", first, again)
 	}
 	// Up on an up-to-date schema is a no-op, not an error.
@@ -252,5 +274,102 @@ func TestRolePrivileges(t *testing.T) {
 				t.Errorf("%s: got %v, want insufficient_privilege", tt.role, err)
 			}
 		})
+	}
+}
+
+// TestIndexMigrations applies and reverts each index migration while the
+// ingestor's kind of traffic goes on: a writer holds a transaction open
+// (as a batch in flight does) and new orders keep arriving. A plain CREATE
+// or DROP INDEX would queue behind the open transaction for its lock, and
+// every later INSERT would queue behind the index build: on a large table,
+// ingestion would stop for the whole build. CONCURRENTLY waits for the open
+// transaction too, but lets the new writes through.
+func TestIndexMigrations(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	ctx := context.Background()
+	sample := testenv.Sample(t)
+	testenv.InsertOrders(t, pg.Pool, sample)
+	if err := migrations.With(pg.URL, func(m *migrate.Migrate) error { return m.Migrate(1) }); err != nil {
+		t.Fatalf("migrate to version 1: %v", err)
+	}
+	if ix := readSchema(t, pg.Pool).indexes; slices.ContainsFunc(searchIndexes, func(s string) bool { return slices.Contains(ix, s) }) {
+		t.Fatalf("version 1 has search indexes: %v", ix)
+	}
+
+	cfg, err := pgxpool.ParseConfig(pg.URLAs("order_ingestor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A write stuck behind the index build fails instead of hanging.
+	cfg.ConnConfig.RuntimeParams["lock_timeout"] = "5s"
+	writers, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writers.Close()
+	gen := ordergen.New(41)
+
+	step := func(n int, want []string) {
+		t.Helper()
+		tx, err := pg.Pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		uid := "open" + strconv.Itoa(len(want)) + strconv.Itoa(n+1)
+		set := map[string]any{"order_uid": uid, "transaction": uid}
+		for _, table := range []string{"orders", "payment"} {
+			if err := copyRow(ctx, tx, table, sample.OrderUID, set); err != nil {
+				t.Fatalf("open write to %s: %v", table, err)
+			}
+		}
+		done := make(chan error, 1)
+		go func() { done <- migrations.With(pg.URL, func(m *migrate.Migrate) error { return m.Steps(n) }) }()
+		testenv.Await(t, "the index migration to wait for the open transaction", time.Minute, func() bool {
+			var waiting bool
+			err := pg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'
+				AND query ~ '(CREATE|DROP) INDEX')`).Scan(&waiting)
+			return err == nil && waiting
+		})
+		testenv.InsertOrders(t, writers, gen.Order()) // fails on lock_timeout if blocked
+		select {
+		case err := <-done:
+			t.Fatalf("the migration ended (%v) before the transaction it must wait for", err)
+		default:
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Steps(%d): %v", n, err)
+		}
+		var version uint
+		if err := pg.Pool.QueryRow(ctx, "SELECT version FROM schema_migrations").Scan(&version); err != nil {
+			t.Fatal(err)
+		}
+		if version != uint(1+len(want)) {
+			t.Fatalf("after Steps(%d): version %d, want %d: searchIndexes are versions 2 to %d", n, version, 1+len(want), 1+len(searchIndexes))
+		}
+		ix := readSchema(t, pg.Pool).indexes
+		for _, s := range searchIndexes {
+			if slices.Contains(ix, s) != slices.Contains(want, s) {
+				t.Fatalf("after Steps(%d): indexes %v, want the search indexes %v", n, ix, want)
+			}
+		}
+	}
+	for i := range searchIndexes {
+		step(1, searchIndexes[:i+1])
+	}
+	for i := len(searchIndexes) - 1; i >= 0; i-- {
+		step(-1, searchIndexes[:i])
+	}
+	var orders int
+	if err := pg.Pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + 2*2*len(searchIndexes); orders != want {
+		t.Errorf("%d orders stored, want %d (the sample, each open and each concurrent write)", orders, want)
 	}
 }

@@ -241,10 +241,34 @@ type benchKeys struct {
 	read, pii string
 }
 
-// benchReader starts the reader with its log and audit stream written to
-// files as in production (JSON lines; a terminal or a pipe would measure
-// the log consumer), and an API keys file.
+// benchReader starts the reader over a fresh database holding orders (see
+// benchServe).
 func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) (base, ops string, keys benchKeys) {
+	b.Helper()
+	pg := testenv.Postgres(b)
+	for i := 0; i < len(orders); i += 1000 {
+		testenv.InsertOrders(b, pg.Pool, orders[i:min(i+1000, len(orders))]...)
+	}
+	vacuumAnalyze(b, pg)
+	return benchServe(b, pg, extra)
+}
+
+// vacuumAnalyze settles freshly loaded tables: a fresh database has no
+// planner statistics and no hint bits until autovacuum runs (the first
+// read of each new row would otherwise also write it); production tables
+// are settled.
+func vacuumAnalyze(b *testing.B, pg *testenv.PG) {
+	b.Helper()
+	if _, err := pg.Pool.Exec(context.Background(), "VACUUM ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchServe runs the reader on pg and a fresh Redis key space until the
+// benchmark ends, with its log and audit stream written to files as in
+// production (JSON lines; a terminal or a pipe would measure the log
+// consumer) and an API keys file, and returns once it is ready.
+func benchServe(b *testing.B, pg *testenv.PG, extra map[string]string) (base, ops string, keys benchKeys) {
 	b.Helper()
 	read, readLine := authtest.NewKey(b, "bench-read", "1000000/1000000", auth.ScopeRead)
 	pii, piiLine := authtest.NewKey(b, "bench-pii", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
@@ -254,17 +278,7 @@ func benchReader(b *testing.B, extra map[string]string, orders []*model.Order) (
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { logFile.Close() })
-	pg := testenv.Postgres(b)
 	rd := testenv.Redis(b)
-	for i := 0; i < len(orders); i += 1000 {
-		testenv.InsertOrders(b, pg.Pool, orders[i:min(i+1000, len(orders))]...)
-	}
-	// A fresh database has no planner statistics and no hint bits until
-	// autovacuum runs (the first read of each new row would otherwise also
-	// write it); production tables are settled.
-	if _, err := pg.Pool.Exec(context.Background(), "VACUUM ANALYZE"); err != nil {
-		b.Fatal(err)
-	}
 	vars := map[string]string{
 		"READER_LISTEN_ADDR": testenv.FreeAddr(b), "READER_OPS_ADDR": testenv.FreeAddr(b),
 		"DATABASE_URL": pg.URLAs("order_reader"),

@@ -535,8 +535,8 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 	return count, nil
 }
 
-// Summaries returns the limit most recent orders, newest first. The list
-// is never cached: it changes with every ingested order.
-func (t *Tiered) Summaries(ctx context.Context, limit int) ([]Summary, error) {
-	return t.store.Summaries(ctx, limit)
+// Search returns a page of order summaries (see Store.Search). Lists are
+// never cached: they change with every ingested order.
+func (t *Tiered) Search(ctx context.Context, q Query) ([]Summary, error) {
+	return t.store.Search(ctx, q)
 }

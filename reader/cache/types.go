@@ -75,7 +75,8 @@ type Entry struct {
 	JSON []byte
 }
 
-// Summary is one line of the recent orders list (GET /orders).
+// Summary is one line of an order list (GET /orders): what identifies an
+// order and what it cost, and nothing about the person who placed it.
 type Summary struct {
 	OrderUID    string    `json:"order_uid"`
 	TrackNumber string    `json:"track_number"`
@@ -83,6 +84,39 @@ type Summary struct {
 	Amount      int64     `json:"amount"`
 	Currency    string    `json:"currency"`
 	ItemCount   int       `json:"item_count"`
+}
+
+// Key returns the summary's place in the newest-first order.
+func (s *Summary) Key() Key { return Key{DateCreated: s.DateCreated, OrderUID: s.OrderUID} }
+
+// Filter selects orders by what people look them up with. A zero field
+// does not filter; the set fields must all match.
+type Filter struct {
+	TrackNumber string // orders.track_number, exactly
+	CustomerID  string // orders.customer_id, exactly
+	Currency    string // payment.currency, exactly
+	// CreatedFrom and CreatedTo bound date_created, half-open:
+	// CreatedFrom <= date_created < CreatedTo. The zero time leaves that
+	// side open.
+	CreatedFrom, CreatedTo time.Time
+}
+
+// Key is an order's place in the newest-first order of a list:
+// date_created, then order_uid (which is unique), both descending. A page
+// resumes after the key of the previous page's last order, so orders
+// stored meanwhile neither repeat nor push others off a page, as an offset
+// would.
+type Key struct {
+	DateCreated time.Time
+	OrderUID    string
+}
+
+// Query asks for one page of a list: the orders that match Filter, newest
+// first, that come after After (nil: from the newest), at most Limit.
+type Query struct {
+	Filter
+	After *Key
+	Limit int
 }
 
 // Store is the database tier, the source of truth (package postgres).
@@ -93,8 +127,9 @@ type Store interface {
 	// Recent calls fn with pages of at most batch of the n most recent
 	// orders, newest first.
 	Recent(ctx context.Context, n, batch int, fn func([]Entry) error) error
-	// Summaries returns the limit most recent orders, newest first.
-	Summaries(ctx context.Context, limit int) ([]Summary, error)
+	// Search returns the summaries of the orders q selects, newest first:
+	// at most q.Limit, each after q.After.
+	Search(ctx context.Context, q Query) ([]Summary, error)
 }
 
 // Remote is the shared cache tier (package redis). Its errors are never

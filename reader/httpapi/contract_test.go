@@ -3,9 +3,11 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -177,6 +179,22 @@ func TestContract(t *testing.T) {
 	}
 	first.Body.Close()
 	etag := first.Header.Get("ETag")
+	// A cursor: the store holds four orders, pages of one.
+	page, err := http.DefaultClient.Do(get(up, http.MethodGet, "/orders?limit=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var firstPage struct {
+		NextCursor string `json:"next_cursor"`
+	}
+	err = json.NewDecoder(page.Body).Decode(&firstPage)
+	page.Body.Close()
+	if err != nil || firstPage.NextCursor == "" {
+		t.Fatalf("no next_cursor on the first page: %v", err)
+	}
+	cursor := url.QueryEscape(firstPage.NextCursor)
+	filters := "track_number=" + url.QueryEscape(o.TrackNumber) + "&customer_id=" + url.QueryEscape(o.CustomerID) +
+		"&currency=" + o.Payment.Currency + "&created_from=2000-01-01T00:00:00Z&created_to=2100-01-01T00:00:00%2B03:00"
 
 	read := authtest.Bearer(keys.Read)
 	cases := []struct {
@@ -212,7 +230,22 @@ func TestContract(t *testing.T) {
 		{"orders limit", up, get(up, "GET", "/orders?limit=2"), 200, false, false, nil},
 		{"orders head", up, get(up, "HEAD", "/orders?limit=2"), 200, false, false, nil},
 		{"orders bad limit", up, get(up, "GET", "/orders?limit=0"), 400, true, false, nil},
+		{"orders every filter", up, get(up, "GET", "/orders?"+filters+"&limit=5"), 200, false, false, nil},
+		{"orders with a next page", up, get(up, "GET", "/orders?limit=1"), 200, false, false, nil},
+		{"orders next page", up, get(up, "GET", "/orders?limit=2&cursor="+cursor), 200, false, false, nil},
+		{"orders head with filters", up, get(up, "HEAD", "/orders?"+filters), 200, false, false, nil},
+		{"orders unknown parameter", up, get(up, "GET", "/orders?page=2"), 400, true, false, nil},
+		{"orders parameter twice", up, get(up, "GET", "/orders?limit=1&limit=2"), 400, true, false, nil},
+		{"orders bad date", up, get(up, "GET", "/orders?created_from=2026-01-01"), 400, true, false, nil},
+		{"orders from after to", up, get(up, "GET",
+			"/orders?created_from=2026-02-01T00:00:00Z&created_to=2026-01-01T00:00:00Z"), 400, false, false, nil},
+		{"orders track number too long", up, get(up, "GET", "/orders?track_number="+strings.Repeat("x", 256)), 400, true, false, nil},
+		{"orders bad currency", up, get(up, "GET", "/orders?currency=usd"), 400, true, false, nil},
+		{"orders altered cursor", up, get(up, "GET", "/orders?cursor=B"+cursor[1:]), 400, false, false, nil},
+		{"orders cursor of other filters", up, get(up, "GET", "/orders?customer_id=x&cursor="+cursor), 400, false, false, nil},
+		{"orders head bad cursor", up, get(up, "HEAD", "/orders?cursor=x"), 400, false, false, nil},
 		{"orders db down", down, get(down, "GET", "/orders"), 503, false, false, nil},
+		{"orders head db down", down, get(down, "HEAD", "/orders?customer_id=x"), 503, false, false, nil},
 		// The open endpoints answer without a credential.
 		{"healthz", up, get(up, "GET", "/healthz", "Authorization", ""), 200, false, false, nil},
 		{"readyz", up, get(up, "GET", "/readyz", "Authorization", ""), 200, false, false, nil},

@@ -144,46 +144,6 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-const (
-	defaultLimit = 20
-	maxLimit     = 100
-)
-
-type orderList struct {
-	Orders []cache.Summary `json:"orders"`
-}
-
-// listOrders serves GET /orders?limit=N: the most recent orders, newest
-// first. It always reads the database: the list changes with every
-// ingested order.
-func listOrders(log *slog.Logger, s Summaries) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := defaultLimit
-		if v := r.URL.Query().Get("limit"); v != "" || r.URL.Query().Has("limit") {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > maxLimit {
-				writeProblem(w, r, http.StatusBadRequest, "limit must be an integer from 1 to 100")
-				return
-			}
-			limit = n
-		}
-		list, err := s.Summaries(r.Context(), limit)
-		if err != nil {
-			ctx := r.Context()
-			log.LogAttrs(ctx, slog.LevelError, "listing orders failed",
-				slog.String("request_id", requestID(w)), slog.Any("err", err))
-			w.Header()["Retry-After"] = []string{"1"}
-			writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable")
-			return
-		}
-		if list == nil {
-			list = []cache.Summary{}
-		}
-		w.Header()["Cache-Control"] = noCache
-		writeJSON(w, r, http.StatusOK, orderList{Orders: list})
-	})
-}
-
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {

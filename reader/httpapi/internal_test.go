@@ -191,6 +191,7 @@ func TestProblemJSON(t *testing.T) {
 		{Type: "about:blank", Title: "Not Found", Status: 404, Detail: "no order", Instance: "/order/x", RequestID: "r-1"},
 		{Type: "about:blank", Title: "Bad Request", Status: 400, Instance: "/order/\"<&>\\\x01\xff\u2028é"},
 		{Type: "about:blank", Title: "Internal Server Error", Status: 500},
+		{Type: "about:blank", Title: "Bad Request", Status: 400, Detail: "limit must be", Parameter: "limit"},
 	} {
 		var got, want map[string]any
 		if err := json.Unmarshal(p.appendJSON(nil), &got); err != nil {

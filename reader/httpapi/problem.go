@@ -14,11 +14,19 @@ type problem struct {
 	Detail    string `json:"detail,omitempty"`
 	Instance  string `json:"instance,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// Parameter names the query parameter a 400 is about, for clients
+	// that point their user at the field to correct.
+	Parameter string `json:"parameter,omitempty"`
 }
 
 // writeProblem answers with a problem+json body. instance is the request
 // path: it identifies this occurrence together with request_id.
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	writeProblemParam(w, r, status, "", detail)
+}
+
+// writeProblemParam is writeProblem about the query parameter param.
+func writeProblemParam(w http.ResponseWriter, r *http.Request, status int, param, detail string) {
 	p := problem{
 		Type:      "about:blank",
 		Title:     http.StatusText(status),
@@ -26,6 +34,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 		Detail:    detail,
 		Instance:  r.URL.Path,
 		RequestID: w.Header().Get("X-Request-Id"),
+		Parameter: param,
 	}
 	body := p.appendJSON(make([]byte, 0, 256))
 	h := w.Header()
@@ -49,6 +58,7 @@ func (p *problem) appendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, int64(p.Status), 10)
 	for _, f := range [...]struct{ key, value string }{
 		{`,"detail":`, p.Detail}, {`,"instance":`, p.Instance}, {`,"request_id":`, p.RequestID},
+		{`,"parameter":`, p.Parameter},
 	} {
 		if f.value != "" { // omitempty
 			b = append(b, f.key...)

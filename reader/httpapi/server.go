@@ -1,8 +1,9 @@
 // Package httpapi is the reader's HTTP API: GET /order/{order_uid}, the
-// recent orders list, the OpenAPI spec and Swagger UI, and /healthz and
-// /readyz; /metrics and pprof are on the ops port (NewOps). Every public
-// route is mapped in routes.go; handlers are maker functions; errors are
-// RFC 9457 problem details (application/problem+json).
+// order search GET /orders (search.go, cursor.go), the OpenAPI spec and
+// Swagger UI, and /healthz and /readyz; /metrics and pprof are on the ops
+// port (NewOps). Every public route is mapped in routes.go; handlers are
+// maker functions; errors are RFC 9457 problem details
+// (application/problem+json).
 //
 // The data endpoints need a bearer credential (package auth) granted
 // orders:read; an order's personal data is served unmasked only to a
@@ -31,9 +32,11 @@ type Orders interface {
 	Get(ctx context.Context, uid string) (*cache.Order, cache.Source, error)
 }
 
-// Summaries lists the most recent orders (cache.Tiered).
+// Summaries lists orders: the pages of GET /orders (cache.Tiered).
 type Summaries interface {
-	Summaries(ctx context.Context, limit int) ([]cache.Summary, error)
+	// Search returns the summaries of the orders q selects, newest first,
+	// at most q.Limit, each after q.After.
+	Search(ctx context.Context, q cache.Query) ([]cache.Summary, error)
 }
 
 // Deps are everything the API needs.

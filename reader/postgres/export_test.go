@@ -3,3 +3,6 @@ package postgres
 // Queued is how many lookups wait for a loader (for tests that must know a
 // lookup is queued before they release the loader).
 func (s *Store) Queued() int { return len(s.gets) }
+
+// SearchQuery is searchQuery, for the tests that EXPLAIN what Search sends.
+var SearchQuery = searchQuery

@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,13 +108,6 @@ func scanOrder(row pgx.Row) (*model.Order, error) {
 	}
 	return &o, nil
 }
-
-const recentSummariesQuery = `SELECT o.order_uid, o.track_number, o.date_created, p.amount, p.currency,
-	(SELECT count(*) FROM items i WHERE i.order_uid = o.order_uid)
-FROM (SELECT order_uid, track_number, date_created FROM orders
-	ORDER BY date_created DESC, order_uid DESC LIMIT $1) o
-JOIN payment p ON p.order_uid = o.order_uid
-ORDER BY o.date_created DESC, o.order_uid DESC`
 
 // Store reads orders. It never writes: the reader connects as order_reader.
 type Store struct {
@@ -428,12 +423,20 @@ func eachCanonical(rows pgx.Rows, fn func(uid string, body []byte)) error {
 	return rows.Err()
 }
 
-// Summaries returns the limit most recent orders, newest first.
-func (s *Store) Summaries(ctx context.Context, limit int) ([]cache.Summary, error) {
-	defer s.observe("summaries", time.Now())
-	rows, err := s.pool.Query(ctx, recentSummariesQuery, limit)
+// Search returns the summaries of the orders q selects, newest first (see
+// cache.Store). Each filter has an index that yields its orders in this
+// order (migrations/sql): orders_track_number_idx and orders_customer_idx
+// lead with the equality column, orders_recent_idx serves the dates alone,
+// and the planner walks one of them from the keyset and stops after
+// q.Limit rows, so that a page deep in a list costs what the first does.
+// The currency is the payment's: a common one is a filter on that walk,
+// a rare one comes from payment_currency_idx.
+func (s *Store) Search(ctx context.Context, q cache.Query) ([]cache.Summary, error) {
+	defer s.observe("search", time.Now())
+	sql, args := searchQuery(q)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("load order summaries: %w", err)
+		return nil, fmt.Errorf("search orders: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cache.Summary, error) {
 		var sm cache.Summary
@@ -442,7 +445,58 @@ func (s *Store) Summaries(ctx context.Context, limit int) ([]cache.Summary, erro
 		return sm, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load order summaries: %w", err)
+		return nil, fmt.Errorf("search orders: %w", err)
 	}
 	return out, nil
+}
+
+// searchQuery builds the SQL of q and its arguments. Only the conditions
+// of the set filters are written, so that the planner sees each
+// combination as it is (a "$1 IS NULL OR ..." condition would hide which
+// index applies); pgx prepares each of the few dozen texts once per
+// connection.
+func searchQuery(q cache.Query) (string, []any) {
+	var (
+		b    strings.Builder
+		args []any
+		and  = " WHERE "
+	)
+	cond := func(format string, values ...any) {
+		b.WriteString(and)
+		and = " AND "
+		refs := make([]any, len(values))
+		for i, v := range values {
+			args = append(args, v)
+			refs[i] = "$" + strconv.Itoa(len(args))
+		}
+		fmt.Fprintf(&b, format, refs...)
+	}
+	b.WriteString(`SELECT o.order_uid, o.track_number, o.date_created, p.amount, p.currency,
+	(SELECT count(*) FROM items i WHERE i.order_uid = o.order_uid)
+FROM orders o JOIN payment p ON p.order_uid = o.order_uid`)
+	f := q.Filter
+	if f.TrackNumber != "" {
+		cond("o.track_number = %s", f.TrackNumber)
+	}
+	if f.CustomerID != "" {
+		cond("o.customer_id = %s", f.CustomerID)
+	}
+	if f.Currency != "" {
+		cond("p.currency = %s", f.Currency)
+	}
+	if !f.CreatedFrom.IsZero() {
+		cond("o.date_created >= %s", f.CreatedFrom)
+	}
+	if !f.CreatedTo.IsZero() {
+		cond("o.date_created < %s", f.CreatedTo)
+	}
+	if q.After != nil {
+		// A row comparison, which PostgreSQL turns into one index range
+		// bound; two separate conditions (date < x OR date = x AND uid < y)
+		// would not be.
+		cond("(o.date_created, o.order_uid) < (%s, %s)", q.After.DateCreated, q.After.OrderUID)
+	}
+	args = append(args, q.Limit)
+	fmt.Fprintf(&b, "\nORDER BY o.date_created DESC, o.order_uid DESC LIMIT $%d", len(args))
+	return b.String(), args
 }

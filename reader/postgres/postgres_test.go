@@ -176,7 +176,7 @@ func TestGetAfterClose(t *testing.T) {
 	}
 }
 
-func TestRecentAndSummaries(t *testing.T) {
+func TestRecentAndSearch(t *testing.T) {
 	t.Parallel()
 	pg := testenv.Postgres(t)
 	gen := ordergen.New(22)
@@ -220,7 +220,7 @@ func TestRecentAndSummaries(t *testing.T) {
 		}
 	}
 
-	sums, err := s.Summaries(ctx, 5)
+	sums, err := s.Search(ctx, cache.Query{Limit: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

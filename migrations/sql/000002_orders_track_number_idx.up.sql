@@ -1,0 +1,12 @@
+-- Search by track number (GET /orders?track_number=), newest first: the
+-- equality column, then the keyset (date_created, order_uid) that the
+-- cursor resumes from, so that any page is one index range scan.
+--
+-- CONCURRENTLY builds the index without blocking the ingestor's INSERTs on a
+-- large table. It cannot run inside a transaction block, and golang-migrate
+-- sends a file as one simple-protocol query, which PostgreSQL runs as one
+-- implicit transaction when it holds several statements: hence one
+-- statement per file. If the build fails (the schema is then dirty and an
+-- INVALID index may be left), drop the index with DROP INDEX CONCURRENTLY
+-- IF EXISTS, force the previous version and migrate up again.
+CREATE INDEX CONCURRENTLY orders_track_number_idx ON orders (track_number, date_created DESC, order_uid DESC);

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderservice/orders/reader/auth/authtest"
+	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+// searchSet is what BenchmarkSearch stored and asks for.
+type searchSet struct {
+	tracks    []string // track numbers of stored orders, a sample
+	customers []string // customers with a few orders each, a sample
+	heavy     []string // customers with a long history (heavyOrders each)
+}
+
+const (
+	heavyCustomers = 10
+	heavyOrders    = 2000
+	// ordersPerCustomer is the mean history of the other customers.
+	ordersPerCustomer = 20
+)
+
+// loadSearchSet stores n generated orders in pg with COPY, as the
+// ingestor's writer does, in transactions of 5,000 orders while the next
+// chunk is generated. heavyCustomers customers have heavyOrders orders
+// each, spread over the generator's 30 days; the others have
+// ordersPerCustomer on average.
+func loadSearchSet(b *testing.B, pg *testenv.PG, n int) searchSet {
+	b.Helper()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 7))
+	gen := ordergen.New(77)
+	regular := max(1, n/ordersPerCustomer)
+	var set searchSet
+	for i := range heavyCustomers {
+		set.heavy = append(set.heavy, fmt.Sprintf("heavy-%02d", i))
+	}
+	chunks := make(chan []*model.Order, 2)
+	go func() {
+		defer close(chunks)
+		for done := 0; done < n; {
+			chunk := gen.Orders(min(5000, n-done))
+			for _, o := range chunk {
+				if rng.IntN(n) < heavyCustomers*heavyOrders {
+					o.CustomerID = set.heavy[rng.IntN(heavyCustomers)]
+				} else {
+					o.CustomerID = "customer-" + strconv.Itoa(rng.IntN(regular))
+				}
+			}
+			done += len(chunk)
+			chunks <- chunk
+		}
+	}()
+	seenCustomer := map[string]bool{}
+	for chunk := range chunks {
+		if err := copyOrders(ctx, pg.Pool, chunk); err != nil {
+			b.Fatalf("load orders: %v", err)
+		}
+		for i, o := range chunk {
+			if i%100 == 0 && len(set.tracks) < 10_000 {
+				set.tracks = append(set.tracks, o.TrackNumber)
+			}
+			if i%97 == 0 && strings.HasPrefix(o.CustomerID, "customer-") && !seenCustomer[o.CustomerID] && len(set.customers) < 10_000 {
+				seenCustomer[o.CustomerID] = true
+				set.customers = append(set.customers, o.CustomerID)
+			}
+		}
+	}
+	return set
+}
+
+// copyOrders stores orders in one transaction, a COPY per table.
+func copyOrders(ctx context.Context, pool *pgxpool.Pool, orders []*model.Order) error {
+	var ords, dels, pays, items [][]any
+	for _, o := range orders {
+		canonical, err := o.Canonical()
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(canonical)
+		ords = append(ords, []any{o.OrderUID, o.TrackNumber, o.Entry, o.Locale, o.InternalSignature, o.CustomerID,
+			o.DeliveryService, o.ShardKey, o.SmID, o.DateCreated, o.OofShard, sum[:]})
+		d := o.Delivery
+		dels = append(dels, []any{o.OrderUID, d.Name, d.Phone, d.Zip, d.City, d.Address, d.Region, d.Email})
+		p := o.Payment
+		pays = append(pays, []any{o.OrderUID, p.Transaction, p.RequestID, p.Currency, p.Provider, p.Amount,
+			p.PaymentDT, p.Bank, p.DeliveryCost, p.GoodsTotal, p.CustomFee})
+		for i, it := range o.Items {
+			items = append(items, []any{o.OrderUID, i, it.ChrtID, it.TrackNumber, it.Price, it.RID, it.Name,
+				it.Sale, it.Size, it.TotalPrice, it.NmID, it.Brand, it.Status})
+		}
+	}
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, c := range []struct {
+			table string
+			cols  []string
+			rows  [][]any
+		}{
+			{"orders", []string{"order_uid", "track_number", "entry", "locale", "internal_signature", "customer_id",
+				"delivery_service", "shardkey", "sm_id", "date_created", "oof_shard", "content_sha256"}, ords},
+			{"delivery", []string{"order_uid", "name", "phone", "zip", "city", "address", "region", "email"}, dels},
+			{"payment", []string{"order_uid", "transaction", "request_id", "currency", "provider", "amount",
+				"payment_dt", "bank", "delivery_cost", "goods_total", "custom_fee"}, pays},
+			{"items", []string{"order_uid", "position", "chrt_id", "track_number", "price", "rid", "name",
+				"sale", "size", "total_price", "nm_id", "brand", "status"}, items},
+		} {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+				return fmt.Errorf("copy %s: %w", c.table, err)
+			}
+		}
+		return nil
+	})
+}
+
+// deepCursor pages through the first `skip` orders of path's list, 100 at
+// a time, and returns the cursor that resumes after them.
+func deepCursor(b *testing.B, base, token, path string, skip int) string {
+	b.Helper()
+	cursor := ""
+	for done := 0; done < skip; done += 100 {
+		u := base + path + "&limit=100"
+		if cursor != "" {
+			u += "&cursor=" + url.QueryEscape(cursor)
+		}
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Authorization", authtest.Bearer(token))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var page struct {
+			NextCursor *string `json:"next_cursor"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || page.NextCursor == nil {
+			b.Fatalf("GET %s: %d %v: no next page after %d orders", u, resp.StatusCode, err, done)
+		}
+		cursor = *page.NextCursor
+	}
+	return cursor
+}
+
+// BenchmarkSearch: GET /orders by track number and by customer over a large
+// table (READER_BENCH_SEARCH_ORDERS orders; make bench-search stores
+// 1,000,000), 64 connections, in rounds that alternate the cases. A first
+// page of a long customer history is measured against a page 1,900 orders
+// deep in the same histories: keyset pages cost the same wherever they
+// are. It skips unless READER_BENCH_SEARCH_ORDERS is set: loading takes
+// minutes.
+func BenchmarkSearch(b *testing.B) {
+	n, err := strconv.Atoi(os.Getenv("READER_BENCH_SEARCH_ORDERS"))
+	if err != nil || n <= 0 {
+		b.Skip("set READER_BENCH_SEARCH_ORDERS (make bench-search stores 1,000,000 orders)")
+	}
+	if n < 2*heavyCustomers*heavyOrders {
+		b.Fatalf("READER_BENCH_SEARCH_ORDERS=%d: at least %d, for the long customer histories", n, 2*heavyCustomers*heavyOrders)
+	}
+	pg := testenv.Postgres(b)
+	start := time.Now()
+	set := loadSearchSet(b, pg, n)
+	loaded := time.Since(start)
+	vacuumAnalyze(b, pg)
+	b.Logf("stored %d orders in %v (%.0f orders/s, COPY in transactions of 5,000, generation included); VACUUM ANALYZE %v",
+		n, loaded.Round(time.Second), float64(n)/loaded.Seconds(), (time.Since(start) - loaded).Round(time.Second))
+	base, _, keys := benchServe(b, pg, map[string]string{"READER_WARM_COUNT": "0"})
+
+	paths := func(param string, values []string, suffix string) []string {
+		out := make([]string, len(values))
+		for i, v := range values {
+			out[i] = "/orders?" + param + "=" + url.QueryEscape(v) + suffix
+		}
+		return out
+	}
+	var deep []string
+	for _, c := range set.heavy {
+		list := "/orders?customer_id=" + url.QueryEscape(c)
+		deep = append(deep, list+"&cursor="+url.QueryEscape(deepCursor(b, base, keys.read, list, heavyOrders-100)))
+	}
+	cases := []struct {
+		name  string
+		paths []string
+	}{
+		{"track_number", paths("track_number", set.tracks, "")},
+		{"customer_id", paths("customer_id", set.customers, "")},
+		{"customer_id long history, first page", paths("customer_id", set.heavy, "")},
+		{"customer_id long history, 1,900 deep", deep},
+	}
+	for _, c := range cases {
+		for _, p := range c.paths[:min(len(c.paths), 20)] {
+			mustGet(b, base+p, keys.read) // every path is a 200
+		}
+	}
+	for _, sql := range []string{
+		fmt.Sprintf("track_number = '%s'", set.tracks[0]),
+		fmt.Sprintf("customer_id = '%s' AND (date_created, order_uid) < (now(), '')", set.heavy[0]),
+	} {
+		var plan []string
+		rows, err := pg.Pool.Query(context.Background(), "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) SELECT order_uid FROM orders WHERE "+
+			sql+" ORDER BY date_created DESC, order_uid DESC LIMIT 21")
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("EXPLAIN %s:\n%s", sql, strings.Join(plan, "\n"))
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Log("wrk not installed: measuring with the Go client (apt-get install wrk for lower client overhead)")
+	}
+	const rounds = 3
+	d := max(time.Second, benchDuration()/rounds)
+	for b.Loop() {
+		results := make([][]loadResult, len(cases))
+		for round := range rounds {
+			for i, c := range cases {
+				r, ok := wrkLoad(b, base, keys.read, c.paths, d)
+				if !ok {
+					r = goLoad(b, base, keys.read, c.paths, d, false)
+				}
+				if r.errors > 0 {
+					b.Errorf("%s: %d errors", c.name, r.errors)
+				}
+				b.Logf("search %s round %d: %v", c.name, round+1, r)
+				results[i] = append(results[i], r)
+			}
+		}
+		for i, c := range cases {
+			m := median(results[i])
+			b.Logf("search %s (median of %d rounds): %.0f req/s, p99 %v", c.name, rounds, m.rps, m.p99.Round(10*time.Microsecond))
+			key := strings.NewReplacer(" ", "-", ",", "").Replace(c.name)
+			b.ReportMetric(m.rps, key+"-req/s")
+			b.ReportMetric(float64(m.p99.Microseconds())/1000, key+"-p99-ms")
+		}
+		b.ReportMetric(0, "ns/op")
+	}
+}

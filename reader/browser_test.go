@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -253,18 +254,29 @@ func TestBrowser(t *testing.T) {
 		tab.wantText("#status", "There is no order with UID “no-such-order-0001”")
 	})
 
-	t.Run("invalid uid is refused before any request", func(t *testing.T) {
+	t.Run("a search that cannot be a uid never reaches /order/", func(t *testing.T) {
 		tab := newTab(browserCtx, t, stack.keys.PII)
 		tab.navigate(stack.base + "/")
+		// Not uids, but they may be track numbers or customer ids: they
+		// are looked for as such, in query parameters only.
 		for _, bad := range []string{"../etc", "a b", "x/../../etc/passwd", strings.Repeat("a", 65)} {
 			tab.search(bad)
-			tab.waitState("invalid")
-			tab.wantText("#status", "That is not a valid order UID")
-			tab.wantText("#status-text", "cannot be an order UID")
+			tab.poll(fmt.Sprintf(`document.getElementById('content').dataset.state === 'not-found' &&
+				document.getElementById('status-text').textContent.includes(%q)`, "There is no order with UID “"+bad+"”"),
+				"no match for "+bad)
 		}
+		// The box takes no more than the longest of them (255), and an
+		// address with a longer one is refused in the page.
+		tab.search(strings.Repeat("b", 256))
+		tab.poll(`document.getElementById('status-text').textContent.includes('UID “'+'b'.repeat(255)+'”')`, "the search cut to 255")
+		tab.navigate(stack.base + "/?q=" + strings.Repeat("a", 256))
+		tab.waitState("invalid")
+		tab.wantText("#status", "That is not a valid order UID")
+		tab.wantText("#status-text", "at most 255")
 		// A deep link with a bad uid is refused the same way.
 		tab.navigate(stack.base + "/?uid=..%2Fetc")
 		tab.waitState("invalid")
+		tab.wantText("#status-text", "cannot be an order UID")
 
 		// Requests are seen in order: once the sentinel's request shows, any
 		// request for the bad inputs would have shown before it.
@@ -610,6 +622,492 @@ func TestBrowser(t *testing.T) {
 			})
 		}
 	})
+}
+
+// searchOrder is a copy of o with another uid, track number, customer,
+// creation time and currency: the fields GET /orders filters on.
+func searchOrder(o *model.Order, uid, track, customer string, created time.Time, currency string) *model.Order {
+	c := variant(o, uid)
+	c.TrackNumber = track
+	for i := range c.Items {
+		c.Items[i].TrackNumber = track
+	}
+	c.CustomerID = customer
+	c.DateCreated = created
+	c.Payment.Currency = currency
+	return c
+}
+
+// TestBrowserSearch drives the search: one field that is tried as an order
+// UID, a track number and a customer id, date and currency filters, paging
+// with "More", the search in the address bar, the keyboard, and axe-core.
+func TestBrowserSearch(t *testing.T) {
+	chromium := chromiumPath(t)
+	axeSource := axeCore(t)
+	stack := startReader(t)
+
+	sample := testenv.Sample(t)
+	const track, customer = "TRACK-SEARCH-7", "cust-search-1"
+	day := func(d int) time.Time { return time.Date(2024, time.January, d, 12, 0, 0, 0, time.UTC) }
+	orders := []*model.Order{sample}
+	// Three orders share a track number (each of another customer).
+	var byTrack []string // newest first
+	for i := 3; i >= 1; i-- {
+		o := searchOrder(sample, fmt.Sprintf("track-order-%d", i), track, fmt.Sprintf("track-cust-%d", i),
+			time.Date(2023, time.May, i, 9, 0, 0, 0, time.UTC), "USD")
+		orders = append(orders, o)
+		byTrack = append(byTrack, o.OrderUID)
+	}
+	// One customer has 25 orders, a day apart in January 2024: more than a
+	// page. Every fifth (the 1st, 6th, 11th, ...) is paid in euros.
+	var byCustomer []string // newest first
+	for d := 25; d >= 1; d-- {
+		currency := "USD"
+		if d%5 == 1 {
+			currency = "EUR"
+		}
+		o := searchOrder(sample, fmt.Sprintf("cust-order-%02d", d), fmt.Sprintf("CT-%02d", d), customer, day(d), currency)
+		orders = append(orders, o)
+		byCustomer = append(byCustomer, o.OrderUID)
+	}
+	stack.insert(t, orders...)
+	uidsOn := func(days ...int) []string {
+		var out []string
+		for _, d := range days {
+			out = append(out, fmt.Sprintf("cust-order-%02d", d))
+		}
+		return out
+	}
+
+	browserCtx := startBrowser(t, chromium)
+
+	t.Run("by order uid", func(t *testing.T) {
+		tab := newTab(browserCtx, t, stack.keys.PII)
+		tab.navigate(stack.base + "/")
+		tab.search(sample.OrderUID)
+		tab.waitOrder(sample.OrderUID)
+		tab.wantExactText("#order-match", "Found by order UID.")
+		// A uid that exists is never tried as anything else.
+		if got := tab.apiRequests(); !slices.Equal(got, []string{"/order/" + sample.OrderUID}) {
+			t.Errorf("API requests = %q, want only the order's", got)
+		}
+		tab.wantNoConsoleErrors()
+	})
+
+	t.Run("by track number", func(t *testing.T) {
+		tab := newTab(browserCtx, t, stack.keys.PII)
+		tab.navigate(stack.base + "/")
+		tab.search(track)
+		tab.waitResults(len(byTrack))
+		tab.wantText("#results-match", "Found by track number: “"+track+"”")
+		if got := tab.resultUIDs(); !slices.Equal(got, byTrack) {
+			t.Errorf("results = %q, want %q (newest first)", got, byTrack)
+		}
+		tab.wantExactText("#announcer", "Found by track number. 3 orders shown.")
+		tab.wantText(`#results-body tr[data-uid="track-order-3"]`, "May 3, 2023")
+		tab.wantText(`#results-body tr[data-uid="track-order-3"]`, "$1,817")
+		if got := eval[bool](tab, `document.getElementById('results-more').hidden`); !got {
+			t.Error("More is offered on the only page")
+		}
+		// Tried in order: as a uid (404), then as a track number, which
+		// matched, so never as a customer id.
+		want := []string{"/order/" + track, "/orders?track_number=" + track + "&limit=20"}
+		if got := tab.apiRequests(); !slices.Equal(got, want) {
+			t.Errorf("API requests = %q, want %q", got, want)
+		}
+		if got, want := tab.location(), stack.base+"/?q="+track; got != want {
+			t.Errorf("location = %q, want %q", got, want)
+		}
+		tab.wantNoConsoleErrors("status of 404 (Not Found)")
+	})
+
+	t.Run("by customer id, with More", func(t *testing.T) {
+		tab := newTab(browserCtx, t, stack.keys.PII)
+		tab.navigate(stack.base + "/")
+		tab.search(customer)
+		tab.waitResults(20)
+		tab.wantText("#results-match", "Found by customer id: “"+customer+"”")
+		tab.wantExactText("#announcer", "Found by customer id. 20 orders shown; more are available.")
+		if got := tab.resultUIDs(); !slices.Equal(got, byCustomer[:20]) {
+			t.Errorf("first page = %q, want %q", got, byCustomer[:20])
+		}
+		tab.do(chromedp.Click(chromedp.ID("results-more")))
+		tab.waitResults(len(byCustomer))
+		// Every order once, in order, across the pages.
+		if got := tab.resultUIDs(); !slices.Equal(got, byCustomer) {
+			t.Errorf("after More = %q, want %q", got, byCustomer)
+		}
+		tab.wantExactText("#results-more-status", "25 orders shown.")
+		if got := eval[bool](tab, `document.getElementById('results-more').hidden`); !got {
+			t.Error("More is still offered after the last page")
+		}
+		// The second page was asked with the first page's cursor and the
+		// same filter.
+		reqs := tab.apiRequests()
+		if last := reqs[len(reqs)-1]; !strings.HasPrefix(last, "/orders?customer_id="+customer+"&limit=20&cursor=") {
+			t.Errorf("More requested %q, want the customer filter and a cursor", last)
+		}
+		tab.wantNoConsoleErrors("status of 404 (Not Found)")
+	})
+
+	t.Run("date and currency filters", func(t *testing.T) {
+		cases := []struct {
+			name, q, from, to, currency string
+			want                        []string
+			wantMatch                   string
+			wantQuery                   string // of the request that matched
+		}{
+			{
+				name: "dates include both days", q: customer, from: "2024-01-10", to: "2024-01-12",
+				want: uidsOn(12, 11, 10), wantMatch: "Found by customer id",
+				wantQuery: "customer_id=" + customer + "&created_from=2024-01-10T00%3A00%3A00Z&created_to=2024-01-13T00%3A00%3A00Z&limit=20",
+			},
+			{
+				name: "currency", q: customer, currency: "eur",
+				want: uidsOn(21, 16, 11, 6, 1), wantMatch: "Found by customer id",
+				wantQuery: "customer_id=" + customer + "&currency=EUR&limit=20",
+			},
+			{
+				name: "dates and currency", q: customer, from: "2024-01-05", to: "2024-01-15", currency: "EUR",
+				want: uidsOn(11, 6), wantMatch: "Found by customer id",
+				wantQuery: "customer_id=" + customer + "&created_from=2024-01-05T00%3A00%3A00Z&created_to=2024-01-16T00%3A00%3A00Z&currency=EUR&limit=20",
+			},
+			{
+				name: "filters alone", from: "2024-01-01", to: "2024-01-31", currency: "EUR",
+				want: uidsOn(21, 16, 11, 6, 1), wantMatch: "Orders created from 2024-01-01, to 2024-01-31, in EUR",
+				wantQuery: "created_from=2024-01-01T00%3A00%3A00Z&created_to=2024-02-01T00%3A00%3A00Z&currency=EUR&limit=20",
+			},
+			{
+				name: "a track number within dates", q: track, from: "2023-05-02", to: "2023-05-31",
+				want: byTrack[:2], wantMatch: "Found by track number",
+				wantQuery: "track_number=" + track + "&created_from=2023-05-02T00%3A00%3A00Z&created_to=2023-06-01T00%3A00%3A00Z&limit=20",
+			},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				tab := newTab(browserCtx, t, stack.keys.PII)
+				tab.navigate(stack.base + "/")
+				tab.searchWith(c.q, c.from, c.to, c.currency)
+				tab.waitResults(len(c.want))
+				if got := tab.resultUIDs(); !slices.Equal(got, c.want) {
+					t.Errorf("results = %q, want %q", got, c.want)
+				}
+				tab.wantText("#results-match", c.wantMatch)
+				reqs := tab.apiRequests()
+				if last := reqs[len(reqs)-1]; last != "/orders?"+c.wantQuery {
+					t.Errorf("matching request = %q, want %q", last, "/orders?"+c.wantQuery)
+				}
+				// With a filter set, the text is never tried as a uid.
+				for _, r := range reqs {
+					if strings.HasPrefix(r, "/order/") {
+						t.Errorf("a filtered search requested %s", r)
+					}
+				}
+				loc := tab.location()
+				for k, v := range map[string]string{"from": c.from, "to": c.to, "currency": strings.ToUpper(c.currency)} {
+					if v != "" && !strings.Contains(loc, k+"="+v) {
+						t.Errorf("location %q does not hold %s=%s", loc, k, v)
+					}
+				}
+			})
+		}
+
+		t.Run("no match", func(t *testing.T) {
+			tab := newTab(browserCtx, t, stack.keys.PII)
+			tab.navigate(stack.base + "/")
+			tab.searchWith(customer, "2025-01-01", "", "")
+			tab.waitState("not-found")
+			tab.wantText("#status", "No order created from 2025-01-01 has “"+customer+"”")
+		})
+
+		bad := []struct {
+			name, from, to, currency string
+			field, want              string
+		}{
+			{"to before from", "2024-01-12", "2024-01-10", "", "to-input", "“Created to” is before “Created from”."},
+			{"currency not three letters", "", "", "E1", "currency-input", "is not a currency"},
+		}
+		for _, c := range bad {
+			t.Run(c.name, func(t *testing.T) {
+				tab := newTab(browserCtx, t, stack.keys.PII)
+				tab.navigate(stack.base + "/")
+				tab.waitRecent(1)
+				before := len(tab.apiRequests())
+				tab.searchWith(customer, c.from, c.to, c.currency)
+				tab.waitState("invalid")
+				tab.wantText("#status", c.want)
+				if got := tab.focused(); got != "input#"+c.field {
+					t.Errorf("focus = %q, want the field at fault", got)
+				}
+				if got := eval[string](tab, fmt.Sprintf(`document.getElementById(%q).getAttribute('aria-invalid')`, c.field)); got != "true" {
+					t.Errorf("aria-invalid of %s = %q", c.field, got)
+				}
+				if got := tab.apiRequests()[before:]; len(got) != 0 {
+					t.Errorf("a refused search sent %q", got)
+				}
+				if got := tab.location(); got != stack.base+"/" {
+					t.Errorf("location after a refused search = %q", got)
+				}
+			})
+		}
+	})
+
+	t.Run("reload and back and forward restore the search", func(t *testing.T) {
+		tab := newTab(browserCtx, t, stack.keys.PII)
+		tab.navigate(stack.base + "/")
+		tab.search(track)
+		tab.waitResults(len(byTrack))
+		tab.searchWith(customer, "", "", "EUR")
+		tab.waitResults(5)
+		if got, want := tab.location(), stack.base+"/?q="+customer+"&currency=EUR"; got != want {
+			t.Fatalf("location = %q, want %q", got, want)
+		}
+		// The token is never in the address.
+		if strings.Contains(tab.location(), stack.keys.PII) {
+			t.Error("the token is in the URL")
+		}
+
+		tab.history(-1)
+		tab.waitResults(len(byTrack))
+		tab.wantText("#results-match", "Found by track number")
+		if got := [2]string{tab.value("#uid-input"), tab.value("#currency-input")}; got != [2]string{track, ""} {
+			t.Errorf("form after back = %q, want the track search", got)
+		}
+		tab.history(+1)
+		tab.waitResults(5)
+		if got := [2]string{tab.value("#uid-input"), tab.value("#currency-input")}; got != [2]string{customer, "EUR"} {
+			t.Errorf("form after forward = %q, want the customer's euro search", got)
+		}
+
+		tab.do(chromedp.Reload())
+		tab.waitResults(5)
+		if got := tab.resultUIDs(); !slices.Equal(got, uidsOn(21, 16, 11, 6, 1)) {
+			t.Errorf("results after reload = %q", got)
+		}
+		if got := tab.value("#currency-input"); got != "EUR" {
+			t.Errorf("currency after reload = %q", got)
+		}
+
+		// An order opened from the results, and Back to them.
+		tab.do(chromedp.Click(chromedp.CSS(`#results-body a[data-uid="cust-order-06"]`)))
+		tab.waitOrder("cust-order-06")
+		if got := tab.focused(); got != "h2#order-title" {
+			t.Errorf("focus after opening a result = %q, want the order's heading", got)
+		}
+		tab.history(-1)
+		tab.waitResults(5)
+		tab.wantNoConsoleErrors("status of 404 (Not Found)")
+	})
+
+	t.Run("keyboard only", func(t *testing.T) {
+		tab := newTab(browserCtx, t, stack.keys.PII)
+		tab.navigate(stack.base + "/")
+		tab.waitRecent(1)
+		if got := tab.focused(); got != "input#uid-input" {
+			t.Fatalf("focus on arrival = %q, want the search box", got)
+		}
+		// The filters follow the search button in the tab order (Tab walks
+		// a date input's day, month and year on the way).
+		var order []string
+		for range 10 {
+			tab.do(chromedp.KeyEvent(kb.Tab))
+			if f := tab.focused(); len(order) == 0 || order[len(order)-1] != f {
+				order = append(order, f)
+			}
+			if tab.focused() == "input#currency-input" {
+				break
+			}
+		}
+		if want := []string{"button#search-button", "input#from-input", "input#to-input", "input#currency-input"}; !slices.Equal(order, want) {
+			t.Errorf("tab order after the search box = %q, want %q", order, want)
+		}
+		tab.do(chromedp.KeyEvent("eur"), chromedp.KeyEvent(kb.Enter))
+		tab.waitResults(5)
+		if got := tab.value("#currency-input"); got != "EUR" {
+			t.Errorf("currency = %q, want it in capitals", got)
+		}
+		tab.do(chromedp.Focus(chromedp.ID("uid-input")), chromedp.Evaluate[chromedp.Void](`document.getElementById('currency-input').value = ''`))
+		tab.do(chromedp.KeyEvent(customer), chromedp.KeyEvent(kb.Enter))
+		tab.waitResults(20)
+		// The focus moves to the results, and Tab walks their links.
+		if got := tab.focused(); got != "h2#results-heading" {
+			t.Errorf("focus after the search = %q, want the results' heading", got)
+		}
+		tab.do(chromedp.KeyEvent(kb.Tab))
+		if got := eval[string](tab, `document.activeElement.dataset.uid ?? ''`); got != byCustomer[0] {
+			t.Errorf("Tab from the heading reached %q, want the first result", got)
+		}
+		for range 40 {
+			if tab.focused() == "button#results-more" {
+				break
+			}
+			tab.do(chromedp.KeyEvent(kb.Tab))
+		}
+		if got := tab.focused(); got != "button#results-more" {
+			t.Fatalf("Tab never reached More; focus is on %q", got)
+		}
+		tab.do(chromedp.KeyEvent(kb.Enter))
+		tab.waitResults(len(byCustomer))
+		// The focus lands on the first new result.
+		if got := eval[string](tab, `document.activeElement.dataset.uid ?? ''`); got != byCustomer[20] {
+			t.Errorf("focus after More is on %q, want %q", got, byCustomer[20])
+		}
+		tab.do(chromedp.KeyEvent(kb.Enter))
+		tab.waitOrder(byCustomer[20])
+		if got := tab.focused(); got != "h2#order-title" {
+			t.Errorf("focus after Enter on a result = %q, want the order's heading", got)
+		}
+	})
+
+	t.Run("axe-core finds no violations", func(t *testing.T) {
+		views := []struct {
+			name  string
+			token string
+			open  func(tb *tab)
+		}{
+			{"start page", stack.keys.PII, func(tb *tab) { tb.navigate(stack.base + "/"); tb.waitRecent(1) }},
+			{"search results", stack.keys.PII, func(tb *tab) { tb.navigate(stack.base + "/?q=" + customer); tb.waitResults(20) }},
+			{"order", stack.keys.PII, func(tb *tab) { tb.navigate(stack.base + "/?uid=" + sample.OrderUID); tb.waitOrder(sample.OrderUID) }},
+			{"masked order", stack.keys.Read, func(tb *tab) { tb.navigate(stack.base + "/?uid=" + sample.OrderUID); tb.waitOrder(sample.OrderUID) }},
+			{"not found", stack.keys.PII, func(tb *tab) { tb.navigate(stack.base + "/?q=nothing-matches"); tb.waitState("not-found") }},
+			{"invalid filter", stack.keys.PII, func(tb *tab) { tb.navigate(stack.base + "/?q=x&currency=E1"); tb.waitState("invalid") }},
+			{"sign-in form", "", func(tb *tab) { tb.navigate(stack.base + "/"); tb.waitState("signin") }},
+		}
+		for _, v := range views {
+			t.Run(v.name, func(t *testing.T) {
+				tab := newTab(browserCtx, t, v.token)
+				v.open(tab)
+				if n := eval[int](tab, `document.querySelectorAll('h1').length`); n != 1 {
+					t.Errorf("the page has %d <h1>, want exactly one", n)
+				}
+				if got := tab.axe(axeSource); len(got) != 0 {
+					t.Errorf("axe-core violations: %s", got)
+				}
+			})
+		}
+
+		// The check can fail: without its <h1>, axe-core names the rule.
+		t.Run("a page without its h1 fails", func(t *testing.T) {
+			tab := newTab(browserCtx, t, stack.keys.PII)
+			tab.navigate(stack.base + "/")
+			tab.waitRecent(1)
+			tab.do(chromedp.Evaluate[chromedp.Void](`document.querySelector('h1').replaceWith(document.getElementById('home-link'))`))
+			got := tab.axe(axeSource)
+			if !slices.ContainsFunc(got, func(v axeViolation) bool { return v.ID == "page-has-heading-one" }) {
+				t.Errorf("axe-core violations without the <h1> = %s, want page-has-heading-one", got)
+			}
+		})
+	})
+}
+
+// axeViolation is one rule axe-core found broken, with the elements at
+// fault as CSS selectors.
+type axeViolation struct {
+	ID    string   `json:"id"`
+	Help  string   `json:"help"`
+	Nodes []string `json:"nodes"`
+}
+
+func (v axeViolation) String() string {
+	return fmt.Sprintf("%s (%s) at %q", v.ID, v.Help, v.Nodes)
+}
+
+// axe runs axe-core over the page as it is and returns its violations.
+// DevTools evaluation is not subject to the page's Content-Security-Policy,
+// so the engine is injected without loosening the policy.
+func (tb *tab) axe(source string) []axeViolation {
+	tb.t.Helper()
+	tb.do(chromedp.Evaluate[chromedp.Void](source))
+	return eval[[]axeViolation](tb, `axe.run(document, { resultTypes: ['violations'] }).then(r =>
+		r.violations.map(v => ({ id: v.id, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')) })))`,
+		chromedp.EvalAwaitPromise)
+}
+
+// axeCore returns axe.min.js of the axe-core that tools/axe pins,
+// installing it there with npm ci when it is missing or another version.
+func axeCore(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "tools", "axe")
+	var pkg struct {
+		Version         string            `json:"version"`
+		DevDependencies map[string]string `json:"devDependencies"`
+	}
+	readJSON := func(p string) error {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &pkg)
+	}
+	if err := readJSON(filepath.Join(dir, "package.json")); err != nil {
+		t.Fatalf("tools/axe/package.json: %v", err)
+	}
+	want := pkg.DevDependencies["axe-core"]
+	pkg.Version = ""
+	if err := readJSON(filepath.Join(dir, "node_modules", "axe-core", "package.json")); err != nil || pkg.Version != want {
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			t.Fatalf("axe-core %s is not installed in %s and npm is missing: apt-get install -y nodejs npm", want, dir)
+		}
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+		}
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "node_modules", "axe-core", "axe.min.js"))
+	if err != nil {
+		t.Fatalf("axe-core: %v", err)
+	}
+	return string(src)
+}
+
+// searchWith fills the search form (q and the filters; "" clears one) and
+// submits it.
+func (tb *tab) searchWith(q, from, to, currency string) {
+	tb.t.Helper()
+	// A date input takes its value as "yyyy-mm-dd" whatever the locale
+	// shows, set as a date picker does.
+	set := func(id, v string) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById(%q).value = %q`, id, v))
+	}
+	tb.do(
+		set("uid-input", q),
+		set("from-input", from),
+		set("to-input", to),
+		set("currency-input", currency),
+		chromedp.Click(chromedp.ID("search-button")),
+	)
+}
+
+// waitResults waits for the search results to show n orders.
+func (tb *tab) waitResults(n int) {
+	tb.t.Helper()
+	tb.poll(fmt.Sprintf(`document.getElementById('content').dataset.state === 'results' &&
+		document.querySelectorAll('#results-body tr').length === %d`, n), fmt.Sprintf("%d search results", n))
+}
+
+// resultUIDs lists the uids of the search results, top to bottom.
+func (tb *tab) resultUIDs() []string {
+	tb.t.Helper()
+	return eval[[]string](tb, `[...document.querySelectorAll('#results-body tr')].map(r => r.dataset.uid)`)
+}
+
+// apiRequests lists the paths and queries of the requests sent to the
+// order endpoints, in order, leaving out the recent list's.
+func (tb *tab) apiRequests() []string {
+	var out []string
+	for _, u := range tb.requests() {
+		i := strings.Index(u, "/order")
+		if i < 0 || strings.Contains(u, "/static/") {
+			continue
+		}
+		if p := u[i:]; p != "/orders?limit=20" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // chromiumPath finds the browser, or fails the test with the way to install

@@ -27,6 +27,7 @@ func TestHandler(t *testing.T) {
 		{"page with deep link", "GET", "/?uid=b563feb7b2b84b6test", 200, "text/html", `id="uid-input"`, false, true},
 		{"module", "GET", "/static/app.js", 200, "text/javascript", "import", false, true},
 		{"imported module", "GET", "/static/render.js", 200, "text/javascript", "textContent", false, true},
+		{"search module", "GET", "/static/search.js", 200, "text/javascript", "ordersQuery", false, true},
 		{"stylesheet", "GET", "/static/style.css", 200, "text/css", "prefers-color-scheme: dark", false, true},
 		{"icon", "GET", "/static/favicon.svg", 200, "image/svg+xml", "<svg", false, true},
 		{"head", "HEAD", "/", 200, "text/html", "", true, true},

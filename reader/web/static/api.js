@@ -21,6 +21,8 @@ export class ApiError extends Error {
     this.scope = extra.scope || '';
     this.retryAfter = extra.retryAfter ?? null;
     this.generation = extra.generation ?? 0;
+    // parameter: the query parameter a 400 from GET /orders names.
+    this.parameter = extra.parameter || '';
   }
 }
 
@@ -95,6 +97,7 @@ async function getJSON(url, signal) {
       scope: res.status === 403 ? scopeFrom(res, problem) : '',
       retryAfter: res.status === 429 ? retryAfterSeconds(res.headers.get('Retry-After')) : null,
       generation,
+      parameter: problem && typeof problem.parameter === 'string' ? problem.parameter : '',
     });
   }
   try {
@@ -118,4 +121,14 @@ export async function fetchOrder(uid, signal) {
 export async function fetchRecent(limit, signal) {
   const { body } = await getJSON(`/orders?limit=${encodeURIComponent(String(limit))}`, signal);
   return Array.isArray(body && body.orders) ? body.orders : [];
+}
+
+// fetchOrders returns one page of GET /orders?<query> (query built by
+// search.js) and the cursor of the next page, null on the last one.
+export async function fetchOrders(query, signal) {
+  const { body } = await getJSON(`/orders?${query}`, signal);
+  return {
+    orders: Array.isArray(body && body.orders) ? body.orders : [],
+    nextCursor: body && typeof body.next_cursor === 'string' && body.next_cursor !== '' ? body.next_cursor : null,
+  };
 }

@@ -1,20 +1,28 @@
-// The page's controller: the search form, deep links (/?uid=...), the
-// states of the order view, the recent-orders list, and signing in.
+// The page's controller: the search form, deep links (/?uid=... for an
+// order, /?q=...&from=...&to=...&currency=... for a search), the states of
+// the order view and the search results, the recent-orders list, and
+// signing in.
 //
-// The URL is the source of truth: a search pushes /?uid=<uid> onto the
+// The URL is the source of truth: a search pushes its address onto the
 // history and every view is drawn from location, so reload, back and forward
-// show what the address bar says.
+// show what the address bar says. A search whose text is an order's UID
+// ends on that order's own address (/?uid=...).
 //
 // Signing in: the page asks for a token only when the reader answers 401.
 // A reader that asks for no credential is used without one, as before; a
 // refused or expired token is forgotten and the form comes back.
 
-import { ApiError, fetchOrder, fetchRecent } from './api.js';
+import { ApiError, fetchOrder, fetchOrders, fetchRecent } from './api.js';
 import { clearToken, getToken, isPlausibleToken, setToken, tokenGeneration } from './auth.js';
 import { formatISODate, formatMoney, isValidUID } from './format.js';
 import { el, renderOrder } from './render.js';
+import {
+  FIELD_OF_PARAMETER, checkSearch, hasFilters, ordersQuery, searchFromParams, searchURL,
+} from './search.js';
 
 const RECENT_LIMIT = 20;
+// Orders per page of search results (the API's default).
+const PAGE_SIZE = 20;
 
 const $ = (id) => document.getElementById(id);
 const form = $('search-form');
@@ -35,6 +43,18 @@ const signinMessage = $('signin-message');
 const tokenInput = $('token-input');
 const tokenError = $('token-error');
 const signoutButton = $('signout-button');
+const fields = {
+  q: input,
+  from: $('from-input'),
+  to: $('to-input'),
+  currency: $('currency-input'),
+};
+const results = $('results');
+const resultsHeading = $('results-heading');
+const resultsMatch = $('results-match');
+const resultsBody = $('results-body');
+const resultsMore = $('results-more');
+const resultsMoreStatus = $('results-more-status');
 
 // Why the sign-in form is shown.
 const SIGNIN_MESSAGES = {
@@ -65,21 +85,32 @@ function setState(state, title, detail) {
   statusBox.dataset.kind = state;
   statusTitle.textContent = title;
   statusText.textContent = detail || '';
-  statusBox.hidden = state === 'order' || state === 'signin';
+  statusBox.hidden = state === 'order' || state === 'signin' || state === 'results';
   statusRetry.hidden = state !== 'unavailable' && state !== 'error' && state !== 'rate-limited';
   orderBox.hidden = state !== 'order';
   signin.hidden = state !== 'signin';
+  results.hidden = state !== 'results';
   if (state !== 'order') {
     orderBox.replaceChildren();
     delete orderBox.dataset.pii;
-    // The status box speaks for itself; the announcer is for the order.
+  }
+  if (state !== 'results') {
+    resultsBody.replaceChildren();
+    resultsMore.hidden = true;
+    resultsMoreStatus.textContent = '';
+    shown = null;
+  }
+  if (state !== 'order' && state !== 'results') {
+    // The status box speaks for itself; the announcer is for the order
+    // and the results.
     announcer.textContent = '';
   }
 }
 
 function showIdle() {
   document.title = 'Orders';
-  setState('idle', 'Look up an order', 'Type an order UID above, or pick one of the recent orders.');
+  setState('idle', 'Look up an order',
+    'Type an order UID, a track number or a customer id above, or pick one of the recent orders.');
 }
 
 function showInvalid(uid) {
@@ -149,18 +180,7 @@ async function show(uid, { focusOrder = false } = {}) {
     if (ctl.signal.aborted) {
       return;
     }
-    const masked = pii === 'masked';
-    orderBox.replaceChildren(renderOrder(order, { masked }));
-    document.title = `Order ${order.order_uid || uid} — Orders`;
-    setState('order', '', '');
-    if (pii) {
-      orderBox.dataset.pii = pii;
-    }
-    announcer.textContent = `Showing order ${order.order_uid || uid}.${masked ? ' Personal data is hidden.' : ''}`;
-    markCurrent(uid);
-    if (focusOrder) {
-      $('order-title').focus();
-    }
+    showOrder(order, pii, uid, { focusOrder });
   } catch (err) {
     if (ctl.signal.aborted || (err && err.name === 'AbortError')) {
       return;
@@ -170,6 +190,25 @@ async function show(uid, { focusOrder = false } = {}) {
     if (inflight === ctl) {
       inflight = null;
     }
+  }
+}
+
+// showOrder draws an order the reader returned. found says that a search
+// found it by its UID, which the view then says.
+function showOrder(order, pii, uid, { focusOrder = false, found = false } = {}) {
+  const masked = pii === 'masked';
+  orderBox.replaceChildren(
+    found ? el('p', { class: 'order-match', id: 'order-match' }, 'Found by order UID.') : '',
+    renderOrder(order, { masked }));
+  document.title = `Order ${order.order_uid || uid} — Orders`;
+  setState('order', '', '');
+  if (pii) {
+    orderBox.dataset.pii = pii;
+  }
+  announcer.textContent = `Showing order ${order.order_uid || uid}.${masked ? ' Personal data is hidden.' : ''}`;
+  markCurrent(uid);
+  if (focusOrder) {
+    $('order-title').focus();
   }
 }
 
@@ -236,12 +275,10 @@ signinForm.addEventListener('submit', (ev) => {
   tokenError.textContent = '';
   tokenInput.removeAttribute('aria-invalid');
   signoutButton.hidden = false;
-  const uid = uidFromLocation();
-  show(uid, { focusOrder: true });
-  loadRecent();
-  if (!uid) {
+  if (!route({ focus: true })) {
     input.focus();
   }
+  loadRecent();
 });
 
 signoutButton.addEventListener('click', () => {
@@ -266,37 +303,76 @@ function navigate(uid, opts) {
   if (window.location.pathname + window.location.search !== url) {
     window.history.pushState({ uid }, '', url);
   }
+  fillForm({ q: uid, from: '', to: '', currency: '' });
   show(uid, opts);
+}
+
+// searchFromForm reads the search the form holds.
+function searchFromForm() {
+  return {
+    q: input.value.trim(),
+    from: fields.from.value,
+    to: fields.to.value,
+    currency: fields.currency.value.trim().toUpperCase(),
+  };
+}
+
+// fillForm puts a search (or an order's uid) back into the form, so that
+// the form always shows what the view is drawn from.
+function fillForm(s) {
+  input.value = s.q;
+  fields.from.value = s.from;
+  fields.to.value = s.to;
+  fields.currency.value = s.currency;
 }
 
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
-  const uid = input.value.trim();
-  if (uid === '') {
-    input.focus();
-    setState('invalid', 'Enter an order UID', 'Type the UID of the order you are looking for.');
+  const s = searchFromForm();
+  // The form shows the search as it is sent (trimmed, the currency in
+  // capitals).
+  fillForm(s);
+  const problem = checkSearch(s);
+  if (problem) {
+    // The address bar keeps the last good view; only the message changes,
+    // and the focus goes to the field at fault.
+    abortInflight();
+    showSearchProblem(s, problem);
+    fields[problem.field].focus();
     return;
   }
-  if (!isValidUID(uid)) {
-    // The address bar keeps the last good view; only the message changes.
-    if (inflight) {
-      inflight.abort();
-      inflight = null;
-    }
-    showInvalid(uid);
-    return;
+  const url = searchURL(s);
+  if (window.location.pathname + window.location.search !== url) {
+    window.history.pushState({ search: s }, '', url);
   }
-  navigate(uid);
+  runSearch(s, { focus: true });
 });
+
+// route draws the view the address bar names and reports whether it names
+// one (an order or a search).
+function route({ focus = false } = {}) {
+  const params = new URLSearchParams(window.location.search);
+  const uid = params.get('uid');
+  if (uid !== null && uid !== '') {
+    fillForm({ q: uid, from: '', to: '', currency: '' });
+    show(uid, { focusOrder: focus });
+    return true;
+  }
+  const s = searchFromParams(params);
+  if (s) {
+    fillForm(s);
+    runSearch(s, { focus });
+    return true;
+  }
+  fillForm({ q: '', from: '', to: '', currency: '' });
+  show(null);
+  return false;
+}
 
 // Try again repeats the lookup that the address bar names.
-statusRetry.addEventListener('click', () => show(uidFromLocation()));
+statusRetry.addEventListener('click', () => route());
 
-window.addEventListener('popstate', () => {
-  const uid = uidFromLocation();
-  input.value = uid || '';
-  show(uid);
-});
+window.addEventListener('popstate', () => route());
 
 $('home-link').addEventListener('click', (ev) => {
   if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) {
@@ -306,9 +382,245 @@ $('home-link').addEventListener('click', (ev) => {
   if (window.location.search !== '') {
     window.history.pushState({}, '', '/');
   }
-  input.value = '';
+  fillForm({ q: '', from: '', to: '', currency: '' });
   show(null);
   input.focus();
+});
+
+// --- search ---
+
+// shown is the search whose results are on screen: what "More" continues.
+let shown = null;
+
+function abortInflight() {
+  if (inflight) {
+    inflight.abort();
+    inflight = null;
+  }
+}
+
+const FIELD_LABELS = {
+  q: 'The search',
+  from: '“Created from”',
+  to: '“Created to”',
+  currency: 'The currency',
+};
+
+// markInvalid flags the field at fault (null: none) for assistive
+// technology; the message itself is in the status box.
+function markInvalid(field) {
+  for (const [name, f] of Object.entries(fields)) {
+    if (name === field) {
+      f.setAttribute('aria-invalid', 'true');
+    } else {
+      f.removeAttribute('aria-invalid');
+    }
+  }
+}
+
+function showSearchProblem(s, { field, message }) {
+  document.title = 'Check the search — Orders';
+  let title = 'Check the search';
+  if (field === 'q') {
+    title = s.q === '' ? 'Enter what to look for' : 'That is not a valid order UID, track number or customer id';
+  }
+  setState('invalid', title, message);
+  markInvalid(field);
+}
+
+function describeFilters(s) {
+  const parts = [];
+  if (s.from) {
+    parts.push(`from ${s.from}`);
+  }
+  if (s.to) {
+    parts.push(`to ${s.to}`);
+  }
+  if (s.currency) {
+    parts.push(`in ${s.currency}`);
+  }
+  return parts.join(', ');
+}
+
+function showNoMatch(s) {
+  document.title = 'No orders found — Orders';
+  const filters = hasFilters(s) ? ` created ${describeFilters(s)}` : '';
+  if (s.q === '') {
+    setState('not-found', 'No orders found', `No order was created ${describeFilters(s)}.`);
+  } else if (hasFilters(s)) {
+    setState('not-found', 'No orders found',
+      `No order${filters} has “${s.q}” as its track number or customer id.`);
+  } else {
+    setState('not-found', 'Order not found',
+      `There is no order with UID “${s.q}”, and no order has it as its track number or customer id.`);
+  }
+}
+
+function count(n) {
+  return n === 1 ? '1 order' : `${n} orders`;
+}
+
+function resultRow(o) {
+  const uid = String(o.order_uid);
+  const link = el('a', { class: 'result-link', href: urlFor(uid), 'data-uid': uid }, uid);
+  link.addEventListener('click', (ev) => {
+    if (ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey || ev.button !== 0) {
+      return;
+    }
+    ev.preventDefault();
+    navigate(uid, { focusOrder: true });
+  });
+  return el('tr', { 'data-uid': uid },
+    el('th', { scope: 'row', 'data-label': 'Order UID' }, link),
+    el('td', { 'data-label': 'Track number' }, o.track_number || '—'),
+    el('td', { 'data-label': 'Created' },
+      el('time', { datetime: o.date_created }, formatISODate(o.date_created))),
+    el('td', { class: 'num', 'data-label': 'Amount' }, formatMoney(o.amount, o.currency)),
+    el('td', { 'data-label': 'Currency' }, o.currency || '—'),
+    el('td', { class: 'num', 'data-label': 'Items' }, String(o.item_count ?? '—')));
+}
+
+// moreSentence says how many results are shown and whether there are more.
+function moreSentence() {
+  return `${count(shown.count)} shown${shown.cursor ? '; more are available' : ''}.`;
+}
+
+function showResults(s, by, label, page, focus) {
+  shown = null;
+  resultsBody.replaceChildren(...page.orders.map(resultRow));
+  setState('results', '', '');
+  shown = { s, by, label, cursor: page.nextCursor, count: page.orders.length };
+  results.dataset.by = by || 'filters';
+  const filters = hasFilters(s) ? ` Created ${describeFilters(s)}.` : '';
+  resultsMatch.textContent = by ? `Found by ${label}: “${s.q}”.${filters}` : `Orders created ${describeFilters(s)}.`;
+  resultsMore.hidden = !page.nextCursor;
+  document.title = `${s.q || 'Orders'} — search — Orders`;
+  announcer.textContent = `${by ? `Found by ${label}. ` : ''}${moreSentence()}`;
+  markCurrent(null);
+  if (focus) {
+    resultsHeading.focus();
+  }
+}
+
+// runSearch draws the results of a search: its text is tried as an order
+// UID (when no filter is set: a UID names one order, which filters cannot
+// narrow), then as a track number, then as a customer id; the first that
+// matches wins and the view says which it was.
+async function runSearch(s, { focus = false } = {}) {
+  abortInflight();
+  markInvalid(null);
+  const problem = checkSearch(s);
+  if (problem) {
+    showSearchProblem(s, problem);
+    return;
+  }
+  const ctl = new AbortController();
+  inflight = ctl;
+  document.title = 'Searching — Orders';
+  const byUID = s.q !== '' && !hasFilters(s) && isValidUID(s.q);
+  let looking = 'Looking for orders.';
+  if (s.q !== '') {
+    looking = byUID ? `Looking up order “${s.q}”.` : `Looking for “${s.q}”.`;
+  }
+  setState('loading', 'Loading…', looking);
+  try {
+    if (byUID) {
+      try {
+        const { order, pii } = await fetchOrder(s.q, ctl.signal);
+        if (ctl.signal.aborted) {
+          return;
+        }
+        // The order's own address, so that reload and links show the order.
+        window.history.replaceState({ uid: s.q }, '', urlFor(s.q));
+        showOrder(order, pii, s.q, { focusOrder: focus, found: true });
+        return;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.kind === 'not-found')) {
+          throw err;
+        }
+      }
+    }
+    const tries = s.q === '' ? [[null, '']] : [['track_number', 'track number'], ['customer_id', 'customer id']];
+    for (const [by, label] of tries) {
+      const page = await fetchOrders(ordersQuery(s, by, { limit: PAGE_SIZE }), ctl.signal);
+      if (ctl.signal.aborted) {
+        return;
+      }
+      if (page.orders.length > 0) {
+        showResults(s, by, label, page, focus);
+        return;
+      }
+    }
+    showNoMatch(s);
+  } catch (err) {
+    if (ctl.signal.aborted || (err && err.name === 'AbortError')) {
+      return;
+    }
+    searchFailed(s, err instanceof ApiError ? err : new ApiError('error', 0, ''));
+  } finally {
+    if (inflight === ctl) {
+      inflight = null;
+    }
+  }
+}
+
+function searchFailed(s, err) {
+  if (err.kind === 'invalid') {
+    const field = FIELD_OF_PARAMETER[err.parameter] || 'q';
+    showSearchProblem(s, {
+      field,
+      message: `${FIELD_LABELS[field]} was refused by the order service${err.detail ? `: ${err.detail}` : '.'}`,
+    });
+    return;
+  }
+  showError(s.q, err);
+}
+
+resultsMore.addEventListener('click', async () => {
+  const cur = shown;
+  if (!cur || !cur.cursor || inflight) {
+    return;
+  }
+  const ctl = new AbortController();
+  inflight = ctl;
+  resultsMore.disabled = true;
+  results.setAttribute('aria-busy', 'true');
+  resultsMoreStatus.textContent = 'Loading more…';
+  try {
+    const page = await fetchOrders(ordersQuery(cur.s, cur.by, { limit: PAGE_SIZE, cursor: cur.cursor }), ctl.signal);
+    if (ctl.signal.aborted || shown !== cur) {
+      return;
+    }
+    const rows = page.orders.map(resultRow);
+    resultsBody.append(...rows);
+    cur.cursor = page.nextCursor;
+    cur.count += rows.length;
+    resultsMore.hidden = !cur.cursor;
+    resultsMoreStatus.textContent = moreSentence();
+    // The keyboard goes on from the first new order, not from the top.
+    if (rows.length > 0) {
+      rows[0].querySelector('a').focus();
+    } else {
+      resultsHeading.focus();
+    }
+  } catch (err) {
+    if (ctl.signal.aborted || (err && err.name === 'AbortError')) {
+      return;
+    }
+    if (err instanceof ApiError && err.kind === 'unauthorized') {
+      signInRequired(err);
+      return;
+    }
+    resultsMoreStatus.textContent = err instanceof ApiError && err.kind === 'unavailable'
+      ? 'More orders could not be loaded: the service is unavailable. Try again in a moment.'
+      : 'More orders could not be loaded. Try again.';
+  } finally {
+    resultsMore.disabled = false;
+    results.removeAttribute('aria-busy');
+    if (inflight === ctl) {
+      inflight = null;
+    }
+  }
 });
 
 // --- recent orders ---
@@ -340,7 +652,6 @@ function recentEntry(o) {
       return;
     }
     ev.preventDefault();
-    input.value = o.order_uid;
     navigate(o.order_uid, { focusOrder: true });
   });
   return el('li', null, a);
@@ -406,9 +717,7 @@ recentRefresh.addEventListener('click', () => loadRecent());
 // --- start ---
 
 signoutButton.hidden = getToken() === null;
-const initial = uidFromLocation();
-input.value = initial || '';
-show(initial);
+const initial = route();
 loadRecent();
 if (!initial) {
   input.focus();

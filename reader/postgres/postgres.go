@@ -65,12 +65,30 @@ FROM orders o JOIN delivery d ON d.order_uid = o.order_uid JOIN payment p ON p.o
 ` + itemsLateral + `
 WHERE o.order_uid = ANY($1)`
 
-// recentOrdersQuery serves the warm-up: the orders_recent_idx scan bounds it.
-const recentOrdersQuery = `SELECT ` + orderColumns + `
-FROM (SELECT * FROM orders ORDER BY date_created DESC, order_uid DESC LIMIT $1 OFFSET $2) o
+// recentOrdersQuery and recentOrdersAfter serve the warm-up, a page at a
+// time: a walk of orders_recent_idx that stops after $1 rows. Pages after
+// the first start below the last order of the previous page (a keyset):
+// the row comparison is one range bound on the index, so that the
+// thousandth page costs what the first does, where an OFFSET would read
+// and throw away every order before it (quadratic in the warm count). The
+// order_uid in the key keeps orders with equal timestamps from being
+// skipped or repeated at a page boundary, and orders ingested during the
+// warm-up do not shift the pages as they would shift an OFFSET. Two texts
+// rather than one with "$2 IS NULL OR ...", which would hide the bound
+// from the planner.
+const (
+	recentOrdersQuery = `SELECT ` + orderColumns + `
+FROM (SELECT * FROM orders ORDER BY date_created DESC, order_uid DESC LIMIT $1) o
 JOIN delivery d ON d.order_uid = o.order_uid JOIN payment p ON p.order_uid = o.order_uid
 ` + itemsLateral + `
 ORDER BY o.date_created DESC, o.order_uid DESC`
+	recentOrdersAfter = `SELECT ` + orderColumns + `
+FROM (SELECT * FROM orders WHERE (date_created, order_uid) < ($2, $3)
+	ORDER BY date_created DESC, order_uid DESC LIMIT $1) o
+JOIN delivery d ON d.order_uid = o.order_uid JOIN payment p ON p.order_uid = o.order_uid
+` + itemsLateral + `
+ORDER BY o.date_created DESC, o.order_uid DESC`
+)
 
 // scanOrder reads one row of orderColumns.
 func scanOrder(row pgx.Row) (*model.Order, error) {
@@ -367,15 +385,16 @@ func (s *Store) query(ctx context.Context, pool *pgxpool.Pool, uids []string) (m
 }
 
 // Recent returns the canonical JSON of the n most recent orders, newest
-// first, in pages of batch orders (one query each), calling fn per page so
-// that memory stays bounded whatever n is.
+// first, in pages of batch orders (one query each, see recentOrdersAfter),
+// calling fn per page so that memory stays bounded whatever n is.
 func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry) error) error {
 	if batch <= 0 {
 		batch = 500
 	}
-	for offset := 0; offset < n; offset += batch {
-		size := min(batch, n-offset)
-		page, err := s.recentPage(ctx, size, offset)
+	var after *recentKey
+	for done := 0; done < n; {
+		size := min(batch, n-done)
+		page, last, err := s.recentPage(ctx, size, after)
 		if err != nil {
 			return err
 		}
@@ -387,27 +406,56 @@ func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry)
 		if len(page) < size {
 			return nil
 		}
+		done += len(page)
+		after = &last
 	}
 	return nil
 }
 
-func (s *Store) recentPage(ctx context.Context, limit, offset int) ([]cache.Entry, error) {
+// recentKey is where a page of recent orders ended: its last order's
+// position in orders_recent_idx.
+type recentKey struct {
+	created time.Time
+	uid     string
+}
+
+// recentPage loads up to limit orders below after (from the newest when
+// after is nil) and returns them with the key of the last one.
+func (s *Store) recentPage(ctx context.Context, limit int, after *recentKey) ([]cache.Entry, recentKey, error) {
 	defer s.observe("recent_orders", time.Now())
-	rows, err := s.pool.Query(ctx, recentOrdersQuery, limit, offset)
-	if err != nil {
-		return nil, fmt.Errorf("load recent orders: %w", err)
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if after == nil {
+		rows, err = s.pool.Query(ctx, recentOrdersQuery, limit)
+	} else {
+		rows, err = s.pool.Query(ctx, recentOrdersAfter, limit, after.created, after.uid)
 	}
-	var out []cache.Entry
-	err = eachCanonical(rows, func(uid string, body []byte) { out = append(out, cache.Entry{UID: uid, JSON: body}) })
 	if err != nil {
-		return nil, fmt.Errorf("load recent orders: %w", err)
+		return nil, recentKey{}, fmt.Errorf("load recent orders: %w", err)
 	}
-	return out, nil
+	out := make([]cache.Entry, 0, limit)
+	var last recentKey
+	err = eachOrder(rows, func(o *model.Order, body []byte) {
+		out = append(out, cache.Entry{UID: o.OrderUID, JSON: body})
+		last = recentKey{created: o.DateCreated, uid: o.OrderUID}
+	})
+	if err != nil {
+		return nil, recentKey{}, fmt.Errorf("load recent orders: %w", err)
+	}
+	return out, last, nil
 }
 
 // eachCanonical scans every row of orderColumns and calls fn with the
 // order's uid and canonical JSON; it closes rows.
 func eachCanonical(rows pgx.Rows, fn func(uid string, body []byte)) error {
+	return eachOrder(rows, func(o *model.Order, body []byte) { fn(o.OrderUID, body) })
+}
+
+// eachOrder scans every row of orderColumns and calls fn with the order
+// and its canonical JSON; it closes rows.
+func eachOrder(rows pgx.Rows, fn func(o *model.Order, body []byte)) error {
 	defer rows.Close()
 	for rows.Next() {
 		o, err := scanOrder(rows)
@@ -418,7 +466,7 @@ func eachCanonical(rows pgx.Rows, fn func(uid string, body []byte)) error {
 		if err != nil {
 			return fmt.Errorf("encode: %w", err)
 		}
-		fn(o.OrderUID, body)
+		fn(o, body)
 	}
 	return rows.Err()
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/postgres"
 	"github.com/orderservice/orders/shared/model"
@@ -233,6 +235,100 @@ func TestRecentAndSearch(t *testing.T) {
 		if sm.OrderUID != first[i].UID {
 			t.Fatalf("summary %d is %s, recent order is %s", i, sm.OrderUID, first[i].UID)
 		}
+	}
+}
+
+// TestRecentKeysetPages: the warm-up's pages, at every page size, add up
+// to exactly the n most recent orders in (date_created, order_uid) order,
+// each once, when many orders share a timestamp and page boundaries fall
+// inside such a group; and orders stored while the pages are read (newer
+// ones, and one that sorts above the boundary in a group of equal
+// timestamps) neither shift the pages nor show up in them.
+func TestRecentKeysetPages(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	gen := ordergen.New(25)
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	// 31 orders in four groups of equal timestamps (one a microsecond
+	// apart from the next group) and a few alone.
+	stamps := []time.Time{base, base.Add(time.Microsecond), base.Add(time.Second), base.Add(-time.Hour)}
+	orders := gen.Orders(31)
+	for i, o := range orders {
+		if i < 28 {
+			o.DateCreated = stamps[i%len(stamps)]
+		} else {
+			o.DateCreated = base.Add(-time.Duration(i) * time.Minute)
+		}
+	}
+	testenv.InsertOrders(t, pg.Pool, orders...)
+	s := open(t, pg)
+	ctx := context.Background()
+	newest := func(n int) []string {
+		t.Helper()
+		rows, err := pg.Pool.Query(ctx, `SELECT order_uid FROM orders ORDER BY date_created DESC, order_uid DESC LIMIT $1`, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uids
+	}
+	recent := func(n, batch int, between func(page int)) (uids []string, sizes []int) {
+		t.Helper()
+		err := s.Recent(ctx, n, batch, func(p []cache.Entry) error {
+			sizes = append(sizes, len(p))
+			for _, e := range p {
+				uids = append(uids, e.UID)
+			}
+			if between != nil {
+				between(len(sizes))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Recent(%d, %d): %v", n, batch, err)
+		}
+		return uids, sizes
+	}
+
+	for _, tc := range []struct{ n, batch int }{
+		{31, 1}, {31, 2}, {31, 3}, {31, 4}, {31, 5}, {31, 7}, {31, 10}, {31, 30}, {31, 31}, {31, 32},
+		{100, 3}, {20, 6}, {13, 4},
+	} {
+		want := newest(tc.n)
+		got, sizes := recent(tc.n, tc.batch, nil)
+		if !slices.Equal(got, want) {
+			t.Fatalf("Recent(%d, %d) in pages %v:\n got %v\nwant %v", tc.n, tc.batch, sizes, got, want)
+		}
+	}
+
+	// Orders stored between pages: two newer than all, and one that shares
+	// the timestamp of the first page's last order but sorts above it. The
+	// pages still hold the orders that were the newest at the start.
+	const n, batch = 24, 5
+	want := newest(n)
+	var boundary string
+	extra := gen.Orders(3)
+	got, _ := recent(n, batch, func(page int) {
+		if page != 1 {
+			return
+		}
+		var created time.Time
+		if err := pg.Pool.QueryRow(ctx, `SELECT date_created, order_uid FROM orders WHERE order_uid = $1`,
+			want[batch-1]).Scan(&created, &boundary); err != nil {
+			t.Fatal(err)
+		}
+		extra[0].DateCreated = base.Add(time.Hour)
+		extra[1].DateCreated = base.Add(2 * time.Hour)
+		extra[2].DateCreated = created
+		extra[2].OrderUID = boundary + "z" // above the boundary in order_uid DESC
+		extra[2].Payment.Transaction = extra[2].OrderUID
+		testenv.InsertOrders(t, pg.Pool, extra...)
+	})
+	if !slices.Equal(got, want) {
+		t.Fatalf("with orders stored between pages (boundary %s):\n got %v\nwant %v", boundary, got, want)
 	}
 }
 

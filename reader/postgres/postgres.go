@@ -14,6 +14,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -387,27 +388,82 @@ func (s *Store) query(ctx context.Context, pool *pgxpool.Pool, uids []string) (m
 // Recent returns the canonical JSON of the n most recent orders, newest
 // first, in pages of batch orders (one query each, see recentOrdersAfter),
 // calling fn per page so that memory stays bounded whatever n is.
+//
+// The next page is read while fn handles the current one: a goroutine
+// runs the queries and scans the rows, and the caller's goroutine encodes
+// the orders and calls fn. The database's time, the scanning and the
+// caller's work (filling the caches) then overlap instead of adding up; at
+// most two pages wait in memory besides the one fn holds.
 func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry) error) error {
 	if batch <= 0 {
 		batch = 500
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan []*model.Order, 1)
+	var fetchErr error
+	go func() {
+		defer close(pages) // after fetchErr is set
+		fetchErr = s.fetchRecent(ctx, n, batch, pages)
+	}()
+	err := encodePages(pages, fn)
+	if err != nil {
+		cancel()
+	}
+	for range pages { // until the fetcher has returned
+	}
+	if err != nil {
+		return err
+	}
+	return fetchErr
+}
+
+// encodePages encodes each page of orders and calls fn with it.
+func encodePages(pages <-chan []*model.Order, fn func([]cache.Entry) error) error {
+	var scratch []byte
+	for page := range pages {
+		entries := make([]cache.Entry, len(page))
+		for i, o := range page {
+			var (
+				body []byte
+				err  error
+			)
+			if body, scratch, err = encodeExact(o, scratch); err != nil {
+				return fmt.Errorf("load recent orders: encode: %w", err)
+			}
+			entries[i] = cache.Entry{UID: o.OrderUID, JSON: body}
+		}
+		if err := fn(entries); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetchRecent sends the n most recent orders to pages, newest first, a
+// page of at most batch per query, each page starting below the last
+// order of the one before. It stops early when the table holds fewer.
+func (s *Store) fetchRecent(ctx context.Context, n, batch int, pages chan<- []*model.Order) error {
 	var after *recentKey
 	for done := 0; done < n; {
 		size := min(batch, n-done)
-		page, last, err := s.recentPage(ctx, size, after)
+		page, err := s.recentPage(ctx, size, after)
 		if err != nil {
 			return err
 		}
 		if len(page) > 0 {
-			if err := fn(page); err != nil {
-				return err
+			select {
+			case pages <- page:
+			case <-ctx.Done():
+				return context.Cause(ctx)
 			}
 		}
 		if len(page) < size {
 			return nil
 		}
 		done += len(page)
-		after = &last
+		last := page[len(page)-1]
+		after = &recentKey{created: last.DateCreated, uid: last.OrderUID}
 	}
 	return nil
 }
@@ -420,8 +476,8 @@ type recentKey struct {
 }
 
 // recentPage loads up to limit orders below after (from the newest when
-// after is nil) and returns them with the key of the last one.
-func (s *Store) recentPage(ctx context.Context, limit int, after *recentKey) ([]cache.Entry, recentKey, error) {
+// after is nil).
+func (s *Store) recentPage(ctx context.Context, limit int, after *recentKey) ([]*model.Order, error) {
 	defer s.observe("recent_orders", time.Now())
 	var (
 		rows pgx.Rows
@@ -433,42 +489,54 @@ func (s *Store) recentPage(ctx context.Context, limit int, after *recentKey) ([]
 		rows, err = s.pool.Query(ctx, recentOrdersAfter, limit, after.created, after.uid)
 	}
 	if err != nil {
-		return nil, recentKey{}, fmt.Errorf("load recent orders: %w", err)
+		return nil, fmt.Errorf("load recent orders: %w", err)
 	}
-	out := make([]cache.Entry, 0, limit)
-	var last recentKey
-	err = eachOrder(rows, func(o *model.Order, body []byte) {
-		out = append(out, cache.Entry{UID: o.OrderUID, JSON: body})
-		last = recentKey{created: o.DateCreated, uid: o.OrderUID}
-	})
-	if err != nil {
-		return nil, recentKey{}, fmt.Errorf("load recent orders: %w", err)
+	defer rows.Close()
+	out := make([]*model.Order, 0, limit)
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, fmt.Errorf("load recent orders: scan: %w", err)
+		}
+		out = append(out, o)
 	}
-	return out, last, nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load recent orders: %w", err)
+	}
+	return out, nil
 }
 
 // eachCanonical scans every row of orderColumns and calls fn with the
 // order's uid and canonical JSON; it closes rows.
 func eachCanonical(rows pgx.Rows, fn func(uid string, body []byte)) error {
-	return eachOrder(rows, func(o *model.Order, body []byte) { fn(o.OrderUID, body) })
-}
-
-// eachOrder scans every row of orderColumns and calls fn with the order
-// and its canonical JSON; it closes rows.
-func eachOrder(rows pgx.Rows, fn func(o *model.Order, body []byte)) error {
 	defer rows.Close()
+	var scratch []byte
 	for rows.Next() {
 		o, err := scanOrder(rows)
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
-		body, err := o.Canonical()
+		body, buf, err := encodeExact(o, scratch)
 		if err != nil {
 			return fmt.Errorf("encode: %w", err)
 		}
-		fn(o, body)
+		scratch = buf
+		fn(o.OrderUID, body)
 	}
 	return rows.Err()
+}
+
+// encodeExact returns the canonical JSON of o in a slice of its own exact
+// size, encoding it in scratch (returned, grown as needed, for the next
+// order). The caches keep these bytes for as long as the order stays: an
+// encoding grown by append would keep a third more capacity than bytes on
+// average, and leave the intermediate buffers of its growth as garbage.
+func encodeExact(o *model.Order, scratch []byte) (body, buf []byte, err error) {
+	buf, err = o.AppendCanonical(scratch[:0])
+	if err != nil {
+		return nil, scratch, err
+	}
+	return bytes.Clone(buf), buf, nil
 }
 
 // Search returns the summaries of the orders q selects, newest first (see

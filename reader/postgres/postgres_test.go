@@ -330,6 +330,21 @@ func TestRecentKeysetPages(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("with orders stored between pages (boundary %s):\n got %v\nwant %v", boundary, got, want)
 	}
+
+	// An error of fn ends the pages: Recent returns it, and fn is not
+	// called again although pages were being read ahead.
+	stop := errors.New("stop")
+	calls := 0
+	err := s.Recent(ctx, 31, 2, func([]cache.Entry) error {
+		calls++
+		if calls == 2 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 2 {
+		t.Fatalf("Recent with fn failing on page 2: %v after %d calls, want %v after 2", err, calls, stop)
+	}
 }
 
 // BenchmarkGet is the database tier alone: 8 goroutines looking up orders

@@ -89,6 +89,7 @@ func decodeValid(data []byte) (*model.Order, error) {
 func split(data []byte) ([]element, error) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	dec := json.NewDecoder(bytes.NewReader(data))
+	lc := &lineCounter{data: data, line: 1}
 	var out []element
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		if _, err := dec.Token(); err != nil {
@@ -98,9 +99,9 @@ func split(data []byte) ([]element, error) {
 			start := dec.InputOffset()
 			var v json.RawMessage
 			if err := dec.Decode(&v); err != nil {
-				return nil, fmt.Errorf("array element #%d (line %d): invalid JSON: %w", len(out)+1, lineAt(data, start), err)
+				return nil, fmt.Errorf("array element #%d (line %d): invalid JSON: %w", len(out)+1, lc.at(start), err)
 			}
-			out = append(out, element{data: v, line: lineAt(data, start)})
+			out = append(out, element{data: v, line: lc.at(start)})
 		}
 		if _, err := dec.Token(); err != nil {
 			return nil, fmt.Errorf("after element #%d: invalid JSON: %w", len(out), err)
@@ -118,9 +119,9 @@ func split(data []byte) ([]element, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("order #%d (line %d): invalid JSON: %w", len(out)+1, lineAt(data, start), err)
+			return nil, fmt.Errorf("order #%d (line %d): invalid JSON: %w", len(out)+1, lc.at(start), err)
 		}
-		out = append(out, element{data: v, line: lineAt(data, start)})
+		out = append(out, element{data: v, line: lc.at(start)})
 	}
 }
 
@@ -138,14 +139,29 @@ func lines(data []byte) []element {
 	return out
 }
 
-// lineAt returns the 1-based line of the first value byte at or after off
-// (the decoder's offset points before separators and white space).
-func lineAt(data []byte, off int64) int {
+// lineCounter finds the lines of increasing offsets into data, counting
+// each newline once: counting from the start for every element made
+// reading a file quadratic in its size.
+type lineCounter struct {
+	data []byte
+	pos  int // data[:pos] holds line-1 newlines
+	line int
+}
+
+// at returns the 1-based line of the first value byte at or after off (the
+// decoder's offset points before separators and white space). Offsets must
+// not decrease from one call to the next.
+func (c *lineCounter) at(off int64) int {
 	i := int(off)
-	for i < len(data) && strings.IndexByte(" \t\r\n,", data[i]) >= 0 {
+	for i < len(c.data) && strings.IndexByte(" \t\r\n,", c.data[i]) >= 0 {
 		i++
 	}
-	return bytes.Count(data[:min(i, len(data))], []byte("\n")) + 1
+	i = min(i, len(c.data))
+	if i > c.pos {
+		c.line += bytes.Count(c.data[c.pos:i], []byte("\n"))
+		c.pos = i
+	}
+	return c.line
 }
 
 // rawKey returns the element's order_uid if it is an object with a string

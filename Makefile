@@ -4,6 +4,7 @@
 #   make test                go test -race over every module (starts/installs PostgreSQL and Redis if needed)
 #   make lint                golangci-lint v2 over every module, shellcheck, Redocly CLI over openapi.yaml
 #   make bench               every benchmark, figures in .artifacts/bench.txt
+#   make bench-scale         costs against stored orders (SCALE_STEPS=0,1000000,3000000), BENCHMARKS.md
 #   make bench-search        GET /orders over 1,000,000 stored orders (minutes), in .artifacts/bench-search.txt
 #   make fuzz                every fuzz target for FUZZTIME (30s) each; new corpus inputs land in testdata/fuzz
 #   make soak                the long, full-size runs (TestSoak*, e.g. 10,000 idle HTTP connections)
@@ -31,10 +32,10 @@ TESTFLAGS ?=
 BENCHFLAGS ?= -benchtime=1s -count=1
 ARGS ?=
 
-.PHONY: help run test lint bench bench-search fuzz soak build devstack migrate-up migrate-down migrate-create compose-up compose-down services clean
+.PHONY: help run test lint bench bench-scale bench-search fuzz soak build devstack migrate-up migrate-down migrate-create compose-up compose-down services clean
 
 help:
-	@sed -n '3,15p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 # devstack is rebuilt every time (the Go build cache makes that quick).
 devstack:
@@ -97,6 +98,21 @@ fuzz: services
 SOAK_TIMEOUT ?= 30m
 soak: services
 	SOAK=1 $(GO) test -count=1 -p 1 -timeout $(SOAK_TIMEOUT) -run 'Soak' $(PKGS)
+
+# How each cost grows with the stored orders (deploy/benchscale, build tag
+# benchscale): the database is loaded in steps and measured at each; about
+# half an hour with the default steps. A quick run:
+#   make bench-scale SCALE_STEPS=0,100000,300000
+# Figures, plots and logs land in .artifacts/bench-scale/, the table in
+# BENCHMARKS.md. SCALE_SLICE, SCALE_GETS, SCALE_GET_RATE and
+# SCALE_SCHEMA_VERSION are described in deploy/benchscale/doc.go.
+SCALE_STEPS ?= 0,1000000,3000000
+bench-scale:
+	@scripts/ensure-services.sh
+	@mkdir -p .artifacts/bench-scale
+	SCALE_STEPS=$(SCALE_STEPS) SCALE_BENCHMARKS_MD=$(CURDIR)/BENCHMARKS.md \
+		$(GO) test -tags benchscale -run '^TestScale$$' -count=1 -timeout 90m -v ./deploy/benchscale \
+		2>&1 | tee .artifacts/bench-scale/run.log
 
 # Every main package of the workspace, named after its directory.
 build:

@@ -1,0 +1,40 @@
+// Package benchscale measures how the system's costs grow with the number
+// of stored orders: `make bench-scale` runs TestScale (build tag
+// benchscale, so that `make test` never starts it), which loads orders in
+// steps (SCALE_STEPS, default 0,1000000,3000000) and at each step measures,
+// in one run:
+//
+//   - ingest: SCALE_SLICE (100,000) orders sent by the producer binary to
+//     a 6-partition topic of an in-process kfake broker, then consumed by
+//     the ingestor binary (default batch settings) into PostgreSQL:
+//     orders/s from the first partition assignment to the last order
+//     committed, and the ingestor process's CPU seconds per 1,000 orders;
+//   - the bare reference: the same orders written with one COPY per table
+//     in one transaction into a plain four-table schema (schema bare:
+//     primary keys, foreign keys to orders, no other index or check) that
+//     holds the same rows as the service's tables;
+//   - uncached GET /order/{uid} p50 and p99: SCALE_GETS (10,000) distinct
+//     stored orders sampled over the whole table, requested at a fixed
+//     rate (SCALE_GET_RATE, 1,000/s, open loop: latency counts from the
+//     moment a request was due) from a reader with no warm-up and an empty
+//     Redis key space, so that every answer comes from PostgreSQL;
+//   - warm-up time of 1,000 and 100,000 orders (reader_warmup_duration_seconds)
+//     and the reader's resident set with the 100,000 cached (VmRSS);
+//   - PostgreSQL bytes per order: pg_total_relation_size of the four
+//     tables (heap, TOAST and indexes) over the number of orders.
+//
+// Most orders of a step are written by a bulk loader that is not measured:
+// the ingestor's own writer (ingestor/postgres.Writer, its COPY fast path,
+// two batches of 2,000 in flight, as the ingestor runs) fed from
+// shared/ordergen in-process, without the producer, the broker and the
+// JSON decoding, which would make 3,000,000 orders take most of the half
+// hour. The rows are the ingestor's: the same generator, columns and
+// content hash. Orders are dated along a timeline (about one per second,
+// up to five minutes late), so that the most recent orders are the most
+// recently stored, as in production.
+//
+// Results go to .artifacts/bench-scale/ (results.md, results.json, one PNG
+// per figure, the services' logs), and the table replaces the section
+// between the bench-scale markers of BENCHMARKS.md when SCALE_BENCHMARKS_MD
+// names it.
+package benchscale

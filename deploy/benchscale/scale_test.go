@@ -1,0 +1,772 @@
+//go:build benchscale
+
+package benchscale
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderservice/orders/migrations"
+	"github.com/orderservice/orders/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// settings are the run's knobs, from the environment.
+type settings struct {
+	steps   []int
+	slice   int     // orders ingested through the real path per step
+	gets    int     // uncached GETs per step
+	getRate float64 // their rate, per second
+	warmBig int     // the larger warm-up
+	out     string  // artifacts directory
+	// benchmarksMD is the BENCHMARKS.md whose section gets the table ("" =
+	// leave it alone).
+	benchmarksMD string
+	// schemaVersion, when set, migrates the service schema to this
+	// version instead of the newest (to measure a schema change).
+	schemaVersion uint
+	// readerEnv and ingestorEnv are extra variables of the services'
+	// environments (to measure a setting), KEY=VALUE separated by spaces.
+	readerEnv, ingestorEnv []string
+}
+
+func loadSettings(t *testing.T, root string) settings {
+	t.Helper()
+	s := settings{slice: 100_000, gets: 10_000, getRate: 1000, warmBig: 100_000,
+		out: filepath.Join(root, ".artifacts", "bench-scale"), benchmarksMD: os.Getenv("SCALE_BENCHMARKS_MD")}
+	steps := os.Getenv("SCALE_STEPS")
+	if steps == "" {
+		steps = "0,1000000,3000000"
+	}
+	var err error
+	if s.steps, err = parseSteps(steps); err != nil {
+		t.Fatalf("SCALE_STEPS: %v", err)
+	}
+	for name, dst := range map[string]*int{"SCALE_SLICE": &s.slice, "SCALE_GETS": &s.gets} {
+		if v := os.Getenv(name); v != "" {
+			if *dst, err = parseCount(v); err != nil || *dst == 0 {
+				t.Fatalf("%s=%q: want a positive count", name, v)
+			}
+		}
+	}
+	if v := os.Getenv("SCALE_GET_RATE"); v != "" {
+		if s.getRate, err = strconv.ParseFloat(v, 64); err != nil || s.getRate <= 0 {
+			t.Fatalf("SCALE_GET_RATE=%q: want a positive rate", v)
+		}
+	}
+	if v := os.Getenv("SCALE_SCHEMA_VERSION"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 {
+			t.Fatalf("SCALE_SCHEMA_VERSION=%q: want a migration version", v)
+		}
+		s.schemaVersion = uint(n)
+	}
+	if v := os.Getenv("SCALE_OUT"); v != "" {
+		s.out = v
+	}
+	for name, dst := range map[string]*[]string{"SCALE_READER_ENV": &s.readerEnv, "SCALE_INGESTOR_ENV": &s.ingestorEnv} {
+		if *dst, err = parseEnv(os.Getenv(name)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	return s
+}
+
+// run is the state of one bench-scale run.
+type run struct {
+	t      *testing.T
+	set    settings
+	bins   map[string]string
+	pg     *testenv.PG
+	redis  *testenv.RedisEnv
+	kafka  *testenv.KafkaEnv
+	logs   string
+	seq    int64 // orders generated so far: the next one's timeline number
+	stored int   // orders in the service's tables (and in bare)
+}
+
+// TestScale is `make bench-scale`: see the package documentation.
+func TestScale(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
+		t.Fatalf("the repository root (go.work) is not %s: %v", root, err)
+	}
+	r := &run{t: t, set: loadSettings(t, root)}
+	r.logs = filepath.Join(r.set.out, "logs")
+	if err := os.MkdirAll(r.logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.bins = buildBinaries(t, root)
+	r.pg = testenv.Postgres(t)
+	r.redis = testenv.Redis(t)
+	r.kafka = testenv.Kafka(t)
+	ctx := context.Background()
+	if v := r.set.schemaVersion; v > 0 {
+		err := migrations.With(r.pg.URL, func(m *migrate.Migrate) error {
+			if err := m.Migrate(v); !errors.Is(err, migrate.ErrNoChange) {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("migrate to version %d: %v", v, err)
+		}
+	}
+	if _, err := r.pg.Pool.Exec(ctx, bareSchema); err != nil {
+		t.Fatalf("bare schema: %v", err)
+	}
+	m := describeMachine(t, r.pg.Pool, r.redis.Client)
+	t.Logf("machine: %+v", m)
+	var rows []row
+	for _, step := range r.set.steps {
+		rows = append(rows, r.step(step))
+		m.LoadAfter = currentLoad(t)
+		r.writeReport(m, rows)
+	}
+}
+
+// step loads the database up to n orders (if it holds fewer) and measures.
+func (r *run) step(n int) row {
+	t := r.t
+	ctx := context.Background()
+	if n > r.stored {
+		start := time.Now()
+		r.bulkLoad(ctx, n-r.stored)
+		t.Logf("step %d: bulk-loaded %d orders in %s", n, n-r.stored, time.Since(start).Round(time.Second))
+		r.stored = n
+	}
+	start := time.Now()
+	r.settle(ctx)
+	t.Logf("step %d: VACUUM ANALYZE in %s", r.stored, time.Since(start).Round(time.Second))
+	out := row{Stored: r.stored, Slice: r.set.slice}
+
+	slice := r.generate(r.set.slice)
+	r.checkpoint(ctx)
+	out.BareRate = r.bareCopy(ctx, slice)
+	t.Logf("step %d: bare COPY %.0f orders/s", r.stored, out.BareRate)
+	r.checkpoint(ctx)
+	ing := r.ingest(ctx, slice)
+	out.IngestRate, out.IngestCPU1k, out.IngestPeakRSS = ing.rate, ing.cpu1k, ing.peakRSS
+	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000", r.stored, ing.rate, out.ratio(), ing.cpu1k)
+	r.stored += r.set.slice
+	if _, err := r.pg.Pool.Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+
+	out.BytesPerOrder = r.bytesPerOrder(ctx, "public")
+	out.BareBytesPerOrder = r.bytesPerOrder(ctx, "bare")
+
+	w := r.warmUp(1000)
+	out.Warm1k = w.duration
+	w = r.warmUp(r.set.warmBig)
+	out.Warm100k, out.Warmed100k, out.ReaderRSS, out.ReaderPeakRSS = w.duration, w.orders, w.mem.RSS, w.mem.Peak
+	t.Logf("step %d: warm-up 1,000 %s, %d %s, RSS %s (peak %s)", r.stored, out.Warm1k, w.orders, w.duration,
+		megabytes(w.mem.RSS), megabytes(w.mem.Peak))
+	g := r.uncachedGets(ctx)
+	out.GetP50, out.GetP99, out.GetRate, out.Gets = g.p50, g.p99, r.set.getRate, g.n
+	t.Logf("step %d: uncached GET p50 %s p99 %s (%d at %.0f/s)", r.stored, g.p50, g.p99, g.n, r.set.getRate)
+	out.Anatomy = r.anatomy(ctx)
+	out.LoadAverage = currentLoad(t)
+	return out
+}
+
+// buildBinaries builds the three commands the run starts.
+func buildBinaries(t *testing.T, root string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./ingestor", "./reader", "./producer")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	bins := map[string]string{}
+	for _, name := range []string{"ingestor", "reader", "producer"} {
+		bins[name] = filepath.Join(dir, name)
+	}
+	return bins
+}
+
+// settle brings the tables to the state production's autovacuum keeps
+// them in (hint bits set, visibility map, statistics): the shared
+// server of the development machines runs with autovacuum off.
+func (r *run) settle(ctx context.Context) {
+	for _, table := range []string{"orders", "delivery", "payment", "items", "bare.orders", "bare.delivery", "bare.payment", "bare.items"} {
+		if _, err := r.pg.Pool.Exec(ctx, "VACUUM (ANALYZE) "+table); err != nil {
+			r.t.Fatalf("vacuum %s: %v", table, err)
+		}
+	}
+}
+
+// checkpoint starts the next measurement with no dirty buffers of the
+// previous one to flush, and with the same full-page-write state.
+func (r *run) checkpoint(ctx context.Context) {
+	if _, err := r.pg.Pool.Exec(ctx, "CHECKPOINT"); err != nil {
+		r.t.Fatalf("checkpoint: %v", err)
+	}
+}
+
+// bytesPerOrder is the size of the schema's four tables (heap, TOAST,
+// indexes) over its number of orders.
+func (r *run) bytesPerOrder(ctx context.Context, schema string) float64 {
+	var size, orders float64
+	err := r.pg.Pool.QueryRow(ctx, `SELECT sum(pg_total_relation_size(c.oid))::float8 FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname IN ('orders', 'delivery', 'payment', 'items') AND c.relkind = 'r'`, schema).Scan(&size)
+	if err != nil {
+		r.t.Fatalf("size of %s: %v", schema, err)
+	}
+	if err := r.pg.Pool.QueryRow(ctx, "SELECT count(*)::float8 FROM "+schema+".orders").Scan(&orders); err != nil {
+		r.t.Fatalf("count %s.orders: %v", schema, err)
+	}
+	if int(orders) != r.stored {
+		r.t.Fatalf("%s.orders holds %.0f orders, want %d", schema, orders, r.stored)
+	}
+	return size / orders
+}
+
+// ingested is what the ingestor measured on one slice.
+type ingested struct {
+	rate, cpu1k float64
+	peakRSS     int64
+}
+
+// ingest sends slice with the producer to a fresh 6-partition topic and
+// times the ingestor binary from its first partition assignment until the
+// last order is committed.
+func (r *run) ingest(ctx context.Context, slice []storedOrder) ingested {
+	t := r.t
+	const partitions = 6
+	topic := r.kafka.Topic(t, "orders", partitions)
+	dlq := r.kafka.Topic(t, "orders.dlq", 1)
+	adm := r.kafkaAdmin()
+	defer func() {
+		if _, err := adm.DeleteTopics(ctx, topic, dlq); err != nil {
+			t.Logf("delete topics: %v", err)
+		}
+		adm.Close()
+	}()
+
+	file := filepath.Join(t.TempDir(), "slice.ndjson")
+	writeNDJSON(t, file, slice)
+	logf := r.logFile(fmt.Sprintf("step-%d-producer.log", r.stored))
+	prod := exec.Command(r.bins["producer"], "--brokers", r.kafka.Brokers, "--topic", topic, "--file", file, "--progress", "off")
+	prod.Stdout, prod.Stderr = logf, logf
+	if err := prod.Run(); err != nil {
+		t.Fatalf("producer: %v (log %s)", err, logf.Name())
+	}
+	_ = os.Remove(file)
+	if n := topicRecords(t, adm, topic); n != int64(len(slice)) {
+		t.Fatalf("topic %s holds %d records, want %d", topic, n, len(slice))
+	}
+
+	prefix := "scale" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	defer r.deletePrefix(ctx, prefix)
+	ops := freeAddr(t)
+	cmd := exec.Command(r.bins["ingestor"])
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"INGESTOR_KAFKA_BROKERS=" + r.kafka.Brokers,
+		"INGESTOR_KAFKA_TOPIC=" + topic,
+		"INGESTOR_KAFKA_GROUP=ingestor-" + topic,
+		"INGESTOR_KAFKA_DLQ_TOPIC=" + dlq,
+		"INGESTOR_DATABASE_URL=" + r.pg.URLAs("order_ingestor"),
+		"INGESTOR_REDIS_URL=" + r.redis.URL,
+		"INGESTOR_REDIS_KEY_PREFIX=" + prefix,
+		"INGESTOR_OPS_ADDR=" + ops,
+		"INGESTOR_LOG_LEVEL=info",
+	}
+	cmd.Env = append(cmd.Env, r.set.ingestorEnv...)
+	logf = r.logFile(fmt.Sprintf("step-%d-ingestor.log", r.stored))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	var began time.Time
+	deadline := time.Now().Add(15 * time.Minute)
+	for {
+		scraped := scrapeMetrics(ops)
+		if v, _ := sample(scraped, "ingestor_assigned_partitions"); v > 0 && began.IsZero() {
+			began = time.Now()
+		}
+		if v, _ := sample(scraped, `ingestor_messages_total{outcome="stored",reason=""}`); v >= float64(len(slice)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingestor: not every order stored after 15 minutes (log %s)", logf.Name())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("ingestor exited: %v (log %s)", err, logf.Name())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	elapsed := time.Since(began)
+	if v, _ := sample(scrapeMetrics(ops), `ingestor_messages_total{outcome="stored",reason=""}`); v != float64(len(slice)) {
+		t.Fatalf("ingestor stored %.0f orders, want %d", v, len(slice))
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("ingestor exit: %v (log %s)", err, logf.Name())
+	}
+	done <- nil
+	st := cmd.ProcessState
+	cpu := (st.UserTime() + st.SystemTime()).Seconds()
+	ru, _ := st.SysUsage().(*syscall.Rusage)
+	var peak int64
+	if ru != nil {
+		peak = ru.Maxrss * 1024
+	}
+	return ingested{rate: float64(len(slice)) / elapsed.Seconds(), cpu1k: cpu / float64(len(slice)) * 1000, peakRSS: peak}
+}
+
+// topicRecords is the number of records in topic (the sum of its end offsets).
+func topicRecords(t *testing.T, adm *kadm.Client, topic string) int64 {
+	t.Helper()
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+func (r *run) kafkaAdmin() *kadm.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(r.kafka.Brokers, ",")...))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return kadm.NewClient(cl)
+}
+
+func writeNDJSON(t *testing.T, path string, orders []storedOrder) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	enc := json.NewEncoder(w)
+	for _, o := range orders {
+		if err := enc.Encode(o.Order); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readerRun is one reader process.
+type readerRun struct {
+	cmd    *exec.Cmd
+	done   chan error
+	base   string
+	ops    string
+	prefix string
+}
+
+// startReader starts the reader binary with warm orders to warm up and an
+// empty Redis key space of its own, and waits until it is ready.
+func (r *run) startReader(warm int, name string) *readerRun {
+	t := r.t
+	rr := &readerRun{done: make(chan error, 1), prefix: "scale" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
+	listen, ops := freeAddr(t), freeAddr(t)
+	rr.base, rr.ops = "http://"+listen, "http://"+ops
+	rr.cmd = exec.Command(r.bins["reader"])
+	rr.cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"READER_LISTEN_ADDR=" + listen,
+		"READER_OPS_ADDR=" + ops,
+		"READER_DATABASE_URL=" + r.pg.URLAs("order_reader"),
+		"READER_REDIS_URL=" + r.redis.URL,
+		"READER_REDIS_KEY_PREFIX=" + rr.prefix,
+		"READER_WARM_COUNT=" + strconv.Itoa(warm),
+		"READER_WARM_TIMEOUT=5m",
+	}
+	rr.cmd.Env = append(rr.cmd.Env, r.set.readerEnv...)
+	logf := r.logFile(fmt.Sprintf("step-%d-reader-%s.log", r.stored, name))
+	rr.cmd.Stdout, rr.cmd.Stderr = logf, logf
+	if err := rr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { rr.done <- rr.cmd.Wait() }()
+	deadline := time.Now().Add(6 * time.Minute)
+	for httpStatus(rr.base+"/readyz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			rr.stop(r)
+			t.Fatalf("reader not ready after 6 minutes (log %s)", logf.Name())
+		}
+		select {
+		case err := <-rr.done:
+			t.Fatalf("reader exited: %v (log %s)", err, logf.Name())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return rr
+}
+
+// stop ends the reader and deletes its Redis keys.
+func (rr *readerRun) stop(r *run) {
+	_ = rr.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-rr.done:
+	case <-time.After(30 * time.Second):
+		_ = rr.cmd.Process.Kill()
+		<-rr.done
+	}
+	r.deletePrefix(context.Background(), rr.prefix)
+}
+
+// warmed is one warm-up.
+type warmed struct {
+	duration time.Duration
+	orders   int
+	mem      memStatus
+}
+
+// warmUp starts a reader that warms n orders and reads how long it took
+// and its memory once ready.
+func (r *run) warmUp(n int) warmed {
+	rr := r.startReader(n, "warm-"+strconv.Itoa(n))
+	defer rr.stop(r)
+	scraped := scrapeMetrics(strings.TrimPrefix(rr.ops, "http://"))
+	secs, ok := sample(scraped, "reader_warmup_duration_seconds")
+	orders, ok2 := sample(scraped, "reader_warmup_orders")
+	if !ok || !ok2 {
+		r.t.Fatal("reader_warmup_duration_seconds or reader_warmup_orders missing")
+	}
+	if want := min(n, r.stored); int(orders) != want {
+		r.t.Fatalf("warm-up of %d loaded %.0f orders, want %d", n, orders, want)
+	}
+	mem, err := readMemStatus(rr.cmd.Process.Pid)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return warmed{duration: time.Duration(secs * float64(time.Second)), orders: int(orders), mem: mem}
+}
+
+// gotten is the uncached GETs' latency.
+type gotten struct {
+	p50, p99 time.Duration
+	n        int
+}
+
+// uncachedGets asks a reader without warm-up for distinct stored orders
+// sampled over the whole table, each once, at a fixed rate (open loop:
+// each request's latency counts from when it was due, so a stall delays
+// the requests behind it in the figures too), and checks that every one
+// was answered by PostgreSQL.
+func (r *run) uncachedGets(ctx context.Context) gotten {
+	t := r.t
+	const primers = 200
+	uids := r.sampleUIDs(ctx, r.set.gets+primers)
+	rr := r.startReader(0, "get")
+	defer rr.stop(r)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second}
+	// Open the reader's pool connections and prepare its statements
+	// first, as a running reader has.
+	for _, uid := range uids[:primers] {
+		if code := get(client, rr.base+"/order/"+uid); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", uid, code)
+		}
+	}
+	uids = uids[primers:]
+	opsAddr := strings.TrimPrefix(rr.ops, "http://")
+	hits0, _ := sample(scrapeMetrics(opsAddr), `reader_cache_lookups_total{result="hit",tier="db"}`)
+
+	lat := make([]time.Duration, len(uids))
+	failed := make([]int, len(uids))
+	interval := time.Duration(float64(time.Second) / r.set.getRate)
+	start := time.Now().Add(10 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i, uid := range uids {
+		due := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(due))
+		wg.Go(func() {
+			failed[i] = get(client, rr.base+"/order/"+uid)
+			lat[i] = time.Since(due)
+		})
+	}
+	wg.Wait()
+	for i, code := range failed {
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: %d", uids[i], code)
+		}
+	}
+	hits, _ := sample(scrapeMetrics(opsAddr), `reader_cache_lookups_total{result="hit",tier="db"}`)
+	if int(hits-hits0) != len(uids) {
+		t.Fatalf("%.0f of %d GETs were answered by PostgreSQL: not all uncached", hits-hits0, len(uids))
+	}
+	return gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids)}
+}
+
+// sampleUIDs returns n distinct stored uids drawn uniformly over the
+// orders table, in random order.
+func (r *run) sampleUIDs(ctx context.Context, n int) []string {
+	pct := min(100, 150*float64(n)/float64(r.stored))
+	rows, err := r.pg.Pool.Query(ctx, "SELECT order_uid FROM orders TABLESAMPLE BERNOULLI ($1) REPEATABLE (7)", pct)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	uids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if len(uids) < n {
+		r.t.Fatalf("sampled %d stored orders, want %d (stored: %d)", len(uids), n, r.stored)
+	}
+	rng := rand.New(rand.NewPCG(uint64(r.stored), 11))
+	rng.Shuffle(len(uids), func(i, j int) { uids[i], uids[j] = uids[j], uids[i] })
+	return uids[:n]
+}
+
+func get(client *http.Client, url string) int {
+	resp, err := client.Get(url) //nolint:noctx // the client's Timeout bounds it
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = bufio.NewReader(resp.Body).WriteTo(discard{})
+	return resp.StatusCode
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func httpStatus(url string) int {
+	resp, err := http.Get(url) //nolint:noctx // local, and polled
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// scrapeMetrics returns the text of /metrics at the ops address ("" if it
+// does not answer).
+func scrapeMetrics(ops string) string {
+	resp, err := http.Get("http://" + ops + "/metrics") //nolint:noctx // local, and polled
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
+	return b.String()
+}
+
+// sample finds one sample (name plus exact label text) in a scrape.
+func sample(scraped, name string) (float64, bool) {
+	for line := range strings.Lines(scraped) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
+
+// deletePrefix removes the Redis keys a process of the run wrote.
+func (r *run) deletePrefix(ctx context.Context, prefix string) {
+	iter := r.redis.Client.Scan(ctx, 0, prefix+"*", 10_000).Iterator()
+	var batch []string
+	flush := func() {
+		if len(batch) > 0 {
+			if err := r.redis.Client.Unlink(ctx, batch...).Err(); err != nil {
+				r.t.Logf("unlink: %v", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 10_000 {
+			flush()
+		}
+	}
+	flush()
+	if err := iter.Err(); err != nil {
+		r.t.Logf("scan %s*: %v", prefix, err)
+	}
+}
+
+func (r *run) logFile(name string) *os.File {
+	f, err := os.Create(filepath.Join(r.logs, name))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { _ = f.Close() })
+	return f
+}
+
+// machine is what the run ran on.
+type machine struct {
+	CPUs        int
+	CPUModel    string
+	Memory      int64
+	Kernel      string
+	Go          string
+	PostgreSQL  string
+	PGSettings  string
+	Redis       string
+	Commit      string
+	LoadBefore  string
+	LoadAfter   string
+	Started     time.Time
+	StepsEnv    string
+	SliceOrders int
+}
+
+func describeMachine(t *testing.T, pool *pgxpool.Pool, rc *redis.Client) machine {
+	t.Helper()
+	ctx := context.Background()
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadBefore: currentLoad(t), Started: time.Now().UTC()}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		m.Memory, _ = memTotal(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m.CPUModel = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if err := pool.QueryRow(ctx, "SHOW server_version").Scan(&m.PostgreSQL); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT name || '=' || setting || coalesce(unit, '') FROM pg_settings
+		WHERE name IN ('shared_buffers', 'max_wal_size', 'synchronous_commit', 'autovacuum', 'wal_compression',
+		'full_page_writes', 'checkpoint_timeout') ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.PGSettings = strings.Join(settings, ", ")
+	if info, err := rc.Info(ctx, "server").Result(); err == nil {
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
+				m.Redis = strings.TrimSpace(v)
+			}
+		}
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+func currentLoad(t *testing.T) string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := loadAverage(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// writeReport writes the table, the raw figures and the plots, and the
+// BENCHMARKS.md section, after every step (a run cut short keeps what it
+// measured).
+func (r *run) writeReport(m machine, rows []row) {
+	t := r.t
+	table := markdown(rows)
+	section := r.reportText(m, table)
+	if err := os.WriteFile(filepath.Join(r.set.out, "results.md"), []byte(section), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.MarshalIndent(struct {
+		Machine machine `json:"machine"`
+		Rows    []row   `json:"rows"`
+	}{m, rows}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.set.out, "results.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := plots(rows, r.set.out); err != nil {
+		t.Fatal(err)
+	}
+	if r.set.benchmarksMD != "" {
+		if err := updateSection(r.set.benchmarksMD, section); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("results (%s):\n%s", r.set.out, table)
+}
+
+func (r *run) reportText(m machine, table string) string {
+	var b strings.Builder
+	steps := make([]string, len(r.set.steps))
+	for i, s := range r.set.steps {
+		steps[i] = strconv.Itoa(s)
+	}
+	schema := "the newest migration"
+	if r.set.schemaVersion > 0 {
+		schema = fmt.Sprintf("migrations up to version %d", r.set.schemaVersion)
+	}
+	fmt.Fprintf(&b, "Run of %s (commit %s), steps %s, %s orders ingested per step, %s uncached GETs at %.0f/s, schema: %s.\n\n",
+		m.Started.Format("2006-01-02 15:04 UTC"), m.Commit, strings.Join(steps, ", "), thousands(r.set.slice),
+		thousands(r.set.gets), r.set.getRate, schema)
+	b.WriteString(table)
+	fmt.Fprintf(&b, "\nMachine: %d CPUs (%s), %.1f GiB memory, Linux %s; %s; PostgreSQL %s (%s); Redis %s. "+
+		"Load average (1, 5, 15 min) %s at the start, %s at the end; the last column is each step's, at its end.\n",
+		m.CPUs, m.CPUModel, float64(m.Memory)/(1<<30), m.Kernel, m.Go, m.PostgreSQL, m.PGSettings, m.Redis,
+		m.LoadBefore, m.LoadAfter)
+	return b.String()
+}

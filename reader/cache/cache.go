@@ -37,6 +37,7 @@ import (
 	"github.com/maypok86/otter/v2"
 	"github.com/orderservice/orders/reader/batch"
 	"github.com/orderservice/orders/reader/metrics"
+	"github.com/orderservice/orders/shared/model"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
@@ -54,9 +55,14 @@ type Options struct {
 	// Mask turns an order's canonical JSON into the canonical JSON of its
 	// masked view (pii.MaskJSON). It runs once per order entering the
 	// local tier, never per request; nil prepares no masked view.
-	Mask    func(canonical []byte) ([]byte, error)
-	Metrics *metrics.Metrics // may be nil
-	Logger  *slog.Logger
+	Mask func(canonical []byte) ([]byte, error)
+	// MaskOrder masks a decoded order (pii.Mask). With Mask, it makes the
+	// masked view of an order the store hands over decoded (Entry.Order,
+	// the warm-up) without Mask's decoding, which was two thirds of the
+	// warm-up's CPU. Optional.
+	MaskOrder func(model.Order) model.Order
+	Metrics   *metrics.Metrics // may be nil
+	Logger    *slog.Logger
 }
 
 // Tiered looks orders up tier by tier. It is safe for concurrent use.
@@ -71,6 +77,7 @@ type Tiered struct {
 	storedGen, epoch atomic.Uint64
 	loadTimeout      time.Duration
 	mask             func([]byte) ([]byte, error)
+	maskOrder        func(model.Order) model.Order
 	log              *slog.Logger
 	flight           singleflight.Group
 	fills            chan Entry // orders loaded from the database, for Redis
@@ -109,7 +116,7 @@ func New(o Options) (*Tiered, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, mask: o.Mask, log: o.Logger,
+	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, mask: o.Mask, maskOrder: o.MaskOrder, log: o.Logger,
 		fills: make(chan Entry, fillQueue), fillsDone: make(chan struct{})}
 	if o.LocalBytes > 0 {
 		local, err := otter.New(&otter.Options[string, *Order]{
@@ -437,6 +444,22 @@ func (t *Tiered) prepare(body []byte) (*Order, error) {
 	return &Order{View: NewView(body), Masked: &v}, nil
 }
 
+// prepareEntry is prepare for an entry from the store: with the entry's
+// decoded order and MaskOrder, the masked view is encoded from the order
+// (the store's JSON is that order's canonical encoding).
+func (t *Tiered) prepareEntry(e Entry) (*Order, error) {
+	if t.mask == nil || t.maskOrder == nil || e.Order == nil {
+		return t.prepare(e.JSON)
+	}
+	masked := t.maskOrder(*e.Order)
+	b, err := masked.AppendCanonical(make([]byte, 0, len(e.JSON)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	v := NewView(b)
+	return &Order{View: NewView(e.JSON), Masked: &v}, nil
+}
+
 func (t *Tiered) putLocal(uid string, o *Order) {
 	if t.local != nil {
 		t.local.Set(uid, o)
@@ -513,7 +536,7 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 		// Erased meanwhile: in neither tier.
 		page = slices.DeleteFunc(page, func(e Entry) bool { return t.isErased(e.UID) })
 		for _, e := range page {
-			o, err := t.prepare(e.JSON)
+			o, err := t.prepareEntry(e)
 			if err != nil {
 				t.log.Error("warm-up: an order could not be prepared, leaving it out", "order_uid", e.UID, "err", err)
 				continue

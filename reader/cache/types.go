@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/orderservice/orders/shared/model"
 )
 
 // What the tiers say about an order. The adapters return these (wrapped
@@ -73,6 +75,10 @@ func NewOrder(body []byte) *Order { return &Order{View: NewView(body)} }
 type Entry struct {
 	UID  string
 	JSON []byte
+	// Order is JSON decoded, when the store has it at hand (the warm-up's
+	// pages are scanned from rows): the masked view is then made from it
+	// (Options.MaskOrder) instead of decoding JSON again. May be nil.
+	Order *model.Order
 }
 
 // Summary is one line of an order list (GET /orders): what identifies an

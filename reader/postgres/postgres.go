@@ -431,7 +431,7 @@ func encodePages(pages <-chan []*model.Order, fn func([]cache.Entry) error) erro
 			if body, scratch, err = encodeExact(o, scratch); err != nil {
 				return fmt.Errorf("load recent orders: encode: %w", err)
 			}
-			entries[i] = cache.Entry{UID: o.OrderUID, JSON: body}
+			entries[i] = cache.Entry{UID: o.OrderUID, JSON: body, Order: o}
 		}
 		if err := fn(entries); err != nil {
 			return err

@@ -67,8 +67,11 @@ func (r *run) anatomy(ctx context.Context) map[string][]insertCost {
 					" SELECT * FROM pg_temp."+table).Scan(&raw); err != nil {
 					return fmt.Errorf("explain insert into %s.%s: %w", schema, table, err)
 				}
-				if err := json.Unmarshal(raw, &plan); err != nil || len(plan) != 1 {
-					return fmt.Errorf("explain of %s.%s: %v", schema, table, err)
+				if err := json.Unmarshal(raw, &plan); err != nil {
+					return fmt.Errorf("explain of %s.%s: %w", schema, table, err)
+				}
+				if len(plan) != 1 {
+					return fmt.Errorf("explain of %s.%s: %d plans", schema, table, len(plan))
 				}
 				c := insertCost{Table: table, Millis: plan[0].Execution, WALBytes: plan[0].Plan.WALBytes,
 					WALFPI: plan[0].Plan.WALFPI, SharedRead: plan[0].Plan.Read}

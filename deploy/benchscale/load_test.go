@@ -140,7 +140,7 @@ func (r *run) bulkLoad(ctx context.Context, n int) {
 				}
 				for i, rs := range res {
 					if rs.Status != ingest.Inserted {
-						return fmt.Errorf("order %s: %v (%v)", chunk[i].OrderUID, rs.Status, rs.Err)
+						return errors.Join(fmt.Errorf("order %s: %v", chunk[i].OrderUID, rs.Status), rs.Err)
 					}
 				}
 			}

@@ -224,8 +224,13 @@ func replaceSection(doc, content string) (string, error) {
 	return before + sectionBegin + "\n" + strings.Trim(content, "\n") + "\n" + sectionEnd + after, nil
 }
 
-// updateSection rewrites the generated section of the file at path.
+// updateSection rewrites the generated section of the file at path,
+// keeping the file's permissions.
 func updateSection(path, content string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -234,5 +239,5 @@ func updateSection(path, content string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return os.WriteFile(path, []byte(doc), 0o644)
+	return os.WriteFile(path, []byte(doc), fi.Mode().Perm()) //nolint:gosec // the developer's own file, named by SCALE_BENCHMARKS_MD
 }

@@ -29,6 +29,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderservice/orders/migrations"
+	"github.com/orderservice/orders/reader/auth"
+	"github.com/orderservice/orders/reader/auth/authtest"
 	"github.com/orderservice/orders/shared/testenv"
 )
 
@@ -104,8 +106,10 @@ type run struct {
 	redis  *testenv.RedisEnv
 	kafka  *testenv.KafkaEnv
 	logs   string
-	seq    int64 // orders generated so far: the next one's timeline number
-	stored int   // orders in the service's tables (and in bare)
+	keys   string // the readers' API keys file
+	token  string // an API key of it, with orders:read and orders:pii
+	seq    int64  // orders generated so far: the next one's timeline number
+	stored int    // orders in the service's tables (and in bare)
 }
 
 // TestScale is `make bench-scale`: see the package documentation.
@@ -123,6 +127,11 @@ func TestScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.bins = buildBinaries(t, root)
+	// The uncached GETs ask for whole orders (orders:pii: the stored bytes,
+	// no masking, an audit record each), as a service with full access
+	// does; the limit never refuses them.
+	token, line := authtest.NewKey(t, "bench-scale", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
+	r.keys, r.token = authtest.NewKeys(t, line).File, token
 	r.pg = testenv.Postgres(t)
 	r.redis = testenv.Redis(t)
 	r.kafka = testenv.Kafka(t)
@@ -311,10 +320,13 @@ func (r *run) ingest(ctx context.Context, slice []storedOrder) ingested {
 	go func() { done <- cmd.Wait() }()
 	defer func() {
 		select {
-		case <-done:
+		case err := <-done: // exited already (what it returned was handled)
+			_ = err
 		default:
 			_ = cmd.Process.Kill()
-			<-done
+			if err := <-done; err == nil {
+				t.Log("ingestor: exited cleanly when killed")
+			}
 		}
 	}()
 	var began time.Time
@@ -424,6 +436,8 @@ func (r *run) startReader(warm int, name string) *readerRun {
 		"READER_REDIS_KEY_PREFIX=" + rr.prefix,
 		"READER_WARM_COUNT=" + strconv.Itoa(warm),
 		"READER_WARM_TIMEOUT=5m",
+		"READER_API_KEYS_FILE=" + r.keys,
+		"READER_AUDIT_LOG=" + filepath.Join(r.logs, fmt.Sprintf("step-%d-reader-%s-audit.log", r.stored, name)),
 	}
 	rr.cmd.Env = append(rr.cmd.Env, r.set.readerEnv...)
 	logf := r.logFile(fmt.Sprintf("step-%d-reader-%s.log", r.stored, name))
@@ -451,10 +465,15 @@ func (r *run) startReader(warm int, name string) *readerRun {
 func (rr *readerRun) stop(r *run) {
 	_ = rr.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-rr.done:
+	case err := <-rr.done:
+		if err != nil {
+			r.t.Logf("reader exit: %v", err)
+		}
 	case <-time.After(30 * time.Second):
 		_ = rr.cmd.Process.Kill()
-		<-rr.done
+		if err := <-rr.done; err == nil {
+			r.t.Log("reader: exited cleanly when killed")
+		}
 	}
 	r.deletePrefix(context.Background(), rr.prefix)
 }
@@ -508,7 +527,7 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	// Open the reader's pool connections and prepare its statements
 	// first, as a running reader has.
 	for _, uid := range uids[:primers] {
-		if code := get(client, rr.base+"/order/"+uid); code != http.StatusOK {
+		if code := get(client, rr.base+"/order/"+uid, r.token); code != http.StatusOK {
 			t.Fatalf("GET %s: %d", uid, code)
 		}
 	}
@@ -525,7 +544,7 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 		due := start.Add(time.Duration(i) * interval)
 		time.Sleep(time.Until(due))
 		wg.Go(func() {
-			failed[i] = get(client, rr.base+"/order/"+uid)
+			failed[i] = get(client, rr.base+"/order/"+uid, r.token)
 			lat[i] = time.Since(due)
 		})
 	}
@@ -562,8 +581,15 @@ func (r *run) sampleUIDs(ctx context.Context, n int) []string {
 	return uids[:n]
 }
 
-func get(client *http.Client, url string) int {
-	resp, err := client.Get(url) //nolint:noctx // the client's Timeout bounds it
+// get sends GET url with the API key and returns the status (0 if no
+// answer came).
+func get(client *http.Client, url, token string) int {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", authtest.Bearer(token))
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0
 	}
@@ -646,20 +672,18 @@ func (r *run) logFile(name string) *os.File {
 
 // machine is what the run ran on.
 type machine struct {
-	CPUs        int
-	CPUModel    string
-	Memory      int64
-	Kernel      string
-	Go          string
-	PostgreSQL  string
-	PGSettings  string
-	Redis       string
-	Commit      string
-	LoadBefore  string
-	LoadAfter   string
-	Started     time.Time
-	StepsEnv    string
-	SliceOrders int
+	CPUs       int
+	CPUModel   string
+	Memory     int64
+	Kernel     string
+	Go         string
+	PostgreSQL string
+	PGSettings string
+	Redis      string
+	Commit     string
+	LoadBefore string
+	LoadAfter  string
+	Started    time.Time
 }
 
 func describeMachine(t *testing.T, pool *pgxpool.Pool, rc *redis.Client) machine {

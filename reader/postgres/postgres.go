@@ -66,30 +66,53 @@ FROM orders o JOIN delivery d ON d.order_uid = o.order_uid JOIN payment p ON p.o
 ` + itemsLateral + `
 WHERE o.order_uid = ANY($1)`
 
-// recentOrdersQuery and recentOrdersAfter serve the warm-up, a page at a
-// time: a walk of orders_recent_idx that stops after $1 rows. Pages after
-// the first start below the last order of the previous page (a keyset):
-// the row comparison is one range bound on the index, so that the
-// thousandth page costs what the first does, where an OFFSET would read
-// and throw away every order before it (quadratic in the warm count). The
-// order_uid in the key keeps orders with equal timestamps from being
-// skipped or repeated at a page boundary, and orders ingested during the
-// warm-up do not shift the pages as they would shift an OFFSET. Two texts
-// rather than one with "$2 IS NULL OR ...", which would hide the bound
-// from the planner.
+// The warm-up reads the n most recent orders in pages of a keyset over
+// orders_recent_idx (date_created, order_uid), never an OFFSET, which
+// would read and throw away every order before its page (quadratic in n).
+// recentBoundsQuery walks the index once for the first key of every page;
+// each page is then one bounded range of the index, from its first key
+// down to the next page's (exclusive; the last page: its size), so that
+// pages can be read in any order and at once, and the thousandth costs
+// what the first does. The order_uid in the key keeps orders with equal
+// timestamps from being skipped or repeated at a page boundary; an order
+// stored meanwhile with a key inside a page not read yet is read with it
+// (recentPageSQL's LIMIT is one more than the page, so that the page is
+// seen to be longer and read on), one newer than the newest at the start
+// is not, and none shifts the pages as it would shift an OFFSET.
+// recentOrdersQuery is the single page of a small warm-up. Row
+// comparisons, not "date < x OR date = x AND uid < y", so that PostgreSQL
+// turns each bound into an index range bound; and a LIMIT written in the
+// text, which makes the planner walk the index and look each order's rows
+// up by key whatever its estimate of the range (without one, a poor
+// estimate of a row comparison's selectivity made it hash-join a scan of
+// the whole payment table).
 const (
+	recentBoundsQuery = `SELECT date_created, order_uid FROM (
+	SELECT date_created, order_uid, row_number() OVER (ORDER BY date_created DESC, order_uid DESC) - 1 AS rank
+	FROM (SELECT date_created, order_uid FROM orders ORDER BY date_created DESC, order_uid DESC LIMIT $1) newest) ranked
+WHERE rank % $2 = 0 ORDER BY rank`
 	recentOrdersQuery = `SELECT ` + orderColumns + `
 FROM (SELECT * FROM orders ORDER BY date_created DESC, order_uid DESC LIMIT $1) o
 JOIN delivery d ON d.order_uid = o.order_uid JOIN payment p ON p.order_uid = o.order_uid
 ` + itemsLateral + `
 ORDER BY o.date_created DESC, o.order_uid DESC`
-	recentOrdersAfter = `SELECT ` + orderColumns + `
-FROM (SELECT * FROM orders WHERE (date_created, order_uid) < ($2, $3)
-	ORDER BY date_created DESC, order_uid DESC LIMIT $1) o
+)
+
+// recentPageSQL is the query of up to limit orders from key ($1, $2)
+// (inclusive when from is "<=", exclusive with "<") down to key ($3, $4),
+// exclusive, or without a lower bound when bounded is false.
+func recentPageSQL(from string, bounded bool, limit int) string {
+	lower := ""
+	if bounded {
+		lower = ` AND (date_created, order_uid) > ($3, $4)`
+	}
+	return `SELECT ` + orderColumns + `
+FROM (SELECT * FROM orders WHERE (date_created, order_uid) ` + from + ` ($1, $2)` + lower + `
+	ORDER BY date_created DESC, order_uid DESC LIMIT ` + strconv.Itoa(limit) + `) o
 JOIN delivery d ON d.order_uid = o.order_uid JOIN payment p ON p.order_uid = o.order_uid
 ` + itemsLateral + `
 ORDER BY o.date_created DESC, o.order_uid DESC`
-)
+}
 
 // scanOrder reads one row of orderColumns.
 func scanOrder(row pgx.Row) (*model.Order, error) {
@@ -385,114 +408,147 @@ func (s *Store) query(ctx context.Context, pool *pgxpool.Pool, uids []string) (m
 	return found, nil
 }
 
+// recentFetchers is how many warm-up pages are read at once, each on its
+// own connection: on two cores, the database works on one page while the
+// reader scans another and encodes a third.
+const recentFetchers = 2
+
 // Recent returns the canonical JSON of the n most recent orders, newest
-// first, in pages of batch orders (one query each, see recentOrdersAfter),
-// calling fn per page so that memory stays bounded whatever n is.
+// first, in pages of batch orders, calling fn per page so that memory
+// stays bounded whatever n is (see recentBoundsQuery for the pages).
 //
-// The next page is read while fn handles the current one: a goroutine
-// runs the queries and scans the rows, and the caller's goroutine encodes
-// the orders and calls fn. The database's time, the scanning and the
-// caller's work (filling the caches) then overlap instead of adding up; at
-// most two pages wait in memory besides the one fn holds.
+// Pages are read ahead while fn handles the current one: recentFetchers
+// goroutines run the page queries and scan the rows, and the caller's
+// goroutine encodes each page, in order, and calls fn. The database's
+// time, the scanning and the caller's work (filling the caches) overlap
+// instead of adding up; at most recentFetchers pages wait in memory
+// besides the one fn holds.
 func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry) error) error {
 	if batch <= 0 {
 		batch = 500
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pages := make(chan []*model.Order, 1)
-	var fetchErr error
-	go func() {
-		defer close(pages) // after fetchErr is set
-		fetchErr = s.fetchRecent(ctx, n, batch, pages)
-	}()
-	err := encodePages(pages, fn)
-	if err != nil {
-		cancel()
+	if n <= 0 {
+		return nil
 	}
-	for range pages { // until the fetcher has returned
+	if n <= batch {
+		page, err := s.recentPage(ctx, recentOrdersQuery, n)
+		if err != nil || len(page) == 0 {
+			return err
+		}
+		return encodePage(page, fn)
 	}
+	bounds, err := s.recentBounds(ctx, n, batch)
 	if err != nil {
 		return err
 	}
-	return fetchErr
-}
-
-// encodePages encodes each page of orders and calls fn with it.
-func encodePages(pages <-chan []*model.Order, fn func([]cache.Entry) error) error {
-	var scratch []byte
-	for page := range pages {
-		entries := make([]cache.Entry, len(page))
-		for i, o := range page {
-			var (
-				body []byte
-				err  error
-			)
-			if body, scratch, err = encodeExact(o, scratch); err != nil {
-				return fmt.Errorf("load recent orders: encode: %w", err)
-			}
-			entries[i] = cache.Entry{UID: o.OrderUID, JSON: body, Order: o}
-		}
-		if err := fn(entries); err != nil {
-			return err
-		}
+	// Deferred in this order, so that on an early return the fetchers
+	// are cancelled before they are waited for.
+	var fetchers sync.WaitGroup
+	defer fetchers.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type fetched struct {
+		page []*model.Order
+		err  error
 	}
-	return nil
-}
-
-// fetchRecent sends the n most recent orders to pages, newest first, a
-// page of at most batch per query, each page starting below the last
-// order of the one before. It stops early when the table holds fewer.
-func (s *Store) fetchRecent(ctx context.Context, n, batch int, pages chan<- []*model.Order) error {
-	var after *recentKey
-	for done := 0; done < n; {
-		size := min(batch, n-done)
-		page, err := s.recentPage(ctx, size, after)
-		if err != nil {
-			return err
-		}
-		if len(page) > 0 {
+	results := make([]chan fetched, len(bounds))
+	for i := range results {
+		results[i] = make(chan fetched, 1)
+	}
+	slots := make(chan struct{}, recentFetchers) // pages being read or read and not yet handed to fn
+	fetchers.Go(func() {
+		for i := range bounds {
 			select {
-			case pages <- page:
+			case slots <- struct{}{}:
 			case <-ctx.Done():
-				return context.Cause(ctx)
+				return
 			}
+			fetchers.Go(func() {
+				var r fetched
+				if i+1 < len(bounds) {
+					r.page, r.err = s.recentRange(ctx, bounds[i], bounds[i+1], batch)
+				} else {
+					hi := bounds[i]
+					r.page, r.err = s.recentPage(ctx, recentPageSQL("<=", false, n-i*batch), hi.created, hi.uid)
+				}
+				results[i] <- r
+			})
 		}
-		if len(page) < size {
-			return nil
+	})
+	for i := range results {
+		var r fetched
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
-		done += len(page)
-		last := page[len(page)-1]
-		after = &recentKey{created: last.DateCreated, uid: last.OrderUID}
+		<-slots
+		if r.err != nil {
+			return r.err
+		}
+		if len(r.page) == 0 {
+			continue // its orders were deleted since the bounds were read
+		}
+		if err := encodePage(r.page, fn); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// recentKey is where a page of recent orders ended: its last order's
-// position in orders_recent_idx.
+// recentKey is an order's position in orders_recent_idx.
 type recentKey struct {
 	created time.Time
 	uid     string
 }
 
-// recentPage loads up to limit orders below after (from the newest when
-// after is nil).
-func (s *Store) recentPage(ctx context.Context, limit int, after *recentKey) ([]*model.Order, error) {
-	defer s.observe("recent_orders", time.Now())
-	var (
-		rows pgx.Rows
-		err  error
-	)
-	if after == nil {
-		rows, err = s.pool.Query(ctx, recentOrdersQuery, limit)
-	} else {
-		rows, err = s.pool.Query(ctx, recentOrdersAfter, limit, after.created, after.uid)
+// recentBounds returns the key of the first order of each page of batch
+// among the n most recent orders (fewer pages when fewer are stored).
+func (s *Store) recentBounds(ctx context.Context, n, batch int) ([]recentKey, error) {
+	defer s.observe("recent_bounds", time.Now())
+	rows, err := s.pool.Query(ctx, recentBoundsQuery, n, batch)
+	if err != nil {
+		return nil, fmt.Errorf("load recent orders: page bounds: %w", err)
 	}
+	bounds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (recentKey, error) {
+		var k recentKey
+		return k, r.Scan(&k.created, &k.uid)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load recent orders: page bounds: %w", err)
+	}
+	return bounds, nil
+}
+
+// recentRange reads the orders from key hi (inclusive) down to key lo
+// (exclusive): batch of them, unless orders were stored in the range
+// since the bounds were read, which the next queries read on.
+func (s *Store) recentRange(ctx context.Context, hi, lo recentKey, batch int) ([]*model.Order, error) {
+	var out []*model.Order
+	from, after := "<=", hi
+	for {
+		page, err := s.recentPage(ctx, recentPageSQL(from, true, batch+1), after.created, after.uid, lo.created, lo.uid)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) <= batch {
+			return out, nil
+		}
+		last := page[len(page)-1]
+		from, after = "<", recentKey{created: last.DateCreated, uid: last.OrderUID}
+	}
+}
+
+// recentPage runs one page query and scans its orders.
+func (s *Store) recentPage(ctx context.Context, query string, args ...any) ([]*model.Order, error) {
+	defer s.observe("recent_orders", time.Now())
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load recent orders: %w", err)
 	}
 	defer rows.Close()
-	out := make([]*model.Order, 0, limit)
+	var out []*model.Order
 	for rows.Next() {
 		o, err := scanOrder(rows)
 		if err != nil {
@@ -504,6 +560,23 @@ func (s *Store) recentPage(ctx context.Context, limit int, after *recentKey) ([]
 		return nil, fmt.Errorf("load recent orders: %w", err)
 	}
 	return out, nil
+}
+
+// encodePage encodes a page of orders and calls fn with it.
+func encodePage(page []*model.Order, fn func([]cache.Entry) error) error {
+	entries := make([]cache.Entry, len(page))
+	var scratch []byte
+	for i, o := range page {
+		var (
+			body []byte
+			err  error
+		)
+		if body, scratch, err = encodeExact(o, scratch); err != nil {
+			return fmt.Errorf("load recent orders: encode: %w", err)
+		}
+		entries[i] = cache.Entry{UID: o.OrderUID, JSON: body, Order: o}
+	}
+	return fn(entries)
 }
 
 // eachCanonical scans every row of orderColumns and calls fn with the

@@ -304,31 +304,39 @@ func TestRecentKeysetPages(t *testing.T) {
 		}
 	}
 
-	// Orders stored between pages: two newer than all, and one that shares
-	// the timestamp of the first page's last order but sorts above it. The
-	// pages still hold the orders that were the newest at the start.
+	// Orders stored between pages: two newer than all, one that shares the
+	// timestamp of the first page's last order but sorts above it (in the
+	// page already read), and one that sorts just above the first order
+	// of the fifth page (in the fourth, not read yet: the pages are read
+	// at most recentFetchers ahead). The pages hold the orders that were
+	// the newest at the start, plus the last one, each once: a page that
+	// grew is read on, and nothing shifts.
 	const n, batch = 24, 5
 	want := newest(n)
-	var boundary string
-	extra := gen.Orders(3)
-	got, _ := recent(n, batch, func(page int) {
-		if page != 1 {
-			return
-		}
+	keyOf := func(uid string) time.Time {
+		t.Helper()
 		var created time.Time
-		if err := pg.Pool.QueryRow(ctx, `SELECT date_created, order_uid FROM orders WHERE order_uid = $1`,
-			want[batch-1]).Scan(&created, &boundary); err != nil {
+		if err := pg.Pool.QueryRow(ctx, `SELECT date_created FROM orders WHERE order_uid = $1`, uid).Scan(&created); err != nil {
 			t.Fatal(err)
 		}
-		extra[0].DateCreated = base.Add(time.Hour)
-		extra[1].DateCreated = base.Add(2 * time.Hour)
-		extra[2].DateCreated = created
-		extra[2].OrderUID = boundary + "z" // above the boundary in order_uid DESC
-		extra[2].Payment.Transaction = extra[2].OrderUID
-		testenv.InsertOrders(t, pg.Pool, extra...)
+		return created
+	}
+	extra := gen.Orders(4)
+	extra[0].DateCreated = base.Add(time.Hour)
+	extra[1].DateCreated = base.Add(2 * time.Hour)
+	for k, at := range map[int]string{2: want[batch-1], 3: want[4*batch]} {
+		extra[k].DateCreated = keyOf(at)
+		extra[k].OrderUID = at + "z" // just above it in order_uid DESC
+		extra[k].Payment.Transaction = extra[k].OrderUID
+	}
+	got, _ := recent(n, batch, func(page int) {
+		if page == 1 {
+			testenv.InsertOrders(t, pg.Pool, extra...)
+		}
 	})
+	want = slices.Insert(want, 4*batch, extra[3].OrderUID)
 	if !slices.Equal(got, want) {
-		t.Fatalf("with orders stored between pages (boundary %s):\n got %v\nwant %v", boundary, got, want)
+		t.Fatalf("with orders stored between pages:\n got %v\nwant %v", got, want)
 	}
 
 	// An error of fn ends the pages: Recent returns it, and fn is not

@@ -193,7 +193,7 @@ func plotFigure(f figure, rows []row, path string) error {
 		p.Legend.Add(fmt.Sprintf("target %g %s", f.target, f.unit), t)
 		top = max(top, f.target)
 	}
-	p.Y.Max = top * 1.15
+	p.Y.Max = top * 1.4 // room for the legend above the lines
 	return p.Save(7*vg.Inch, 4*vg.Inch, path)
 }
 

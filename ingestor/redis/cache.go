@@ -13,8 +13,9 @@
 // node (redisconn.Breaker) skips, for a growing pause, the node whose SETs
 // failed: with one master of a cluster down, every batch still caches the
 // orders of the other masters without waiting for the lost one. Events are
-// published on any master that takes them (redisconn.Publish): a cluster
-// relays every message to every node's subscribers.
+// published on whichever master go-redis picks (it moves to the next one
+// when a master fails): a cluster relays every message to every node's
+// subscribers.
 package redis
 
 import (
@@ -110,7 +111,7 @@ func (c *Cache) Announce(ctx context.Context, ch ingest.Changes) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	if err := redisconn.Publish(ctx, c.client, c.Channel(), msg); err != nil {
+	if err := c.client.Publish(ctx, c.Channel(), msg).Err(); err != nil {
 		return fmt.Errorf("publish events: %w", err)
 	}
 	return nil

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/orderservice/orders/ingestor/ingest"
 	"github.com/orderservice/orders/shared/testenv"
@@ -115,6 +118,63 @@ func TestSetWithAMasterLost(t *testing.T) {
 			if got := rc.Client.Get(ctx, c.Key(e.UID)).Val(); got != string(e.Canonical) {
 				t.Fatalf("round %d: GET %s on a live master = %q", round, c.Key(e.UID), got)
 			}
+		}
+	}
+}
+
+// TestDeleteAndAnnounceOnCluster: erased orders are deleted from every
+// master in one call (a multi-key DEL would be refused across slots), and
+// a batch's events published through the cluster reach a subscriber on
+// any master.
+func TestDeleteAndAnnounceOnCluster(t *testing.T) {
+	t.Parallel()
+	rc, c := clusterCache(t)
+	ctx := context.Background()
+	batch := entries(0, 50)
+	if failed, err := c.Set(ctx, batch); err != nil || failed != 0 {
+		t.Fatalf("Set: %d failed, %v", failed, err)
+	}
+	uids := make([]string, len(batch))
+	for i, e := range batch {
+		uids[i] = e.UID
+	}
+	if err := c.Delete(ctx, uids); err != nil {
+		t.Fatalf("Delete across slots: %v", err)
+	}
+	for _, uid := range uids {
+		if n := rc.Client.Exists(ctx, c.Key(uid)).Val(); n != 0 {
+			t.Fatalf("%s still cached after Delete", uid)
+		}
+	}
+	// A subscriber on each master: the cluster relays the message to all.
+	var (
+		mu   sync.Mutex
+		subs []*goredis.PubSub
+	)
+	err := rc.Client.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+		ps := m.Subscribe(ctx, c.Channel())
+		mu.Lock()
+		subs = append(subs, ps)
+		mu.Unlock()
+		_, err := ps.ReceiveTimeout(ctx, 5*time.Second) // the confirmation
+		return err
+	})
+	if err != nil || len(subs) != 3 {
+		t.Fatalf("subscribing on the %d masters: %v", len(subs), err)
+	}
+	defer func() {
+		for _, ps := range subs {
+			_ = ps.Close()
+		}
+	}()
+	if err := c.Announce(ctx, ingest.Changes{Stored: []string{"u1"}, Erased: []string{"u2"}}); err != nil {
+		t.Fatalf("Announce on a cluster: %v", err)
+	}
+	for _, ps := range subs {
+		msg, err := ps.ReceiveTimeout(ctx, 5*time.Second)
+		m, ok := msg.(*goredis.Message)
+		if err != nil || !ok || m.Payload != `{"stored":["u1"],"erased":["u2"]}` {
+			t.Fatalf("a master's subscriber received %v, %v", msg, err)
 		}
 	}
 }

@@ -30,9 +30,9 @@ import (
 // A replica whose query fails (down, unreachable, refusing connections) is
 // left alone for a pause, 1 s doubling to 30 s, while the primary serves
 // its share; after the pause the next lookup query probes it, and the
-// first success puts it back in the rotation. The recent-orders list, the
-// warm-up and every other query stay on the primary: they cannot tell a
-// lagging answer from a complete one.
+// first success puts it back in the rotation. The search, the warm-up and
+// every other query stay on the primary: they cannot tell a lagging answer
+// from a complete one.
 
 // replicaPause is how long a failed replica is skipped: 1 s after the first
 // failure in a row, doubling to 30 s, jittered so that readers started

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/redis"
@@ -80,6 +84,20 @@ func TestClusterGetsAcrossSlots(t *testing.T) {
 	wg.Wait()
 	if !c.Up() {
 		t.Fatal("Up is false after answers from every master")
+	}
+	// Erased orders: one Delete over keys of every slot.
+	erased := make([]string, 100)
+	for i := range erased {
+		erased[i] = fmt.Sprint("u", i)
+	}
+	if err := c.Delete(context.Background(), erased); err != nil {
+		t.Fatalf("Delete across slots: %v", err)
+	}
+	for i := range 200 {
+		_, err := c.Get(context.Background(), fmt.Sprint("u", i))
+		if deleted := i < 100; deleted != errors.Is(err, cache.ErrMiss) {
+			t.Fatalf("u%d after deleting u0..u99: %v", i, err)
+		}
 	}
 }
 
@@ -179,5 +197,70 @@ func TestClusterFailover(t *testing.T) {
 	}
 	if !c.Up() {
 		t.Fatal("Up is false once every slot is served again")
+	}
+}
+
+// TestClusterEventsSurviveALostMaster: on a cluster (no replicas), the
+// Subscriber receives what is published on the events channel; when the
+// master serving the channel's slot (where go-redis subscribes) is
+// killed, it resubscribes on another master (redisconn.Subscribe), and
+// every message then published (go-redis picks masters in turn, the lost
+// one too, and retries on the next) reaches it: the cluster relays the
+// channel to every node.
+func TestClusterEventsSurviveALostMaster(t *testing.T) {
+	t.Parallel()
+	rc := testenv.RedisCluster(t, 0)
+	c, err := redis.New(redis.Options{URL: rc.URL, Prefix: rc.Prefix, TTL: time.Minute, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	rec := &recorder{}
+	gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "subscribed"})
+	sub := redis.NewSubscriber(c, rec, redis.SubscriberOptions{Subscribed: gauge, HealthInterval: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sub.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-sub.Subscribed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("never subscribed")
+	}
+	publish := func(payload string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return c.Client().Publish(ctx, sub.Channel(), payload).Err()
+	}
+	awaitStored := func(uid string) {
+		t.Helper()
+		testenv.Await(t, "the announcement of "+uid, 15*time.Second, func() bool {
+			got, _ := rec.state()
+			return slices.ContainsFunc(got, func(ch cache.Changes) bool { return slices.Contains(ch.Stored, uid) })
+		})
+	}
+	if err := publish(`{"stored":["before1"]}`); err != nil {
+		t.Fatal(err)
+	}
+	awaitStored("before1")
+
+	lost, err := rc.Cluster.Master(ctx, sub.Channel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost.Kill()
+	_, resyncs := rec.state()
+	testenv.Await(t, "a new subscription on a live master", 20*time.Second, func() bool {
+		_, n := rec.state()
+		return n > resyncs && testutil.ToFloat64(gauge) == 1
+	})
+	// go-redis sends each PUBLISH to the next master: some of these meet
+	// the lost one, and go to another.
+	for i := range 6 {
+		uid := fmt.Sprint("after", i)
+		if err := publish(`{"stored":["` + uid + `"]}`); err != nil {
+			t.Fatalf("publish %d with a master lost: %v", i, err)
+		}
+		awaitStored(uid)
 	}
 }

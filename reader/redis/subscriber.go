@@ -12,6 +12,7 @@ import (
 
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/redisconn"
 	"github.com/orderservice/orders/shared/retry"
 )
 
@@ -77,8 +78,8 @@ func (s *Subscriber) Run(ctx context.Context) {
 	s.set(0)
 	pauses := resubscribe.BackOff()
 	lost := false
-	for ctx.Err() == nil {
-		confirmed, err := s.session(ctx)
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		confirmed, err := s.session(ctx, attempt)
 		s.set(0)
 		if ctx.Err() != nil {
 			return
@@ -103,9 +104,12 @@ func (s *Subscriber) Run(ctx context.Context) {
 }
 
 // session subscribes on a new connection and serves it until it fails or
-// ctx ends. It reports whether the subscription was confirmed.
-func (s *Subscriber) session(ctx context.Context) (confirmed bool, err error) {
-	ps := s.client.Subscribe(ctx, s.channel) // connects, or leaves it to the first Receive
+// ctx ends. It reports whether the subscription was confirmed. On a Redis
+// Cluster each attempt after the first goes to the next master
+// (redisconn.Subscribe): the cluster relays the channel to every node, and
+// a lost master must not take the subscription with it.
+func (s *Subscriber) session(ctx context.Context, attempt int) (confirmed bool, err error) {
+	ps := redisconn.Subscribe(ctx, s.client, s.channel, attempt) // connects, or leaves it to the first Receive
 	defer ps.Close()
 	// A read waits for its timeout, not for ctx: closing the connection
 	// ends it at once.

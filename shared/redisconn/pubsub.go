@@ -14,35 +14,12 @@ import (
 //
 // A Redis Cluster relays every PUBLISH (the classic, unsharded kind) over
 // its bus to the subscribers of every node, so a message may be published
-// on any node and received on any other. go-redis sends both to the master
-// of the channel name's hash slot, which makes that one master a single
-// point of failure for the channel: with it lost and no replica to take
-// over, nothing could be published or subscribed. Publish and Subscribe
-// use the slot's master while it answers and any other master otherwise.
-
-// Publish publishes msg on channel: on c's one server, or on a cluster
-// through the channel's slot master, then, if that fails other than with a
-// reply, on each other master in turn until one takes it (each takes it
-// for the whole cluster, so one is enough and more would deliver copies).
-func Publish(ctx context.Context, c redis.UniversalClient, channel string, msg any) error {
-	err := c.Publish(ctx, channel, msg).Err()
-	cc, ok := c.(*redis.ClusterClient)
-	if !ok || !stale(err) || ctx.Err() != nil {
-		return err
-	}
-	first := Node(ctx, c, channel)
-	for _, m := range masters(ctx, cc) {
-		if m.Options().Addr == first {
-			continue
-		}
-		if err2 := m.Publish(ctx, channel, msg).Err(); err2 == nil {
-			return nil
-		} else if ctx.Err() != nil {
-			break
-		}
-	}
-	return err
-}
+// on any node and received on any other. go-redis sends each PUBLISH to a
+// master in turn, and when that one fails to answer retries on the next,
+// so publishing needs nothing more. It subscribes, though, on the master
+// of the channel name's hash slot only: with that master lost and no
+// replica to take over, the subscription could never be made again.
+// Subscribe moves to another master after a failed attempt.
 
 // Subscribe subscribes to channel for the attempt-th time (counting from
 // 0, one more after each lost subscription): on c's one server; on a

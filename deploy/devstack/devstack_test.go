@@ -455,9 +455,20 @@ func checkLogs(t *testing.T, out *testenv.Buffer, dir, url, token string, opsPor
 		httpGet(t, url, token)
 	}
 	summary := regexp.MustCompile(`reader: [0-9,]+ req in 1s \([0-9,]+/s\), 0 errors`)
-	testenv.Await(t, "a traffic summary on the console", 10*time.Second, func() bool {
-		return summary.MatchString(out.String())
-	})
+	deadline := time.Now().Add(15 * time.Second)
+	for !summary.MatchString(out.String()) {
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(filepath.Join(dir, "reader.log"))
+			var bad []string
+			for _, l := range strings.Split(string(data), "\n") {
+				if strings.Contains(l, `"status":5`) {
+					bad = append(bad, l)
+				}
+			}
+			t.Fatalf("no traffic summary on the console in 15s:\n%s\n5xx:\n%s", out.String(), strings.Join(bad, "\n"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	for _, l := range strings.Split(out.String(), "\n") {
 		if strings.Contains(l, "request_id") || strings.Contains(l, `"msg":"request"`) {
 			t.Fatalf("a request printed on the console: %q", l)

@@ -105,6 +105,9 @@ var (
 
 func (l *serviceLog) line(b []byte) {
 	if bytes.Contains(b, accessMarker) {
+		if isProbe(b) {
+			return
+		}
 		l.requests.Add(1)
 		if status, ok := jsonIntField(b, `"status":`); ok && status >= 500 {
 			l.errors.Add(1)
@@ -121,6 +124,20 @@ func (l *serviceLog) line(b []byte) {
 		rec = slog.NewRecord(time.Now(), slog.LevelInfo, string(b), 0)
 	}
 	_ = l.console.Handler().Handle(context.Background(), rec)
+}
+
+// probeRoutes are the health endpoints that the stack itself (and, in a
+// cluster, the orchestrator) polls: the summary is about API traffic, and a
+// 503 from /readyz while the reader warms up is not an error to report.
+var probeRoutes = [][]byte{[]byte(`"route":"/readyz"`), []byte(`"route":"/healthz"`)}
+
+func isProbe(b []byte) bool {
+	for _, r := range probeRoutes {
+		if bytes.Contains(b, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // traffic returns the requests, 5xx answers and audit records counted

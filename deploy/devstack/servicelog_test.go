@@ -10,9 +10,10 @@ import (
 )
 
 func TestServiceLogKeepsRequestsOffTheConsole(t *testing.T) {
-	access := func(status string) string {
-		return `{"time":"2026-01-02T03:04:05.123Z","level":"INFO","msg":"request","service":"reader","request_id":"r1","method":"GET","path":"/order/x","route":"/order/{uid}","status":` + status + `,"bytes":10,"duration":1000,"remote":"127.0.0.1","x_cache":"HIT"}` + "\n"
+	accessTo := func(path, route, status string) string {
+		return `{"time":"2026-01-02T03:04:05.123Z","level":"INFO","msg":"request","service":"reader","request_id":"r1","method":"GET","path":"` + path + `","route":"` + route + `","status":` + status + `,"bytes":10,"duration":1000,"remote":"127.0.0.1","x_cache":"HIT"}` + "\n"
 	}
+	access := func(status string) string { return accessTo("/order/x", "/order/{uid}", status) }
 	tests := []struct {
 		name         string
 		writes       []string
@@ -27,6 +28,14 @@ func TestServiceLogKeepsRequestsOffTheConsole(t *testing.T) {
 			writes:       []string{access("200"), access("404"), access("503")},
 			notOnConsole: []string{"request_id", "/order/x"},
 			requests:     3, errors: 1,
+		},
+		{
+			// The stack's own readiness polls answer 503 until the reader
+			// has warmed up: not traffic, and not an error to report.
+			name:         "probes neither counted nor printed",
+			writes:       []string{accessTo("/readyz", "/readyz", "503"), accessTo("/healthz", "/healthz", "200"), access("200")},
+			notOnConsole: []string{"request_id", "/readyz"},
+			requests:     1,
 		},
 		{
 			name:         "audit records counted, not printed",

@@ -112,19 +112,40 @@ func StartRedisCluster(ctx context.Context, server, cli string, opts ClusterOpti
 // startClusterNode starts node i in opts.Dir/node-<i>, with its cluster
 // bus on a free port of its own (cluster-port), so that no port+10000 rule
 // constrains the choice.
+//
+// A free port is only free when it was probed: another process (a parallel
+// test) may bind it before redis-server does. The node then exits with
+// "Address already in use", and the start is tried again on new ports.
 func startClusterNode(ctx context.Context, server string, opts ClusterOptions, i int) (*Server, error) {
+	var err error
+	for range portAttempts {
+		var s *Server
+		s, err = startClusterNodeOnce(ctx, server, opts, i)
+		if err == nil || !strings.Contains(err.Error(), "Address already in use") {
+			return s, err
+		}
+	}
+	return nil, err
+}
+
+// portAttempts bounds the restarts of a server whose probed port was taken.
+const portAttempts = 3
+
+func startClusterNodeOnce(ctx context.Context, server string, opts ClusterOptions, i int) (*Server, error) {
 	dir := filepath.Join(opts.Dir, "node-"+strconv.Itoa(i))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	bus, err := listenAddr(ctx, 0)
+	// Both ports are probed while both probes are open, so the node's
+	// client port cannot be the one just chosen for its bus.
+	ports, err := freePorts(ctx, 2)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	_, busPort, _ := net.SplitHostPort(bus)
+	busPort := strconv.Itoa(ports[0])
 	nodeOpts := opts.Options
-	nodeOpts.Dir, nodeOpts.Port = dir, 0
+	nodeOpts.Dir, nodeOpts.Port = dir, ports[1]
 	nodeOpts.Args = append([]string{
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", filepath.Join(dir, "nodes.conf"),

@@ -339,6 +339,21 @@ func listenAddr(ctx context.Context, port int) (string, error) {
 	return "", errors.New("no free loopback port")
 }
 
+// freePorts returns n distinct free loopback ports, probed together.
+func freePorts(ctx context.Context, n int) ([]int, error) {
+	var lc net.ListenConfig
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("no free loopback port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // tailBuffer keeps the last tailSize bytes written to it: the server
 // writes while a start may read.
 type tailBuffer struct {

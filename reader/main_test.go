@@ -35,6 +35,11 @@ type reader struct {
 	// request names its own Authorization ("" sends none).
 	token string
 	stop  func(t *testing.T) // stops the reader and waits for run; the test's end does too
+	// cancel cancels run's context (what SIGTERM does) without waiting;
+	// finished is closed when run has returned, with err its result.
+	cancel   context.CancelFunc
+	finished <-chan struct{}
+	err      func() error
 }
 
 // env is a reader's environment: a real database (as order_reader), a
@@ -96,18 +101,22 @@ func (e *env) start(t *testing.T, ready bool) *reader {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs, audit := &testenv.Buffer{}, &testenv.Buffer{}
-	done := make(chan error, 1)
+	finished := make(chan struct{})
+	var runErr error
 	vars := maps.Clone(e.vars)
-	go func() { done <- run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, logs, audit) }()
+	go func() {
+		defer close(finished)
+		runErr = run(ctx, []string{"reader"}, func(k string) string { return vars[k] }, logs, audit)
+	}()
 	var once sync.Once
 	stop := func(t *testing.T) {
 		t.Helper()
 		once.Do(func() {
 			cancel()
 			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("run: %v", err)
+			case <-finished:
+				if runErr != nil {
+					t.Errorf("run: %v", runErr)
 				}
 			case <-time.After(15 * time.Second):
 				t.Errorf("run did not return after cancel")
@@ -119,13 +128,14 @@ func (e *env) start(t *testing.T, ready bool) *reader {
 	}
 	t.Cleanup(func() { stop(t) })
 	r := &reader{base: "http://" + e.vars["READER_LISTEN_ADDR"], ops: "http://" + e.vars["READER_OPS_ADDR"],
-		logs: logs, audit: audit, token: e.keys.PII, stop: stop}
+		logs: logs, audit: audit, token: e.keys.PII, stop: stop,
+		cancel: cancel, finished: finished, err: func() error { <-finished; return runErr }}
 	want := http.StatusOK
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-done:
-			t.Fatalf("run ended early: %v\nlogs:\n%s", err, logs)
+		case <-finished:
+			t.Fatalf("run ended early: %v\nlogs:\n%s", runErr, logs)
 		default:
 		}
 		resp, err := http.Get(r.base + "/readyz")
@@ -732,21 +742,8 @@ func TestGracefulShutdown(t *testing.T) {
 	e.vars["READER_WARM_COUNT"] = "0"
 	o := ordergen.New(8).Order()
 	testenv.InsertOrders(t, e.pg.Pool, o)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, io.Discard, io.Discard)
-	}()
-	base := "http://" + e.vars["READER_LISTEN_ADDR"]
-	testenv.Await(t, "ready", 30*time.Second, func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	r := e.start(t, true)
+	base := r.base
 
 	release := e.pg.LockTable(t, "items")
 	answer := make(chan response, 1)
@@ -772,17 +769,17 @@ func TestGracefulShutdown(t *testing.T) {
 	testenv.Await(t, "the reader's query to wait on the lock", 10*time.Second, func() bool {
 		return e.pg.LockWaiters(t, "order_reader") == 1
 	})
-	stop()
+	r.cancel()
 	select {
-	case err := <-done:
-		t.Fatalf("run returned (%v) with a request in flight", err)
+	case <-r.finished:
+		t.Fatalf("run returned (%v) with a request in flight", r.err())
 	case <-time.After(100 * time.Millisecond):
 	}
 	release()
 	if resp := <-answer; resp.status != http.StatusOK || !bytes.Equal(resp.body, canonical(t, o)) {
 		t.Fatalf("in-flight request answered %d: %s", resp.status, resp.body)
 	}
-	if err := <-done; err != nil {
+	if err := r.err(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 }
@@ -795,22 +792,8 @@ func TestAccessLogKeepsEveryLineAtShutdown(t *testing.T) {
 	e := newEnv(t)
 	e.vars["READER_WARM_COUNT"] = "0"
 	e.vars["READER_LOG_LEVEL"] = "info"
-	logs := &testenv.Buffer{}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs, io.Discard)
-	}()
-	base := "http://" + e.vars["READER_LISTEN_ADDR"]
-	testenv.Await(t, "ready", 30*time.Second, func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	r := e.start(t, true)
+	base, logs := r.base, r.logs
 	const n = 500
 	for i := range n {
 		resp, err := http.Get(fmt.Sprintf("%s/order/unknown%d", base, i))
@@ -820,8 +803,8 @@ func TestAccessLogKeepsEveryLineAtShutdown(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	stop()
-	if err := <-done; err != nil {
+	r.cancel()
+	if err := r.err(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	got := 0
@@ -843,22 +826,8 @@ func TestShutdownGracePeriodOver(t *testing.T) {
 	e := newEnv(t)
 	e.vars["READER_WARM_COUNT"] = "0"
 	e.vars["READER_SHUTDOWN_TIMEOUT"] = "200ms"
-	logs := &testenv.Buffer{}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"reader"}, func(k string) string { return e.vars[k] }, logs, io.Discard)
-	}()
-	base := "http://" + e.vars["READER_LISTEN_ADDR"]
-	testenv.Await(t, "ready", 30*time.Second, func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	r := e.start(t, true)
+	base, logs := r.base, r.logs
 	silent, err := net.Dial("tcp", e.vars["READER_LISTEN_ADDR"])
 	if err != nil {
 		t.Fatal(err)
@@ -872,10 +841,10 @@ func TestShutdownGracePeriodOver(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	stop()
+	r.cancel()
 	select {
-	case err := <-done:
-		if err != nil {
+	case <-r.finished:
+		if err := r.err(); err != nil {
 			t.Fatalf("run: %v", err)
 		}
 	case <-time.After(4 * time.Second):

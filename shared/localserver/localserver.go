@@ -193,14 +193,9 @@ func StartPostgres(ctx context.Context, bin string, opts Options) (*Server, erro
 		_ = os.RemoveAll(opts.Dir)
 		return nil, err
 	}
-	cred, err := PostgresCredential()
+	cred, err := postgresDir(opts.Dir)
 	if err != nil {
 		return fail(err)
-	}
-	if cred != nil {
-		if err := os.Chown(opts.Dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fail(fmt.Errorf("chown %s: %w", opts.Dir, err))
-		}
 	}
 	data := filepath.Join(opts.Dir, "data")
 	// bin is where PGBinDir found the installed server binaries.
@@ -216,6 +211,21 @@ func StartPostgres(ctx context.Context, bin string, opts Options) (*Server, erro
 		return fail(err)
 	}
 	return srv, nil
+}
+
+// postgresDir returns the credential a PostgreSQL server runs with (see
+// PostgresCredential) and hands dir to that user.
+func postgresDir(dir string) (*syscall.Credential, error) {
+	cred, err := PostgresCredential()
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("chown %s: %w", dir, err)
+		}
+	}
+	return cred, nil
 }
 
 // runPostgres runs the server on the cluster in data, durability off, and

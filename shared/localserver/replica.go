@@ -27,14 +27,9 @@ func StartReplica(ctx context.Context, bin string, primary *Server, opts Options
 		_ = os.RemoveAll(opts.Dir)
 		return nil, err
 	}
-	cred, err := PostgresCredential()
+	cred, err := postgresDir(opts.Dir)
 	if err != nil {
 		return fail(err)
-	}
-	if cred != nil {
-		if err := os.Chown(opts.Dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fail(fmt.Errorf("chown %s: %w", opts.Dir, err))
-		}
 	}
 	host, port, err := net.SplitHostPort(primary.Addr)
 	if err != nil {

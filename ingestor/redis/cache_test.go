@@ -14,13 +14,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestSetWritesPrefixedKeysWithTTL(t *testing.T) {
 	t.Parallel()
-	env := testenv.Redis(t)
-	client, err := NewClient(env.URL, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c := New(client, env.Prefix, time.Hour, time.Second)
+	env, c := newTestCache(t)
 	entries := []ingest.CacheEntry{{UID: "a", Canonical: []byte(`{"order_uid":"a"}`)}, {UID: "b", Canonical: []byte(`{"order_uid":"b"}`)}}
 	if failed, err := c.Set(context.Background(), entries); err != nil || failed != 0 {
 		t.Fatalf("Set: %d failed, %v", failed, err)
@@ -79,13 +73,7 @@ func TestNewClientRejectsBadURL(t *testing.T) {
 // Delete removes exactly the named orders' keys.
 func TestDeleteRemovesErasedOrders(t *testing.T) {
 	t.Parallel()
-	env := testenv.Redis(t)
-	client, err := NewClient(env.URL, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c := New(client, env.Prefix, time.Hour, time.Second)
+	env, c := newTestCache(t)
 	ctx := context.Background()
 	entries := []ingest.CacheEntry{{UID: "a", Canonical: []byte(`{}`)}, {UID: "b", Canonical: []byte(`{}`)}, {UID: "c", Canonical: []byte(`{}`)}}
 	if _, err := c.Set(ctx, entries); err != nil {
@@ -107,13 +95,7 @@ func TestDeleteRemovesErasedOrders(t *testing.T) {
 // Announce publishes one model.Events message on the prefixed channel.
 func TestAnnouncePublishesEvents(t *testing.T) {
 	t.Parallel()
-	env := testenv.Redis(t)
-	client, err := NewClient(env.URL, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c := New(client, env.Prefix, time.Hour, time.Second)
+	env, c := newTestCache(t)
 	ctx := context.Background()
 	if want := env.Prefix + "orders:events"; c.Channel() != want {
 		t.Errorf("Channel() = %q, want %q", c.Channel(), want)
@@ -140,4 +122,17 @@ func TestAnnouncePublishesEvents(t *testing.T) {
 			t.Errorf("received %q on %s, want %q", msg.Payload, msg.Channel, want)
 		}
 	}
+}
+
+// newTestCache returns a test Redis and a Cache on it, under the test's key
+// prefix, with a one-hour TTL and a one-second timeout.
+func newTestCache(t *testing.T) (*testenv.RedisEnv, *Cache) {
+	t.Helper()
+	env := testenv.Redis(t)
+	client, err := NewClient(env.URL, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return env, New(client, env.Prefix, time.Hour, time.Second)
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/golang-migrate/migrate/v4"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderservice/orders/migrations"
@@ -119,24 +118,8 @@ func TestErasurePrivileges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.role+" "+tt.statement, func(t *testing.T) {
-			conn, err := pgx.Connect(ctx, pg.URLAs(tt.role))
-			if err != nil {
-				t.Fatalf("connect as %s: %v", tt.role, err)
-			}
-			defer conn.Close(ctx)
-			tx, err := conn.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(ctx) }()
-			_, err = tx.Exec(ctx, tt.statement)
-			var pgErr *pgconn.PgError
-			switch {
-			case tt.allowed && err != nil:
-				t.Fatalf("%s: %v", tt.role, err)
-			case !tt.allowed && (!errors.As(err, &pgErr) || pgErr.Code != "42501"):
-				t.Fatalf("%s: got %v, want insufficient_privilege", tt.role, err)
-			}
+			tx, err := execAs(ctx, t, pg, tt.role, tt.statement)
+			wantPrivilege(t, tt.role, tt.allowed, err)
 			if tt.allowed && strings.HasPrefix(tt.statement, "DELETE FROM orders") {
 				// The role cannot delete the children itself: the cascade does.
 				for _, table := range []string{"orders", "delivery", "payment", "items"} {

@@ -262,25 +262,41 @@ func TestRolePrivileges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.role+" "+strings.Fields(tt.statement)[0], func(t *testing.T) {
-			conn, err := pgx.Connect(ctx, pg.URLAs(tt.role))
-			if err != nil {
-				t.Fatalf("connect as %s: %v", tt.role, err)
-			}
-			defer conn.Close(ctx)
-			tx, err := conn.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(ctx) }()
-			_, err = tx.Exec(ctx, tt.statement)
-			var pgErr *pgconn.PgError
-			switch {
-			case tt.allowed && err != nil:
-				t.Errorf("%s: %v", tt.role, err)
-			case !tt.allowed && (!errors.As(err, &pgErr) || pgErr.Code != "42501"):
-				t.Errorf("%s: got %v, want insufficient_privilege", tt.role, err)
-			}
+			_, err := execAs(ctx, t, pg, tt.role, tt.statement)
+			wantPrivilege(t, tt.role, tt.allowed, err)
 		})
+	}
+}
+
+// execAs runs statement as role in a transaction that is rolled back when
+// the test ends, and returns the transaction (for checks after it) and the
+// statement's error.
+func execAs(ctx context.Context, t *testing.T, pg *testenv.PG, role, statement string) (pgx.Tx, error) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, pg.URLAs(role))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", role, err)
+	}
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) }) // runs before the close
+	_, err = tx.Exec(ctx, statement)
+	return tx, err
+}
+
+// wantPrivilege fails the test unless err is what role's privileges
+// predict: nil when allowed, insufficient_privilege otherwise.
+func wantPrivilege(t *testing.T, role string, allowed bool, err error) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	switch {
+	case allowed && err != nil:
+		t.Fatalf("%s: %v", role, err)
+	case !allowed && (!errors.As(err, &pgErr) || pgErr.Code != "42501"):
+		t.Fatalf("%s: got %v, want insufficient_privilege", role, err)
 	}
 }
 

@@ -499,7 +499,7 @@ func TestDLQMissingTopic(t *testing.T) {
 	t.Parallel()
 	k := testenv.Kafka(t)
 	for _, cmd := range []string{"stats", "ls", "redrive"} {
-		r := runCLI(context.Background(), t, nil, "dlq", cmd, "--brokers", k.Brokers, "--topic", "no-such-dlq", "--connect-timeout", "2s")
+		r := runCLI(context.Background(), t, nil, "dlq", cmd, "--brokers", k.Brokers, "--topic", "no-such-dlq", "--connect-timeout", "5s")
 		if code := exitCode(r.err, new(bytes.Buffer)); code != exitFailure || !strings.Contains(r.err.Error(), `"no-such-dlq"`) {
 			t.Errorf("%s: exit %d, error %v; want %d and one naming the topic", cmd, code, r.err, exitFailure)
 		}
@@ -508,7 +508,7 @@ func TestDLQMissingTopic(t *testing.T) {
 	e := newDLQEnv(t, 1, 1)
 	e.generated(t, 2)
 	r := runCLI(context.Background(), t, nil, "dlq", "redrive", "--brokers", e.brokers, "--topic", e.dlq,
-		"--parking-topic", "no-such-parking", "--connect-timeout", "2s", "--progress", "off")
+		"--parking-topic", "no-such-parking", "--connect-timeout", "5s", "--progress", "off")
 	if r.err == nil || !strings.Contains(r.err.Error(), `"no-such-parking"`) {
 		t.Errorf("error %v, want one naming the parking topic", r.err)
 	}

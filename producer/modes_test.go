@@ -344,7 +344,7 @@ func TestUnreachableBroker(t *testing.T) {
 func TestMissingTopic(t *testing.T) {
 	t.Parallel()
 	k := testenv.Kafka(t)
-	r := runCLI(context.Background(), t, nil, "--brokers", k.Brokers, "--topic", "no-such-topic", "--sample", "--connect-timeout", "2s")
+	r := runCLI(context.Background(), t, nil, "--brokers", k.Brokers, "--topic", "no-such-topic", "--sample", "--connect-timeout", "5s")
 	if r.err == nil || !strings.Contains(r.err.Error(), `"no-such-topic"`) {
 		t.Errorf("error %v, want one naming the missing topic", r.err)
 	}

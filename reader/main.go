@@ -166,7 +166,7 @@ func keysCommand(args []string, stdout, stderr io.Writer) error {
 // newAuth builds the authentication of the data endpoints: the API keys
 // file and the JWT verifier, whichever are configured (config.Load has
 // made sure one is), and the rate limits, shared with the other readers
-// through the cache's Redis.
+// through the cache's Redis client and circuit breaker.
 func newAuth(ctx context.Context, cfg *config.Config, rc *redis.Cache, log *slog.Logger, reg prometheus.Registerer) (*auth.Authenticator, error) {
 	am := auth.NewPrometheusMetrics(reg)
 	alog := log.With("component", "auth")
@@ -193,8 +193,10 @@ func newAuth(ctx context.Context, cfg *config.Config, rc *redis.Cache, log *slog
 	if err != nil {
 		return nil, err
 	}
+	// The cache's breaker: once either finds Redis failing, both skip it,
+	// so that a request waits for a failed Redis once, not once each.
 	limiter := ratelimit.New(rc.Client(), ratelimit.Options{
-		Prefix: cfg.RedisKeyPrefix + "ratelimit:", Timeout: cfg.RedisTimeout,
+		Prefix: cfg.RedisKeyPrefix + "ratelimit:", Timeout: cfg.RedisTimeout, Breaker: rc.Breaker(),
 		Log: log.With("component", "ratelimit"), Metrics: am,
 	})
 	return auth.New(auth.Config{

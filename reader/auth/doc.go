@@ -115,7 +115,8 @@
 //
 //	keys, err := auth.NewKeyStore(cfg.APIKeysFile, defaultRate, log, m)
 //	jwt, err := auth.NewJWTVerifier(ctx, jwtConfig, defaultRate, log, m)  // when configured
-//	limiter := ratelimit.New(redisClient, ratelimit.Options{Prefix: prefix + "ratelimit:", Log: log, Metrics: m})
+//	limiter := ratelimit.New(redisClient, ratelimit.Options{Prefix: prefix + "ratelimit:",
+//		Breaker: cacheBreaker, Log: log, Metrics: m})  // the breaker of the cache's client
 //	a, err := auth.New(auth.Config{Keys: keys, JWT: jwt, Limiter: limiter,
 //		FailureRate: ratelimit.PerMinute(10, 20), TrustedProxies: proxies, Log: log, Metrics: m})
 //	go a.Run(ctx)                      // watch the keys file, refresh the JWK Set

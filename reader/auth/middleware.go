@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/orderservice/orders/reader/auth/ratelimit"
+	"github.com/orderservice/orders/shared/redisconn"
 )
 
 // Config is what an Authenticator is made of. At least one of Keys and
@@ -149,12 +150,17 @@ func (a *Authenticator) Require(scope string) func(http.Handler) http.Handler {
 			if !ok {
 				return
 			}
+			ctx := r.Context()
 			if a.limiter != nil && !p.RateLimit.Unlimited() {
-				if res := a.limiter.Allow(r.Context(), p.limitKey, p.RateLimit); !res.Allowed {
+				res := a.limiter.Allow(ctx, p.limitKey, p.RateLimit)
+				if !res.Allowed {
 					a.metrics.RateLimited(string(p.Kind), p.MetricName())
 					a.tooManyRequests(w, r, res, "the credential's rate limit is reached")
 					return
 				}
+				// The handler's own Redis lookups get what is left of
+				// one Redis timeout (see redisconn.WithWaited).
+				ctx = redisconn.WithWaited(ctx, res.Waited)
 			}
 			if scope != "" && !p.Has(scope) {
 				a.refused(w, r, "insufficient_scope", nil)
@@ -162,7 +168,7 @@ func (a *Authenticator) Require(scope string) func(http.Handler) http.Handler {
 				a.problem(w, r, http.StatusForbidden, "the credential is not granted the scope "+scope)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))
+			next.ServeHTTP(w, r.WithContext(NewContext(ctx, p)))
 		})
 	}
 }

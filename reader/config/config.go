@@ -45,7 +45,7 @@ type Config struct {
 	RedisURL       string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL of the shared order cache: one server, or a Redis Cluster naming several nodes (redis://host1:7001?addr=host2:7002&addr=host3:7003)"`
 	RedisKeyPrefix string        `split_words:"true" default:"" desc:"prefix of Redis keys (<prefix>order:<order_uid>)"`
 	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"TTL of orders the reader writes to Redis"`
-	RedisTimeout   time.Duration `split_words:"true" default:"100ms" desc:"limit of one Redis command; Redis is a cache, a slow one is skipped"`
+	RedisTimeout   time.Duration `split_words:"true" default:"100ms" desc:"limit of one Redis command, and of one request's Redis waits in all (its rate limit and its lookup); Redis is a cache, a slow one is skipped"`
 
 	CacheBytes  int64         `split_words:"true" default:"268435456" desc:"in-process cache bound in bytes of encoded orders, the full and the masked view of each (256 MiB)"`
 	NegativeTTL time.Duration `split_words:"true" default:"2s" desc:"how long an unknown order_uid is remembered as unknown (0 disables)"`

@@ -93,9 +93,15 @@ func New(o Options) (*Cache, error) {
 // Client is the go-redis client of the cache (one server's, or a
 // cluster's), for the reader's other uses of the same Redis (the shared
 // rate limits): one pool, with the cache's fail-fast settings (no retries,
-// every command bounded by its context and the timeout), and none of this
-// tier's circuit breaker.
+// every command bounded by its context and the timeout). Its other users
+// should share the cache's Breaker too.
 func (c *Cache) Client() goredis.UniversalClient { return c.client }
+
+// Breaker is the circuit breaker of Client's nodes, for Client's other
+// users: a node any of them found failing is skipped by all, so that a
+// request that meets Redis twice (its rate limit, then its order) waits
+// for a failed node at most once.
+func (c *Cache) Breaker() *redisconn.Breaker { return c.breaker }
 
 // Close stops the batching goroutine and closes the client's connections.
 func (c *Cache) Close() error {
@@ -182,8 +188,16 @@ func (c *Cache) Key(uid string) string { return model.CacheKey(c.prefix, uid) }
 
 // Get returns the cached JSON of an order: cache.ErrMiss when Redis does not
 // hold it, cache.ErrSkipped while the circuit of the node holding it is
-// open (or the queue is full), another error when Redis failed.
+// open (or the queue is full, or the request has waited a whole timeout
+// for Redis already), another error when Redis failed or did not answer
+// within what is left of the request's timeout (redisconn.Remaining).
 func (c *Cache) Get(ctx context.Context, uid string) ([]byte, error) {
+	// What the request's rate limit waited for Redis is taken off: a
+	// request waits for Redis one timeout at most in all.
+	limit := redisconn.Remaining(ctx, c.timeout)
+	if limit <= 0 {
+		return nil, errSkipped
+	}
 	key := c.Key(uid)
 	node := c.breaker.Route(ctx, key)
 	if !c.breaker.Allow(node) {
@@ -197,6 +211,14 @@ func (c *Cache) Get(ctx context.Context, uid string) ([]byte, error) {
 		c.breaker.Release(node)
 		return nil, errSkipped
 	}
+	// The batch goes on with the command's own timeout and tells the
+	// breaker how the node did; a request with less left stops waiting.
+	var budget <-chan time.Time
+	if limit < c.timeout {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		budget = t.C
+	}
 	select {
 	case r := <-req.reply:
 		if errors.Is(r.err, goredis.Nil) {
@@ -206,6 +228,8 @@ func (c *Cache) Get(ctx context.Context, uid string) ([]byte, error) {
 			return nil, fmt.Errorf("redis get %q: %w", uid, r.err)
 		}
 		return r.body, nil
+	case <-budget:
+		return nil, fmt.Errorf("redis get %q: no answer within the %v left of the request's Redis timeout: %w", uid, limit, context.DeadlineExceeded)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("redis get %q: %w", uid, context.Cause(ctx))
 	}

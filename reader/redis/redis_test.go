@@ -11,6 +11,7 @@ import (
 
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/redis"
+	"github.com/orderservice/orders/shared/redisconn"
 	"github.com/orderservice/orders/shared/testenv"
 )
 
@@ -115,6 +116,62 @@ func TestCircuit(t *testing.T) {
 				t.Fatal("circuit still open after a success")
 			}
 		})
+	}
+}
+
+// TestGetWithinTheRequestsRedisTimeout: a request that has waited for
+// Redis already (its rate limit, redisconn.WithWaited) waits in Get only
+// for what is left of one timeout. Redis here is slow, not failed (every
+// chunk delayed 150 ms each way, a GET answered in about 300 ms, within
+// the 600 ms timeout): only the request's own budget cuts it short, and
+// one with nothing left does not ask Redis at all.
+func TestGetWithinTheRequestsRedisTimeout(t *testing.T) {
+	t.Parallel()
+	rd := testenv.Redis(t)
+	redisURL, proxy := testenv.ProxyURL(t, rd.URL)
+	const timeout = 600 * time.Millisecond
+	c, err := redis.New(redis.Options{URL: redisURL, Prefix: rd.Prefix, TTL: time.Minute, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := rd.Client.Set(ctx, rd.Prefix+"order:x", `{"x":1}`, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "x"); err != nil { // the connection is made
+		t.Fatal(err)
+	}
+	proxy.Delay(150 * time.Millisecond)
+	for _, tc := range []struct {
+		name    string
+		waited  time.Duration
+		want    func(error) bool
+		atLeast time.Duration // Get's own wait
+		asks    bool          // a command reaches Redis
+	}{
+		{"no wait before: the answer", 0, func(err error) bool { return err == nil }, 0, true},
+		{"150 ms left: cut short", timeout - 150*time.Millisecond,
+			func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }, 150 * time.Millisecond, true},
+		{"nothing left: skipped", timeout, func(err error) bool { return errors.Is(err, cache.ErrSkipped) }, 0, false},
+	} {
+		before, start := proxy.Stats(), time.Now()
+		_, err := c.Get(redisconn.WithWaited(ctx, tc.waited), "x")
+		took := time.Since(start)
+		if !tc.want(err) {
+			t.Errorf("%s: Get after waiting %v: %v", tc.name, tc.waited, err)
+		}
+		// The request's whole Redis wait stays within the timeout; the
+		// margin is for scheduling only (an answer takes 300 ms).
+		if took < tc.atLeast || tc.waited+took > timeout+100*time.Millisecond {
+			t.Errorf("%s: Get took %v after %v waited, want at least %v and %v in all", tc.name, took, tc.waited, tc.atLeast, timeout)
+		}
+		if asked := proxy.Stats().Chunks > before.Chunks; asked != tc.asks {
+			t.Errorf("%s: a command reached Redis: %v, want %v", tc.name, asked, tc.asks)
+		}
+	}
+	if !c.Up() {
+		t.Error("a Get cut short by the request's budget opened the circuit: Redis answered")
 	}
 }
 

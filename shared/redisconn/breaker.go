@@ -24,6 +24,12 @@ var BreakerPolicy = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.
 // its circuit. The keys of the other nodes are served all along: with one
 // master of three lost, two thirds of the keys stay cached.
 //
+// Every user of one client should share its Breaker (the reader's cache
+// and its rate limiter do): a node one of them found failing is then
+// skipped by all of them at once, instead of each waiting for a timeout
+// of its own before it notices, and the one probe per pause is the only
+// command any of them sends the node until it answers.
+//
 // Closed circuits cost one map lookup under a mutex; the breaker holds
 // state only for nodes that failed.
 type Breaker struct {

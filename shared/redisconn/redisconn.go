@@ -115,7 +115,7 @@ func (h reloadOnFailure) DialHook(next redis.DialHook) redis.DialHook { return n
 func (h reloadOnFailure) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if stale(err) {
+		if NodeFailed(err) {
 			h.cc.ReloadState(ctx)
 		}
 		return err
@@ -127,7 +127,7 @@ func (h reloadOnFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 		err := next(ctx, cmds)
 		if err != nil {
 			for _, cmd := range cmds {
-				if stale(cmd.Err()) {
+				if NodeFailed(cmd.Err()) {
 					h.cc.ReloadState(ctx)
 					break
 				}
@@ -137,10 +137,13 @@ func (h reloadOnFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 	}
 }
 
-// stale reports whether err may mean the slot map is out of date: a
-// failure to reach the node, or the cluster saying it is down. A miss, an
-// error reply about the command itself, and a caller's cancellation do not.
-func stale(err error) bool {
+// NodeFailed reports whether err is the failure of the node a command went
+// to: it could not be reached or did not answer in time, or the cluster
+// says it is down. A miss, an error reply about the command itself (the
+// node answered) and a caller's cancellation are not. It is what a
+// Breaker's Done should be told, and on a cluster it may mean that the
+// slot map is out of date.
+func NodeFailed(err error) bool {
 	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled) {
 		return false
 	}

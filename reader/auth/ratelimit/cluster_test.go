@@ -23,7 +23,7 @@ func TestSharedAcrossInstancesOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Close() })
-		return New(c, Options{Timeout: testTimeout, Prefix: rc.Prefix, RetryAfter: 100 * time.Millisecond})
+		return New(c, Options{Timeout: testTimeout, Prefix: rc.Prefix, Breaker: redisconn.NewBreaker(c, pause(100*time.Millisecond), nil)})
 	}
 	a, b := limiter(), limiter()
 	r := PerMinute(5, 5)

@@ -15,12 +15,17 @@
 // client hammering past its limit costs no Redis call either.
 //
 // While Redis fails, each instance limits on its own at the full rate
-// (so N instances allow up to N times the rate), tries Redis again
-// after a pause, and says so once in the log and in Metrics.
+// (so N instances allow up to N times the rate), and says so once in the
+// log and in Metrics. Whether to ask Redis is a circuit breaker's call
+// (redisconn.Breaker, one circuit per node): shared with the other users
+// of the same client (the reader's cache), so that once any of them has
+// found a node failing none waits for it again, and the breaker's one
+// probe per pause, whoever sends it, lets Redis back in.
 package ratelimit
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"sync"
@@ -28,6 +33,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/orderservice/orders/shared/redisconn"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 )
@@ -46,6 +52,12 @@ type Result struct {
 	RetryAfter time.Duration
 	// ResetAfter is about how long until the full burst is available.
 	ResetAfter time.Duration
+	// Waited is how long the event waited for Redis (0 when it was
+	// decided without a call). Callers that use the same Redis later for
+	// the same request take it off their own timeout
+	// (redisconn.WithWaited), so that the request waits one timeout at
+	// most in all.
+	Waited time.Duration
 }
 
 // Metrics is told when the limiter stops or starts using Redis.
@@ -65,9 +77,12 @@ type Options struct {
 	// decided locally. The client must have ContextTimeoutEnabled for a
 	// slow server to be cut off at this limit.
 	Timeout time.Duration
-	// RetryAfter is the pause before Redis is tried again after a failure
-	// (default 1s).
-	RetryAfter time.Duration
+	// Breaker decides when to skip a Redis node and when to probe it
+	// again; it must be a breaker of New's client. Give the breaker of
+	// the other users of the same client (the reader's cache:
+	// redis.Cache.Breaker), so that they skip a failed node together.
+	// Default: one of the limiter's own, with redisconn.BreakerPolicy.
+	Breaker *redisconn.Breaker
 	// Lease is the longest time leased tokens are kept (default 100ms).
 	Lease time.Duration
 	// MaxKeys bounds the keys kept in memory (default 100,000); past it,
@@ -83,9 +98,9 @@ type Options struct {
 // concurrent use.
 type Limiter struct {
 	redis   *redis_rate.Limiter // nil: local only
+	breaker *redisconn.Breaker
 	prefix  string
 	timeout time.Duration
-	retry   time.Duration
 	lease   time.Duration
 	maxKeys int
 	log     *slog.Logger
@@ -95,23 +110,19 @@ type Limiter struct {
 	size    atomic.Int64
 	sweepMu sync.Mutex
 
-	downUntil  atomic.Int64 // unix nanoseconds; 0 while Redis is used
 	down       atomic.Bool
-	redisCalls atomic.Int64 // for tests: proves leases spare calls
+	redisCalls atomic.Int64 // for tests: proves leases and the breaker spare calls
 }
 
 // New returns a Limiter sharing its counts through rdb, or limiting
 // locally (one instance) when rdb is nil.
-func New(rdb redis.Cmdable, o Options) *Limiter {
-	l := &Limiter{
-		prefix: o.Prefix, timeout: o.Timeout, retry: o.RetryAfter, lease: o.Lease,
+func New(rdb redis.UniversalClient, o Options) *Limiter {
+	l := &Limiter{breaker: o.Breaker,
+		prefix: o.Prefix, timeout: o.Timeout, lease: o.Lease,
 		maxKeys: o.MaxKeys, log: o.Log, metrics: o.Metrics,
 	}
 	if l.timeout <= 0 {
 		l.timeout = 100 * time.Millisecond
-	}
-	if l.retry <= 0 {
-		l.retry = time.Second
 	}
 	if l.lease <= 0 {
 		l.lease = 100 * time.Millisecond
@@ -124,6 +135,9 @@ func New(rdb redis.Cmdable, o Options) *Limiter {
 	}
 	if rdb != nil {
 		l.redis = redis_rate.NewLimiter(rdb)
+		if l.breaker == nil {
+			l.breaker = redisconn.NewBreaker(rdb, redisconn.BreakerPolicy, nil)
+		}
 		if l.metrics != nil {
 			l.metrics.RateLimitRedis(true)
 		}
@@ -170,17 +184,33 @@ func (l *Limiter) Allow(ctx context.Context, key string, r Rate) Result {
 		b.tokens--
 		return Result{Allowed: true, Limit: r.Burst, Remaining: b.remaining + b.tokens, ResetAfter: b.resetEnd.Sub(now)}
 	}
-	if l.redis != nil && l.useRedis(now) {
-		if res, ok := l.allowRedis(ctx, key, b, now); ok {
-			return res
-		}
+	if l.redis == nil {
+		return b.allowLocal(now)
 	}
-	return b.allowLocal(now)
+	res, ok := l.allowRedis(ctx, key, b, now)
+	if !ok {
+		waited := res.Waited
+		res = b.allowLocal(now)
+		res.Waited = waited
+	}
+	return res
 }
 
-// allowRedis leases tokens for b from Redis; ok is false when Redis
-// failed and the event must be decided locally.
+// errCircuitOpen is what the log says when the limiter falls back without
+// having asked Redis.
+var errCircuitOpen = errors.New("circuit open: Redis failed recently (for this limiter or another user of the same Redis)")
+
+// allowRedis leases tokens for b from Redis; ok is false when the event
+// must be decided locally: the node's circuit is open, or Redis failed
+// (the Result then holds only Waited).
 func (l *Limiter) allowRedis(ctx context.Context, key string, b *bucket, now time.Time) (Result, bool) {
+	// redis_rate's key; the breaker routes it as the call will go.
+	rkey := "rate:" + l.prefix + key
+	node := l.breaker.Route(ctx, rkey)
+	if !l.breaker.Allow(node) {
+		l.markDown(errCircuitOpen)
+		return Result{}, false
+	}
 	r := b.rate
 	// A lease spent before it expired asks for a larger one; one that
 	// expired with tokens left, for a smaller one.
@@ -198,9 +228,18 @@ func (l *Limiter) allowRedis(ctx context.Context, key string, b *bucket, now tim
 	defer cancel()
 	l.redisCalls.Add(1)
 	res, err := l.redis.AllowAtMost(ctx, l.prefix+key, redis_rate.Limit{Rate: r.Limit, Burst: r.Burst, Period: r.Period}, b.leaseSize)
+	// Since now, taken before the bucket's lock: waiting for another
+	// request's call to the same key is waiting for Redis too.
+	waited := time.Since(now)
+	if redisconn.NodeFailed(err) {
+		l.breaker.Done(node, rkey, err)
+		l.markDown(err)
+		return Result{Waited: waited}, false
+	}
+	l.breaker.Done(node, rkey, nil) // the node answered, even if with an error
 	if err != nil {
 		l.markDown(err)
-		return Result{}, false
+		return Result{Waited: waited}, false
 	}
 	l.markUp()
 	b.resetEnd = now.Add(max(res.ResetAfter, 0))
@@ -208,12 +247,12 @@ func (l *Limiter) allowRedis(ctx context.Context, key string, b *bucket, now tim
 	if res.Allowed <= 0 {
 		retry := max(res.RetryAfter, time.Millisecond)
 		b.denyEnd = now.Add(retry)
-		return Result{Limit: r.Burst, RetryAfter: retry, ResetAfter: b.resetEnd.Sub(now)}, true
+		return Result{Limit: r.Burst, RetryAfter: retry, ResetAfter: b.resetEnd.Sub(now), Waited: waited}, true
 	}
 	b.tokens = res.Allowed - 1
 	b.leaseEnd = now.Add(l.lease)
 	b.remaining = res.Remaining
-	return Result{Allowed: true, Limit: r.Burst, Remaining: b.remaining + b.tokens, ResetAfter: b.resetEnd.Sub(now)}, true
+	return Result{Allowed: true, Limit: r.Burst, Remaining: b.remaining + b.tokens, ResetAfter: b.resetEnd.Sub(now), Waited: waited}, true
 }
 
 // allowLocal decides with this instance's own bucket for the key.
@@ -237,22 +276,8 @@ func (b *bucket) allowLocal(now time.Time) Result {
 	}
 }
 
-// useRedis reports whether to ask Redis: always while it answers; after
-// a failure, once the pause is over, for one caller at a time.
-func (l *Limiter) useRedis(now time.Time) bool {
-	until := l.downUntil.Load()
-	if until == 0 {
-		return true
-	}
-	if now.UnixNano() < until {
-		return false
-	}
-	// One probe: the caller that moves the deadline on asks Redis.
-	return l.downUntil.CompareAndSwap(until, now.Add(l.retry).UnixNano())
-}
-
+// markDown says, once per outage, that events are decided locally.
 func (l *Limiter) markDown(err error) {
-	l.downUntil.Store(time.Now().Add(l.retry).UnixNano())
 	if l.down.CompareAndSwap(false, true) {
 		l.log.Warn("rate limit: Redis unavailable, limiting on this instance alone", "err", err)
 		if l.metrics != nil {
@@ -261,9 +286,12 @@ func (l *Limiter) markDown(err error) {
 	}
 }
 
+// markUp says, once per outage, that Redis decides again: when every
+// node's circuit is closed, so that on a cluster with one master lost the
+// keys of the others do not make it flap.
 func (l *Limiter) markUp() {
-	if l.downUntil.Load() != 0 {
-		l.downUntil.Store(0)
+	if !l.down.Load() || !l.breaker.Closed() {
+		return
 	}
 	if l.down.CompareAndSwap(true, false) {
 		l.log.Info("rate limit: Redis available again, limits are shared")

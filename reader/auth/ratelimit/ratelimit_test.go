@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderservice/orders/shared/redisconn"
+	"github.com/orderservice/orders/shared/retry"
 	"github.com/orderservice/orders/shared/testenv"
 	"github.com/redis/go-redis/v9"
 )
@@ -252,8 +254,9 @@ func TestFallbackWhenRedisUnreachable(t *testing.T) {
 	url, proxy := testenv.ProxyURL(t, env.URL)
 	var log testenv.Buffer
 	m := &upMetrics{}
-	l := New(client(t, url), Options{
-		Timeout: testTimeout, Prefix: env.Prefix, RetryAfter: 50 * time.Millisecond,
+	c := client(t, url)
+	l := New(c, Options{
+		Timeout: testTimeout, Prefix: env.Prefix, Breaker: redisconn.NewBreaker(c, pause(50*time.Millisecond), nil),
 		Log: testLogger(&log), Metrics: m,
 	})
 	direct := New(client(t, env.URL), Options{Timeout: testTimeout, Prefix: env.Prefix})
@@ -393,6 +396,9 @@ func TestKeysAreBounded(t *testing.T) {
 	}
 }
 
+// pause is a breaker policy of a constant pause d.
+func pause(d time.Duration) retry.Policy { return retry.Policy{Initial: d, Max: d} }
+
 func testLogger(w *testenv.Buffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
@@ -408,3 +414,103 @@ func countLines(s, sub string) int {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestBreakerSharedWithAnotherUser: the limiter and another user of the
+// same client (the reader's cache) share one breaker. A node the other
+// user found stalled is skipped by the limiter at once: no call, nothing
+// reaches the proxy, no wait. A timeout the limiter met opens the circuit
+// for the other user too, and the event says how long it waited. Once the
+// node answers a probe (whoever sends it) the limiter shares through Redis
+// again.
+func TestBreakerSharedWithAnotherUser(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// opener fails the node for the breaker with Redis stalled: another
+		// user's command timing out, or the limiter's own call.
+		limiterOpens bool
+	}{
+		{"opened by another user", false},
+		{"opened by the limiter", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.Redis(t)
+			url, proxy := testenv.ProxyURL(t, env.URL)
+			const timeout = 200 * time.Millisecond
+			c := client(t, url)
+			// A pause far longer than the test: only a success closes it.
+			b := redisconn.NewBreaker(c, pause(time.Hour), nil)
+			m := &upMetrics{}
+			l := New(c, Options{Timeout: timeout, Prefix: env.Prefix, Breaker: b, Metrics: m})
+			ctx := context.Background()
+			r := PerMinute(3, 3)
+			if res := l.Allow(ctx, "before", r); !res.Allowed || res.Remaining != 2 {
+				t.Fatalf("through Redis: %+v", res)
+			}
+			// The other user's key, on the same node.
+			other := env.Prefix + "order:x"
+			node := b.Route(ctx, other)
+
+			proxy.Stall()
+			if tc.limiterOpens {
+				start := time.Now()
+				res := l.Allow(ctx, "opens", r)
+				if !res.Allowed || res.Waited < timeout || time.Since(start) > timeout+time.Second {
+					t.Fatalf("the stalled call: %+v after %v; want allowed locally after waiting the %v timeout", res, time.Since(start), timeout)
+				}
+				if b.Allow(node) {
+					t.Fatal("the limiter's timeout left the circuit closed for the other user")
+				}
+			} else {
+				cctx, cancel := context.WithTimeout(ctx, timeout)
+				err := c.Get(cctx, other).Err()
+				cancel()
+				if !redisconn.NodeFailed(err) {
+					t.Fatalf("GET through the stalled proxy: %v", err)
+				}
+				b.Done(node, other, err)
+			}
+			calls, seen := l.redisCalls.Load(), proxy.Stats()
+			start := time.Now()
+			for i := range 50 {
+				res := l.Allow(ctx, "k"+strconv.Itoa(i), r)
+				if !res.Allowed || res.Waited != 0 {
+					t.Fatalf("event %d with the circuit open: %+v; want allowed locally without waiting", i, res)
+				}
+			}
+			// 50 fresh keys: without the shared circuit each would call Redis.
+			if got := l.redisCalls.Load() - calls; got != 0 {
+				t.Errorf("%d Redis calls with the circuit open", got)
+			}
+			if now := proxy.Stats(); now != seen {
+				t.Errorf("the proxy saw %+v with the circuit open, %+v before", now, seen)
+			}
+			if d := time.Since(start); d >= timeout {
+				t.Errorf("50 events with the circuit open took %v, the Redis timeout is %v", d, timeout)
+			}
+			if up, _ := m.last(); up {
+				t.Error("metrics not told of the fallback")
+			}
+
+			proxy.Restore()
+			// The other user's probe succeeds: the circuit closes for both.
+			testenv.Await(t, "the other user's GET through the restored proxy", 10*time.Second, func() bool {
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				err := c.Get(cctx, other).Err()
+				return !redisconn.NodeFailed(err)
+			})
+			b.Done(node, other, nil)
+			calls = l.redisCalls.Load()
+			if res := l.Allow(ctx, "before", r); !res.Allowed || res.Remaining != 1 {
+				t.Fatalf("after recovery: %+v, want allowed by Redis with 1 remaining (its count from before)", res)
+			}
+			if got := l.redisCalls.Load() - calls; got != 1 {
+				t.Errorf("%d Redis calls after recovery, want 1", got)
+			}
+			if up, _ := m.last(); !up {
+				t.Error("metrics not told of the recovery")
+			}
+		})
+	}
+}

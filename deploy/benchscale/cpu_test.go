@@ -99,7 +99,7 @@ func TestIngestorsReport(t *testing.T) {
 		time.Date(2026, 12, 1, 11, 0, 0, 0, time.UTC))
 	for _, want := range []string{
 		"| reference: the writer alone, 2 batches in flight | 20,000 | 2.00 | — | — | 0.900 |",
-		"| 1 ingestor | 10,000 | 1.00 | 0.25 s | 0.100 | 0.900 | 0.000 | 0.000 | 1.90 | 10,000, 9,000 |",
+		"| 1 ingestor | 10,000 | 1.00 | 0.25 s | 0.100 | 0.900 | 0.000 | 0.000 | 1.00 / 1.90 | 10,000, 9,000 |",
 		"| 6 ingestors | 15,000 | 1.50 |",
 		"Load average (1, 5, 15 min) 1.00 2.00 3.00 at the start, 4.00 5.00 6.00 at the end.",
 		"Run of 2026-12-01 11:00 UTC: 1,000 orders on a 6-partition topic, 2 rounds",

@@ -2,6 +2,7 @@ package benchscale
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -125,6 +126,9 @@ func BenchmarkIngestors(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(set.out, "results.md"), []byte(section), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(set.out, "results.json"), ingestorsJSON(b, configs, results), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	if set.benchmarksMD != "" {
 		if err := updateBetween(set.benchmarksMD, ingestorsBegin, ingestorsEnd, section); err != nil {
 			b.Fatal(err)
@@ -180,6 +184,13 @@ func (r ingestResult) cpu1k(d time.Duration) float64 {
 	return d.Seconds() / float64(r.orders) * 1000
 }
 
+// runCores is the average number of cores the run's own processes kept
+// busy (ingestors, PostgreSQL, Redis, this process): busyCores less that
+// is other work on the machine.
+func (r ingestResult) runCores() float64 {
+	return (r.ingestors + r.postgres + r.redis + r.self).Seconds() / r.elapsed.Seconds()
+}
+
 // busyCores is the machine's average number of busy cores.
 func (r ingestResult) busyCores() float64 { return r.machineBusy.Seconds() / r.elapsed.Seconds() }
 
@@ -199,6 +210,33 @@ func medianResult(rs []ingestResult) ingestResult {
 	return s[(len(s)-1)/2]
 }
 
+// ingestorsJSON is every round's figures, in seconds.
+func ingestorsJSON(b *testing.B, configs []ingestConfig, all [][]ingestResult) []byte {
+	type round struct {
+		Orders      int     `json:"orders"`
+		Seconds     float64 `json:"seconds"`
+		Rate        float64 `json:"orders_per_s"`
+		Settled     float64 `json:"settled_s"`
+		Ingestors   float64 `json:"ingestors_cpu_s"`
+		Postgres    float64 `json:"postgres_cpu_s"`
+		Redis       float64 `json:"redis_cpu_s"`
+		Self        float64 `json:"broker_and_driver_cpu_s"`
+		MachineBusy float64 `json:"machine_busy_cpu_s"`
+	}
+	out := map[string][]round{}
+	for i, c := range configs {
+		for _, r := range all[i] {
+			out[c.name()] = append(out[c.name()], round{r.orders, r.elapsed.Seconds(), r.rate, r.settled.Seconds(),
+				r.ingestors.Seconds(), r.postgres.Seconds(), r.redis.Seconds(), r.self.Seconds(), r.machineBusy.Seconds()})
+		}
+	}
+	raw, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
+}
+
 // ingestorsReport is the markdown of BenchmarkIngestors's section.
 func ingestorsReport(set ingestorsSettings, configs []ingestConfig, medians []ingestResult, all [][]ingestResult,
 	load0, load1 string, at time.Time) string {
@@ -212,7 +250,7 @@ func ingestorsReport(set ingestorsSettings, configs []ingestConfig, medians []in
 	fmt.Fprintf(&b, "Run of %s: %s orders on a %d-partition topic, %d rounds, the median of each "+
 		"(the rates of every round in the last column). CPU in seconds per 1,000 orders, while the run lasted.\n\n",
 		at.Format("2006-01-02 15:04 UTC"), thousands(set.orders), topicPartitions, set.rounds)
-	b.WriteString("| run | orders/s | × 1 ingestor | every ingestor assigned after | ingestors CPU | PostgreSQL CPU | Redis CPU | broker + driver CPU | busy cores (of the machine) | rounds, orders/s |\n")
+	b.WriteString("| run | orders/s | × 1 ingestor | every ingestor assigned after | ingestors CPU | PostgreSQL CPU | Redis CPU | broker + driver CPU | cores: the run's / the machine's busy | rounds, orders/s |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for i, c := range configs {
 		m := medians[i]
@@ -233,8 +271,8 @@ func ingestorsReport(set ingestorsSettings, configs []ingestConfig, medians []in
 		for j, r := range all[i] {
 			rates[j] = thousands(int(r.rate + 0.5))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.3f | %.3f | %.3f | %.2f | %s |\n", name, thousands(int(m.rate+0.5)),
-			ratio, settled, ingestors, m.cpu1k(m.postgres), m.cpu1k(m.redis), m.cpu1k(m.self), m.busyCores(),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.3f | %.3f | %.3f | %.2f / %.2f | %s |\n", name, thousands(int(m.rate+0.5)),
+			ratio, settled, ingestors, m.cpu1k(m.postgres), m.cpu1k(m.redis), m.cpu1k(m.self), m.runCores(), m.busyCores(),
 			strings.Join(rates, ", "))
 	}
 	fmt.Fprintf(&b, "\nLoad average (1, 5, 15 min) %s at the start, %s at the end.\n", load0, load1)

@@ -623,7 +623,7 @@ func describeMachine(t *testing.T, pool *pgxpool.Pool, rc *redis.Client) machine
 	if err := pool.QueryRow(ctx, "SHOW server_version").Scan(&m.PostgreSQL); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := pool.Query(ctx, `SELECT name || '=' || setting || coalesce(unit, '') FROM pg_settings
+	rows, err := pool.Query(ctx, `SELECT name || '=' || current_setting(name) FROM pg_settings
 		WHERE name IN ('shared_buffers', 'max_wal_size', 'synchronous_commit', 'autovacuum', 'wal_compression',
 		'full_page_writes', 'checkpoint_timeout') ORDER BY name`)
 	if err != nil {

@@ -82,15 +82,6 @@ func writeNDJSON(t testing.TB, path string, orders []storedOrder) {
 	}
 }
 
-func httpStatus(url string) int {
-	resp, err := http.Get(url) //nolint:noctx // local, and polled
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // scrapeMetrics returns the text of /metrics at the ops address ("" if it
 // does not answer).
 func scrapeMetrics(ops string) string {

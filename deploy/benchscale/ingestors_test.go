@@ -337,10 +337,13 @@ func (e ingestEnv) runIngestors(b *testing.B, k, n int) ingestResult {
 		go func() { p.done <- p.cmd.Wait() }()
 		defer func() {
 			select {
-			case <-p.done:
+			case err := <-p.done: // exited already (what it returned was handled)
+				_ = err
 			default:
 				_ = p.cmd.Process.Kill()
-				<-p.done
+				if err := <-p.done; err == nil {
+					b.Log("ingestor: exited cleanly when killed")
+				}
 			}
 		}()
 	}

@@ -710,3 +710,12 @@ func (r *run) reportText(m machine, table string) string {
 		m.LoadBefore, m.LoadAfter)
 	return b.String()
 }
+
+func httpStatus(url string) int {
+	resp, err := http.Get(url) //nolint:noctx // local, and polled
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -5,6 +5,7 @@
 #   make lint                golangci-lint v2 over every module, shellcheck, Redocly CLI over openapi.yaml
 #   make bench               every benchmark, figures in .artifacts/bench.txt
 #   make bench-scale         costs against stored orders (SCALE_STEPS=0,1000000,3000000), BENCHMARKS.md
+#   make bench-ingestors     1, 2, 3 and 6 ingestors on a 6-partition topic (minutes), BENCHMARKS.md
 #   make bench-search        GET /orders over 1,000,000 stored orders (minutes), in .artifacts/bench-search.txt
 #   make fuzz                every fuzz target for FUZZTIME (30s) each; new corpus inputs land in testdata/fuzz
 #   make soak                the long, full-size runs (TestSoak*, e.g. 10,000 idle HTTP connections)
@@ -32,10 +33,10 @@ TESTFLAGS ?=
 BENCHFLAGS ?= -benchtime=1s -count=1
 ARGS ?=
 
-.PHONY: help run test lint bench bench-scale bench-search fuzz soak build devstack migrate-up migrate-down migrate-create compose-up compose-down services clean
+.PHONY: help run test lint bench bench-scale bench-ingestors bench-search fuzz soak build devstack migrate-up migrate-down migrate-create compose-up compose-down services clean
 
 help:
-	@sed -n '3,16p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 # devstack is rebuilt every time (the Go build cache makes that quick).
 devstack:
@@ -113,6 +114,20 @@ bench-scale:
 	SCALE_STEPS=$(SCALE_STEPS) SCALE_BENCHMARKS_MD=$(CURDIR)/BENCHMARKS.md \
 		$(GO) test -tags benchscale -run '^TestScale$$' -count=1 -timeout 90m -v ./deploy/benchscale \
 		2>&1 | tee .artifacts/bench-scale/run.log
+
+# The total ingest rate of 1, 2, 3 and 6 ingestor processes (one consumer
+# group) on a 6-partition topic, against the ingestor's writer called
+# directly, with the CPU of each party (BenchmarkIngestors in
+# deploy/benchscale; a benchmark, so make test compiles it and never runs
+# it). SCALE_INGESTORS=1,2,3,6, SCALE_INGESTORS_ORDERS=100000 and
+# SCALE_INGESTORS_ROUNDS=3 size it; the table lands in BENCHMARKS.md and
+# .artifacts/bench-ingestors/, with the ingestors' logs.
+bench-ingestors:
+	@scripts/ensure-services.sh
+	@mkdir -p .artifacts/bench-ingestors
+	SCALE_BENCHMARKS_MD=$(CURDIR)/BENCHMARKS.md \
+		$(GO) test -run '^$$' -bench '^BenchmarkIngestors$$' -benchtime=1x -count=1 -timeout 30m ./deploy/benchscale \
+		2>&1 | tee .artifacts/bench-ingestors/run.log
 
 # Every main package of the workspace, named after its directory.
 build:

@@ -17,7 +17,9 @@
 //     stored orders sampled over the whole table, requested at a fixed
 //     rate (SCALE_GET_RATE, 1,000/s, open loop: latency counts from the
 //     moment a request was due) from a reader with no warm-up and an empty
-//     Redis key space, so that every answer comes from PostgreSQL;
+//     Redis key space, so that every answer comes from PostgreSQL (an
+//     answer other than 200, a reader shedding load, is counted in the
+//     figures; more than 1% of them stops the run);
 //   - warm-up time of 1,000 and 100,000 orders (reader_warmup_duration_seconds)
 //     and the reader's resident set with the 100,000 cached (VmRSS);
 //   - PostgreSQL bytes per order: pg_total_relation_size of the four
@@ -37,4 +39,10 @@
 // per figure, the services' logs), and the table replaces the section
 // between the bench-scale markers of BENCHMARKS.md when SCALE_BENCHMARKS_MD
 // names it.
+//
+// BenchmarkIngestors (`make bench-ingestors`, no build tag: a benchmark,
+// so that `make test` compiles it and never runs it) measures the total
+// ingest rate of 1, 2, 3 and 6 ingestor processes sharing a 6-partition
+// topic, against the ingestor's writer called directly, with the CPU that
+// each party used; see its documentation.
 package benchscale

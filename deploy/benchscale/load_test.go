@@ -4,7 +4,6 @@ package benchscale
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -14,12 +13,7 @@ import (
 
 	"github.com/orderservice/orders/ingestor/ingest"
 	"github.com/orderservice/orders/ingestor/postgres"
-	"github.com/orderservice/orders/shared/ordergen"
 )
-
-// storedOrder is an order as the ingestor writes it: with the SHA-256 of
-// its canonical JSON.
-type storedOrder = ingest.StoredOrder
 
 // bareSchema is the reference: the same four tables and columns as the
 // service's schema, with primary keys (items' leads with order_uid, the
@@ -57,21 +51,6 @@ CREATE TABLE bare.items (
 func (r *run) generate(n int) []storedOrder {
 	out := generateRange(r.seq, n)
 	r.seq += int64(n)
-	return out
-}
-
-func generateRange(first int64, n int) []storedOrder {
-	gen := ordergen.New(first + 1_000_003)
-	out := make([]storedOrder, n)
-	for i := range out {
-		o := gen.Order()
-		retime(o, first+int64(i))
-		c, err := o.Canonical()
-		if err != nil {
-			panic(fmt.Sprintf("canonical encoding of a generated order: %v", err))
-		}
-		out[i] = storedOrder{Order: o, SHA256: sha256.Sum256(c)}
-	}
 	return out
 }
 

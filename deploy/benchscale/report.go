@@ -27,11 +27,18 @@ type row struct {
 	IngestCPU1k   float64 `json:"ingest_cpu_s_per_1k"`
 	IngestPeakRSS int64   `json:"ingest_peak_rss_bytes"`
 	BareRate      float64 `json:"bare_copy_orders_per_s"`
+	// IngestPGCPU1k is the PostgreSQL server's CPU per 1,000 orders during
+	// the ingest (its backends of the run's database, the checkpointer,
+	// background writer and WAL writer); only in results.json and the log.
+	IngestPGCPU1k float64 `json:"ingest_postgres_cpu_s_per_1k"`
 
 	GetP50  time.Duration `json:"get_p50_ns"`
 	GetP99  time.Duration `json:"get_p99_ns"`
 	GetRate float64       `json:"get_rate_per_s"`
 	Gets    int           `json:"gets"`
+	// GetErrors is how many of the Gets were not answered 200 (their
+	// latency is in the percentiles).
+	GetErrors int `json:"get_errors"`
 
 	Warm1k        time.Duration `json:"warm_1k_ns"`
 	Warm100k      time.Duration `json:"warm_100k_ns"`
@@ -69,9 +76,13 @@ func markdown(rows []row) string {
 		if r.Warmed100k != 100_000 {
 			warm += fmt.Sprintf(" (%s orders)", thousands(r.Warmed100k))
 		}
+		p99 := millis(r.GetP99)
+		if r.GetErrors > 0 {
+			p99 += fmt.Sprintf(" (%s of %s failed)", thousands(r.GetErrors), thousands(r.Gets))
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			thousands(r.Stored), thousands(int(r.IngestRate+0.5)), thousands(int(r.BareRate+0.5)), r.ratio(),
-			r.IngestCPU1k, millis(r.GetP50), millis(r.GetP99), seconds(r.Warm1k), warm,
+			r.IngestCPU1k, millis(r.GetP50), p99, seconds(r.Warm1k), warm,
 			megabytes(r.ReaderRSS), thousands(int(r.BytesPerOrder+0.5)), thousands(int(r.BareBytesPerOrder+0.5)),
 			r.LoadAverage)
 	}
@@ -209,24 +220,35 @@ const (
 	sectionEnd   = "<!-- bench-scale:end -->"
 )
 
-// replaceSection returns doc with the text between the begin and end
-// markers replaced by content; both markers must be there, once each, in
-// that order.
+// replaceSection returns doc with the text between the bench-scale
+// markers replaced by content.
 func replaceSection(doc, content string) (string, error) {
-	if strings.Count(doc, sectionBegin) != 1 || strings.Count(doc, sectionEnd) != 1 {
-		return "", fmt.Errorf("want the markers %q and %q once each", sectionBegin, sectionEnd)
-	}
-	before, rest, _ := strings.Cut(doc, sectionBegin)
-	_, after, ok := strings.Cut(rest, sectionEnd)
-	if !ok {
-		return "", fmt.Errorf("%q comes before %q", sectionEnd, sectionBegin)
-	}
-	return before + sectionBegin + "\n" + strings.Trim(content, "\n") + "\n" + sectionEnd + after, nil
+	return replaceBetween(doc, sectionBegin, sectionEnd, content)
 }
 
-// updateSection rewrites the generated section of the file at path,
-// keeping the file's permissions.
+// replaceBetween returns doc with the text between the begin and end
+// markers replaced by content; both markers must be there, once each, in
+// that order.
+func replaceBetween(doc, begin, end, content string) (string, error) {
+	if strings.Count(doc, begin) != 1 || strings.Count(doc, end) != 1 {
+		return "", fmt.Errorf("want the markers %q and %q once each", begin, end)
+	}
+	before, rest, _ := strings.Cut(doc, begin)
+	_, after, ok := strings.Cut(rest, end)
+	if !ok {
+		return "", fmt.Errorf("%q comes before %q", end, begin)
+	}
+	return before + begin + "\n" + strings.Trim(content, "\n") + "\n" + end + after, nil
+}
+
+// updateSection rewrites the bench-scale section of the file at path.
 func updateSection(path, content string) error {
+	return updateBetween(path, sectionBegin, sectionEnd, content)
+}
+
+// updateBetween rewrites the text between the begin and end markers of the
+// file at path, keeping the file's permissions.
+func updateBetween(path, begin, end, content string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -235,7 +257,7 @@ func updateSection(path, content string) error {
 	if err != nil {
 		return err
 	}
-	doc, err := replaceSection(string(b), content)
+	doc, err := replaceBetween(string(b), begin, end, content)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -34,8 +34,6 @@ import (
 	"github.com/orderservice/orders/shared/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
-
 // settings are the run's knobs, from the environment.
 type settings struct {
 	steps   []int
@@ -181,8 +179,9 @@ func (r *run) step(n int) row {
 	t.Logf("step %d: bare COPY %.0f orders/s", r.stored, out.BareRate)
 	r.checkpoint(ctx)
 	ing := r.ingest(ctx, slice)
-	out.IngestRate, out.IngestCPU1k, out.IngestPeakRSS = ing.rate, ing.cpu1k, ing.peakRSS
-	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000", r.stored, ing.rate, out.ratio(), ing.cpu1k)
+	out.IngestRate, out.IngestCPU1k, out.IngestPeakRSS, out.IngestPGCPU1k = ing.rate, ing.cpu1k, ing.peakRSS, ing.pgCPU1k
+	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000; PostgreSQL %.3f CPU-s per 1,000 (%.2f cores busy)",
+		r.stored, ing.rate, out.ratio(), ing.cpu1k, ing.pgCPU1k, ing.busy)
 	r.stored += r.set.slice
 	if _, err := r.pg.Pool.Exec(ctx, "ANALYZE"); err != nil {
 		t.Fatal(err)
@@ -198,27 +197,11 @@ func (r *run) step(n int) row {
 	t.Logf("step %d: warm-up 1,000 %s, %d %s, RSS %s (peak %s)", r.stored, out.Warm1k, w.orders, w.duration,
 		megabytes(w.mem.RSS), megabytes(w.mem.Peak))
 	g := r.uncachedGets(ctx)
-	out.GetP50, out.GetP99, out.GetRate, out.Gets = g.p50, g.p99, r.set.getRate, g.n
+	out.GetP50, out.GetP99, out.GetRate, out.Gets, out.GetErrors = g.p50, g.p99, r.set.getRate, g.n, g.errs
 	t.Logf("step %d: uncached GET p50 %s p99 %s (%d at %.0f/s)", r.stored, g.p50, g.p99, g.n, r.set.getRate)
 	out.Anatomy = r.anatomy(ctx)
 	out.LoadAverage = currentLoad(t)
 	return out
-}
-
-// buildBinaries builds the three commands the run starts.
-func buildBinaries(t *testing.T, root string) map[string]string {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./ingestor", "./reader", "./producer")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	bins := map[string]string{}
-	for _, name := range []string{"ingestor", "reader", "producer"} {
-		bins[name] = filepath.Join(dir, name)
-	}
-	return bins
 }
 
 // settle brings the tables to the state production's autovacuum keeps
@@ -263,6 +246,9 @@ func (r *run) bytesPerOrder(ctx context.Context, schema string) float64 {
 type ingested struct {
 	rate, cpu1k float64
 	peakRSS     int64
+	// pgCPU1k is the PostgreSQL server's CPU per 1,000 orders while the
+	// ingest lasted, busy the cores it kept busy on average.
+	pgCPU1k, busy float64
 }
 
 // ingest sends slice with the producer to a fresh 6-partition topic and
@@ -330,11 +316,13 @@ func (r *run) ingest(ctx context.Context, slice []storedOrder) ingested {
 		}
 	}()
 	var began time.Time
+	var pgBefore map[int]time.Duration
 	deadline := time.Now().Add(15 * time.Minute)
 	for {
 		scraped := scrapeMetrics(ops)
 		if v, _ := sample(scraped, "ingestor_assigned_partitions"); v > 0 && began.IsZero() {
 			began = time.Now()
+			pgBefore = postgresCPU(ctx, t, r.pg.Pool)
 		}
 		if v, _ := sample(scraped, `ingestor_messages_total{outcome="stored",reason=""}`); v >= float64(len(slice)) {
 			break
@@ -349,6 +337,7 @@ func (r *run) ingest(ctx context.Context, slice []storedOrder) ingested {
 		}
 	}
 	elapsed := time.Since(began)
+	pgCPU := cpuDelta(pgBefore, postgresCPU(ctx, t, r.pg.Pool))
 	if v, _ := sample(scrapeMetrics(ops), `ingestor_messages_total{outcome="stored",reason=""}`); v != float64(len(slice)) {
 		t.Fatalf("ingestor stored %.0f orders, want %d", v, len(slice))
 	}
@@ -366,19 +355,8 @@ func (r *run) ingest(ctx context.Context, slice []storedOrder) ingested {
 	if ru != nil {
 		peak = ru.Maxrss * 1024
 	}
-	return ingested{rate: float64(len(slice)) / elapsed.Seconds(), cpu1k: cpu / float64(len(slice)) * 1000, peakRSS: peak}
-}
-
-// topicRecords is the number of records in topic (the sum of its end offsets).
-func topicRecords(t *testing.T, adm *kadm.Client, topic string) int64 {
-	t.Helper()
-	ends, err := adm.ListEndOffsets(context.Background(), topic)
-	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
-	}
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	return n
+	return ingested{rate: float64(len(slice)) / elapsed.Seconds(), cpu1k: cpu / float64(len(slice)) * 1000, peakRSS: peak,
+		pgCPU1k: pgCPU.Seconds() / float64(len(slice)) * 1000, busy: pgCPU.Seconds() / elapsed.Seconds()}
 }
 
 func (r *run) kafkaAdmin() *kadm.Client {
@@ -387,27 +365,6 @@ func (r *run) kafkaAdmin() *kadm.Client {
 		r.t.Fatal(err)
 	}
 	return kadm.NewClient(cl)
-}
-
-func writeNDJSON(t *testing.T, path string, orders []storedOrder) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	enc := json.NewEncoder(w)
-	for _, o := range orders {
-		if err := enc.Encode(o.Order); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // readerRun is one reader process.
@@ -509,7 +466,7 @@ func (r *run) warmUp(n int) warmed {
 // gotten is the uncached GETs' latency.
 type gotten struct {
 	p50, p99 time.Duration
-	n        int
+	n, errs  int
 }
 
 // uncachedGets asks a reader without warm-up for distinct stored orders
@@ -549,16 +506,29 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 		})
 	}
 	wg.Wait()
-	for i, code := range failed {
+	// A reader that sheds load (a 503 when a lookup misses its deadline on
+	// an overloaded machine) is measured, not dropped: the failures are
+	// counted in the figures, and only a reader that fails more than 1%
+	// stops the run.
+	codes := map[int]int{}
+	errs := 0
+	for _, code := range failed {
 		if code != http.StatusOK {
-			t.Fatalf("GET %s: %d", uids[i], code)
+			codes[code]++
+			errs++
 		}
 	}
-	hits, _ := sample(scrapeMetrics(opsAddr), `reader_cache_lookups_total{result="hit",tier="db"}`)
-	if int(hits-hits0) != len(uids) {
-		t.Fatalf("%.0f of %d GETs were answered by PostgreSQL: not all uncached", hits-hits0, len(uids))
+	if errs > 0 {
+		t.Logf("step %d: %d of %d uncached GETs failed (status: count %v)", r.stored, errs, len(uids), codes)
 	}
-	return gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids)}
+	if errs*100 > len(uids) {
+		t.Fatalf("%d of %d uncached GETs failed (status: count %v)", errs, len(uids), codes)
+	}
+	hits, _ := sample(scrapeMetrics(opsAddr), `reader_cache_lookups_total{result="hit",tier="db"}`)
+	if int(hits-hits0) != len(uids)-errs {
+		t.Fatalf("%.0f of %d answered GETs were answered by PostgreSQL: not all uncached", hits-hits0, len(uids)-errs)
+	}
+	return gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs}
 }
 
 // sampleUIDs returns n distinct stored uids drawn uniformly over the
@@ -602,63 +572,9 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-func httpStatus(url string) int {
-	resp, err := http.Get(url) //nolint:noctx // local, and polled
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// scrapeMetrics returns the text of /metrics at the ops address ("" if it
-// does not answer).
-func scrapeMetrics(ops string) string {
-	resp, err := http.Get("http://" + ops + "/metrics") //nolint:noctx // local, and polled
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
-	return b.String()
-}
-
-// sample finds one sample (name plus exact label text) in a scrape.
-func sample(scraped, name string) (float64, bool) {
-	for line := range strings.Lines(scraped) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
-}
-
-func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
-
 // deletePrefix removes the Redis keys a process of the run wrote.
 func (r *run) deletePrefix(ctx context.Context, prefix string) {
-	iter := r.redis.Client.Scan(ctx, 0, prefix+"*", 10_000).Iterator()
-	var batch []string
-	flush := func() {
-		if len(batch) > 0 {
-			if err := r.redis.Client.Unlink(ctx, batch...).Err(); err != nil {
-				r.t.Logf("unlink: %v", err)
-			}
-			batch = batch[:0]
-		}
-	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 10_000 {
-			flush()
-		}
-	}
-	flush()
-	if err := iter.Err(); err != nil {
-		r.t.Logf("scan %s*: %v", prefix, err)
-	}
+	deleteKeys(ctx, r.t, r.redis.Client, prefix)
 }
 
 func (r *run) logFile(name string) *os.File {
@@ -707,7 +623,7 @@ func describeMachine(t *testing.T, pool *pgxpool.Pool, rc *redis.Client) machine
 	if err := pool.QueryRow(ctx, "SHOW server_version").Scan(&m.PostgreSQL); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := pool.Query(ctx, `SELECT name || '=' || setting || coalesce(unit, '') FROM pg_settings
+	rows, err := pool.Query(ctx, `SELECT name || '=' || current_setting(name) FROM pg_settings
 		WHERE name IN ('shared_buffers', 'max_wal_size', 'synchronous_commit', 'autovacuum', 'wal_compression',
 		'full_page_writes', 'checkpoint_timeout') ORDER BY name`)
 	if err != nil {
@@ -793,4 +709,13 @@ func (r *run) reportText(m machine, table string) string {
 		m.CPUs, m.CPUModel, float64(m.Memory)/(1<<30), m.Kernel, m.Go, m.PostgreSQL, m.PGSettings, m.Redis,
 		m.LoadBefore, m.LoadAfter)
 	return b.String()
+}
+
+func httpStatus(url string) int {
+	resp, err := http.Get(url) //nolint:noctx // local, and polled
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

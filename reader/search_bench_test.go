@@ -217,7 +217,9 @@ func BenchmarkSearch(b *testing.B) {
 	}
 	for _, sql := range []string{
 		fmt.Sprintf("track_number = '%s'", set.tracks[0]),
+		fmt.Sprintf("customer_id = '%s'", set.customers[0]),
 		fmt.Sprintf("customer_id = '%s' AND (date_created, order_uid) < (now(), '')", set.heavy[0]),
+		"currency = 'USD' AND (date_created, order_uid) < (now(), '')",
 	} {
 		var plan []string
 		// The query reader/postgres's Search sends for these filters.

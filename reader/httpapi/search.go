@@ -95,6 +95,7 @@ func listOrders(log *slog.Logger, s Summaries) http.Handler {
 // (BenchmarkHandlerSearch). A date outside the years 0-9999, which
 // json.Marshal refuses, goes to json.Marshal for its error.
 func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
+	start := len(b)
 	if p.Orders == nil {
 		b = append(b, `{"orders":null`...)
 	} else {
@@ -103,7 +104,8 @@ func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
 	for i := range p.Orders {
 		s := &p.Orders[i]
 		if y := s.DateCreated.Year(); y < 0 || y > 9999 {
-			return json.Marshal(p)
+			body, err := json.Marshal(p)
+			return append(b[:start], body...), err
 		}
 		if i > 0 {
 			b = append(b, ',')

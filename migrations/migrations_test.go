@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderservice/orders/migrations"
+	"github.com/orderservice/orders/shared/model"
 	"github.com/orderservice/orders/shared/ordergen"
 	"github.com/orderservice/orders/shared/testenv"
 )
@@ -39,6 +40,11 @@ type schema struct {
 // searchIndexes are the indexes of migrations 2 to 4, one each, in
 // version order (see TestIndexMigrations).
 var searchIndexes = []string{"orders.orders_track_number_idx", "orders.orders_customer_idx", "payment.payment_currency_idx"}
+
+// newestSearchIndexes are the search indexes of the newest schema: the
+// customer's and the currency's were replaced in 000023–000026
+// (TestSummaryIndexMigrations).
+var newestSearchIndexes = []string{"orders.orders_track_number_idx", "orders.orders_customer_summary_idx", "orders.orders_currency_idx"}
 
 func readSchema(t *testing.T, pool *pgxpool.Pool) schema {
 	t.Helper()
@@ -117,9 +123,19 @@ func checkUp(t *testing.T, s schema) {
 	if !slices.Equal(s.grants, want) {
 		t.Errorf("grants %v, want %v", s.grants, want)
 	}
-	for _, ix := range append([]string{"orders.orders_recent_idx", "orders.orders_pkey"}, searchIndexes...) {
+	for _, ix := range append([]string{"orders.orders_recent_idx", "orders.orders_pkey"}, newestSearchIndexes...) {
 		if !slices.Contains(s.indexes, ix) {
 			t.Errorf("valid index %s missing; have %v", ix, s.indexes)
+		}
+	}
+	for _, ix := range []string{"orders.orders_customer_idx", "payment.payment_currency_idx"} {
+		if slices.Contains(s.indexes, ix) {
+			t.Errorf("index %s present; the newest schema replaced it", ix)
+		}
+	}
+	for _, c := range summaryChecks {
+		if !slices.Contains(s.constraints, c) {
+			t.Errorf("constraint %s missing; have %v", c, s.constraints)
 		}
 	}
 }
@@ -320,54 +336,13 @@ func TestIndexMigrations(t *testing.T) {
 		t.Fatalf("version 1 has search indexes: %v", ix)
 	}
 
-	cfg, err := pgxpool.ParseConfig(pg.URLAs("order_ingestor"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A write stuck behind the index build fails instead of hanging.
-	cfg.ConnConfig.RuntimeParams["lock_timeout"] = "5s"
-	writers, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writers.Close()
+	writers := ingestorPool(t, pg)
 	gen := ordergen.New(41)
 
 	step := func(n int, want []string) {
 		t.Helper()
-		tx, err := pg.Pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = tx.Rollback(ctx) }()
 		uid := "open" + strconv.Itoa(len(want)) + strconv.Itoa(n+1)
-		set := map[string]any{"order_uid": uid, "transaction": uid}
-		for _, table := range []string{"orders", "payment"} {
-			if err := copyRow(ctx, tx, table, sample.OrderUID, set); err != nil {
-				t.Fatalf("open write to %s: %v", table, err)
-			}
-		}
-		done := make(chan error, 1)
-		go func() { done <- migrations.With(pg.URL, func(m *migrate.Migrate) error { return m.Steps(n) }) }()
-		testenv.Await(t, "the index migration to wait for the open transaction", time.Minute, func() bool {
-			var waiting bool
-			err := pg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
-				WHERE datname = current_database() AND wait_event_type = 'Lock'
-				AND query ~ '(CREATE|DROP) INDEX')`).Scan(&waiting)
-			return err == nil && waiting
-		})
-		testenv.InsertOrders(t, writers, gen.Order()) // fails on lock_timeout if blocked
-		select {
-		case err := <-done:
-			t.Fatalf("the migration ended (%v) before the transaction it must wait for", err)
-		default:
-		}
-		if err := tx.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-done; err != nil {
-			t.Fatalf("Steps(%d): %v", n, err)
-		}
+		stepWhileWriting(t, pg, writers, sample.OrderUID, uid, gen.Order(), n)
 		var version uint
 		if err := pg.Pool.QueryRow(ctx, "SELECT version FROM schema_migrations").Scan(&version); err != nil {
 			t.Fatal(err)
@@ -394,5 +369,66 @@ func TestIndexMigrations(t *testing.T) {
 	}
 	if want := 1 + 2*2*len(searchIndexes); orders != want {
 		t.Errorf("%d orders stored, want %d (the sample, each open and each concurrent write)", orders, want)
+	}
+}
+
+// ingestorPool connects as the ingestor's role, with writes that fail
+// instead of hanging when an index build blocks them.
+func ingestorPool(t *testing.T, pg *testenv.PG) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(pg.URLAs("order_ingestor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["lock_timeout"] = "5s"
+	writers, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(writers.Close)
+	return writers
+}
+
+// stepWhileWriting runs m.Steps(n) (an index migration, each way) while
+// the ingestor's kind of traffic goes on: a transaction that wrote a copy
+// (uid) of the stored order like is held open, as a batch in flight is,
+// and fresh is written meanwhile through writers. The step must wait for
+// the open transaction and let the new write through (it fails on
+// writers' lock_timeout if blocked).
+func stepWhileWriting(t *testing.T, pg *testenv.PG, writers *pgxpool.Pool, like, uid string, fresh *model.Order, n int) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pg.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	// The copy has no items (a key a table lacks is ignored).
+	set := map[string]any{"order_uid": uid, "transaction": uid, "item_count": 0}
+	for _, table := range []string{"orders", "payment"} {
+		if err := copyRow(ctx, tx, table, like, set); err != nil {
+			t.Fatalf("open write to %s: %v", table, err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- migrations.With(pg.URL, func(m *migrate.Migrate) error { return m.Steps(n) }) }()
+	testenv.Await(t, "the index migration to wait for the open transaction", time.Minute, func() bool {
+		var waiting bool
+		err := pg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'
+			AND query ~ '(CREATE|DROP) INDEX')`).Scan(&waiting)
+		return err == nil && waiting
+	})
+	testenv.InsertOrders(t, writers, fresh) // fails on lock_timeout if blocked
+	select {
+	case err := <-done:
+		t.Fatalf("the migration ended (%v) before the transaction it must wait for", err)
+	default:
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Steps(%d): %v", n, err)
 	}
 }

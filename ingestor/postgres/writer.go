@@ -13,6 +13,9 @@
 //     content hash (orders.content_sha256) matches and a conflict when it
 //     does not; either way the stored copy is left untouched.
 //
+// Every orders row also carries its payment's amount and currency and its
+// number of items (what the reader lists; see orderCols).
+//
 // Erasures. Erase deletes orders (ON DELETE CASCADE takes their delivery,
 // payment and items rows) and records each uid's SHA-256 in erased_orders,
 // with the tombstone's position; every write transaction first looks its
@@ -294,17 +297,24 @@ func (w *Writer) Erase(ctx context.Context, erasures []ingest.Erasure) ([]ingest
 
 const insertOrders = `
 INSERT INTO orders (order_uid, track_number, entry, locale, internal_signature, customer_id,
-                    delivery_service, shardkey, sm_id, date_created, oof_shard, content_sha256)
+                    delivery_service, shardkey, sm_id, date_created, oof_shard, content_sha256,
+                    amount, currency, item_count)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::bigint[], $10::timestamptz[], $11::text[], $12::bytea[])
+                     $7::text[], $8::text[], $9::bigint[], $10::timestamptz[], $11::text[], $12::bytea[],
+                     $13::bigint[], $14::text[], $15::smallint[])
 ON CONFLICT (order_uid) DO NOTHING
 RETURNING order_uid`
 
 const storedHashes = `SELECT order_uid, content_sha256 FROM orders WHERE order_uid = ANY($1::text[])`
 
+// The orders row carries a copy of what a line of an order list shows:
+// the payment's amount and currency and the number of items (migration
+// 000021), written with the rows they copy, so that the reader's search
+// reads nothing but an index of orders.
 var (
 	orderCols = []string{"order_uid", "track_number", "entry", "locale", "internal_signature", "customer_id",
-		"delivery_service", "shardkey", "sm_id", "date_created", "oof_shard", "content_sha256"}
+		"delivery_service", "shardkey", "sm_id", "date_created", "oof_shard", "content_sha256",
+		"amount", "currency", "item_count"}
 	deliveryCols = []string{"order_uid", "name", "phone", "zip", "city", "address", "region", "email"}
 	paymentCols  = []string{"order_uid", "transaction", "request_id", "currency", "provider", "amount",
 		"payment_dt", "bank", "delivery_cost", "goods_total", "custom_fee"}
@@ -334,13 +344,15 @@ func insertCareful(ctx context.Context, tx pgx.Tx, orders []ingest.StoredOrder) 
 	uids, tracks, entries, locales, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	customers, services, shards, oofs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	smIDs, created, hashes := make([]int64, n), make([]time.Time, n), make([][]byte, n)
+	amounts, currencies, itemCounts := make([]int64, n), make([]string, n), make([]int16, n)
 	for i, o := range orders {
 		uids[i], tracks[i], entries[i], locales[i], sigs[i] = o.OrderUID, o.TrackNumber, o.Entry, o.Locale, o.InternalSignature
 		customers[i], services[i], shards[i], oofs[i] = o.CustomerID, o.DeliveryService, o.ShardKey, o.OofShard
 		smIDs[i], created[i], hashes[i] = o.SmID, o.DateCreated, o.SHA256[:]
+		amounts[i], currencies[i], itemCounts[i] = o.Payment.Amount, o.Payment.Currency, int16(len(o.Items))
 	}
 	rows, err := tx.Query(ctx, insertOrders, uids, tracks, entries, locales, sigs, customers,
-		services, shards, smIDs, created, oofs, hashes)
+		services, shards, smIDs, created, oofs, hashes, amounts, currencies, itemCounts)
 	if err != nil {
 		return nil, fmt.Errorf("insert orders: %w", err)
 	}
@@ -408,7 +420,8 @@ func copyOrders(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) er
 		o := orders[i]
 		i++
 		return []any{o.OrderUID, o.TrackNumber, o.Entry, o.Locale, o.InternalSignature, o.CustomerID,
-			o.DeliveryService, o.ShardKey, o.SmID, o.DateCreated, o.OofShard, o.SHA256[:]}, nil
+			o.DeliveryService, o.ShardKey, o.SmID, o.DateCreated, o.OofShard, o.SHA256[:],
+			o.Payment.Amount, o.Payment.Currency, int16(len(o.Items))}, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("copy orders: %w", err)

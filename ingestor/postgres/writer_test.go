@@ -223,3 +223,58 @@ func TestRejection(t *testing.T) {
 		})
 	}
 }
+
+// Both ways of writing (COPY, and the careful INSERT after a stored uid)
+// store each order's summary in its orders row: its payment's amount and
+// currency and its number of items, what the reader lists. The schema's
+// trigger that fills the columns for writers that leave them out
+// (migration 000021) is disabled here, so that only the writer can have
+// set them.
+func TestWriteStoresSummary(t *testing.T) {
+	t.Parallel()
+	w, pg := newWriter(t)
+	ctx := context.Background()
+	if _, err := pg.Pool.Exec(ctx, "ALTER TABLE orders DISABLE TRIGGER orders_fill_summary"); err != nil {
+		t.Fatal(err)
+	}
+	gen := ordergen.New(5)
+	stored := gen.Order()
+	if _, err := w.Write(ctx, []ingest.StoredOrder{hashed(t, stored)}); err != nil {
+		t.Fatal(err)
+	}
+	few, many := gen.Order(), gen.Order()
+	few.Items = few.Items[:1]
+	for len(many.Items) < 7 {
+		many.Items = append(many.Items, many.Items[0])
+	}
+	many.Payment.Currency = "KZT"
+	tests := []struct {
+		name  string
+		batch []*model.Order
+	}{
+		{"copy", []*model.Order{few}},
+		{"careful, after a stored uid", []*model.Order{many, stored}},
+	}
+	for _, tt := range tests {
+		batch := make([]ingest.StoredOrder, len(tt.batch))
+		for i, o := range tt.batch {
+			batch[i] = hashed(t, o)
+		}
+		if _, err := w.Write(ctx, batch); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		o := tt.batch[0]
+		var amount int64
+		var currency string
+		var count int
+		err := pg.Pool.QueryRow(ctx, `SELECT amount, currency, item_count FROM orders WHERE order_uid = $1`, o.OrderUID).
+			Scan(&amount, &currency, &count)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if amount != o.Payment.Amount || currency != o.Payment.Currency || count != len(o.Items) {
+			t.Errorf("%s: summary %d %s %d items, want %d %s %d", tt.name, amount, currency, count,
+				o.Payment.Amount, o.Payment.Currency, len(o.Items))
+		}
+	}
+}

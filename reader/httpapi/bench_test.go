@@ -2,11 +2,13 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/orderservice/orders/reader/auth"
 	"github.com/orderservice/orders/reader/auth/authtest"
@@ -34,6 +36,15 @@ type discardWriter struct{ h http.Header }
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// fixedSummaries answers every search with the same page, as a database
+// would for a customer's first page: the benchmark measures the HTTP stack
+// alone.
+type fixedSummaries []cache.Summary
+
+func (f fixedSummaries) Search(_ context.Context, q cache.Query) ([]cache.Summary, error) {
+	return f[:min(len(f), q.Limit)], nil
+}
 
 // BenchmarkHandlerCached is the in-process cost of the middleware, the
 // router and the handler for a locally cached order (no network), with the
@@ -79,5 +90,42 @@ func BenchmarkHandlerCached(b *testing.B) {
 				h.ServeHTTP(w, req)
 			}
 		})
+	}
+}
+
+// BenchmarkHandlerSearch is the in-process cost of GET /orders for a page
+// of 20 summaries (and the 21st that tells a next page exists): parsing,
+// the handler, the cursor and the Link header, and encoding the page, with
+// the middleware of BenchmarkHandlerCached.
+func BenchmarkHandlerSearch(b *testing.B) {
+	read, readLine := authtest.NewKey(b, "bench-read", "1000000/1000000", auth.ScopeRead)
+	ks, err := auth.NewKeyStore(authtest.NewKeys(b, readLine).File, ratelimit.Rate{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := auth.New(auth.Config{Keys: ks, Limiter: ratelimit.New(nil, ratelimit.Options{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	page := make(fixedSummaries, 21)
+	at := time.Date(2026, time.November, 30, 12, 0, 0, 123456000, time.UTC)
+	for i := range page {
+		page[i] = cache.Summary{OrderUID: fmt.Sprintf("b563feb7b2b84b6test%04d", i), TrackNumber: "WBILMTESTTRACK",
+			DateCreated: at.Add(-time.Duration(i) * time.Hour), Amount: 1817 + int64(i), Currency: "USD", ItemCount: 1 + i%3}
+	}
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	h := httpapi.NewServer(httpapi.Deps{
+		Logger:    slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Orders:    fixedOrders{},
+		Summaries: page,
+		Metrics:   m, Gatherer: reg, Auth: a, Audit: httpapi.NewAuditLog(io.Discard, m.PIIReads),
+	})
+	req := httptest.NewRequest(http.MethodGet, "/orders?customer_id=customer-42", nil)
+	req.Header.Set("Authorization", authtest.Bearer(read))
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &discardWriter{h: make(http.Header, 8)}
+		h.ServeHTTP(w, req)
 	}
 }

@@ -150,6 +150,11 @@ func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 		writeProblem(w, r, http.StatusInternalServerError, "could not encode the answer")
 		return
 	}
+	writeJSONBody(w, r, status, body)
+}
+
+// writeJSONBody writes body, already encoded, as the JSON answer.
+func writeJSONBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	w.Header()["Content-Type"] = jsonType
 	w.Header()["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)

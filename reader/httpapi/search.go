@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -79,8 +80,76 @@ func listOrders(log *slog.Logger, s Summaries) http.Handler {
 			page.Orders = []cache.Summary{}
 		}
 		w.Header()["Cache-Control"] = noCache
-		writeJSON(w, r, http.StatusOK, page)
+		body, err := page.appendJSON(make([]byte, 0, 128+128*len(page.Orders)))
+		if err != nil {
+			writeProblem(w, r, http.StatusInternalServerError, "could not encode the answer")
+			return
+		}
+		writeJSONBody(w, r, http.StatusOK, body)
 	})
+}
+
+// appendJSON appends the JSON encoding of p to b: the bytes json.Marshal
+// writes (TestOrderPageJSON compares them), without its reflection, which
+// was about two fifths of the handler's CPU for a page of 20 summaries
+// (BenchmarkHandlerSearch). A date outside the years 0-9999, which
+// json.Marshal refuses, goes to json.Marshal for its error.
+func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
+	start := len(b)
+	if p.Orders == nil {
+		b = append(b, `{"orders":null`...)
+	} else {
+		b = append(b, `{"orders":[`...)
+	}
+	for i := range p.Orders {
+		s := &p.Orders[i]
+		if y := s.DateCreated.Year(); y < 0 || y > 9999 {
+			body, err := json.Marshal(p)
+			return append(b[:start], body...), err
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"order_uid":`...)
+		b = appendMarshalString(b, s.OrderUID)
+		b = append(b, `,"track_number":`...)
+		b = appendMarshalString(b, s.TrackNumber)
+		b = append(b, `,"date_created":"`...)
+		b = s.DateCreated.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","amount":`...)
+		b = strconv.AppendInt(b, s.Amount, 10)
+		b = append(b, `,"currency":`...)
+		b = appendMarshalString(b, s.Currency)
+		b = append(b, `,"item_count":`...)
+		b = strconv.AppendInt(b, int64(s.ItemCount), 10)
+		b = append(b, '}')
+	}
+	if p.Orders != nil {
+		b = append(b, ']')
+	}
+	b = append(b, `,"next_cursor":`...)
+	if p.NextCursor == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendMarshalString(b, *p.NextCursor)
+	}
+	return append(b, '}'), nil
+}
+
+// appendMarshalString quotes s as json.Marshal does: printable ASCII other
+// than the characters it escapes (HTML-safe) is copied; anything else is
+// left to encoding/json. (appendJSONString escapes as slog does, which
+// differs.)
+func appendMarshalString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // nextLink is the Link header value (RFC 8288) of the next page: the same

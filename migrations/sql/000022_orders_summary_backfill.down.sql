@@ -1,0 +1,1 @@
+-- Nothing to undo: 000021's down drops the columns the backfill filled.

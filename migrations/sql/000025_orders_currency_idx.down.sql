@@ -1,0 +1,2 @@
+-- One statement: DROP INDEX CONCURRENTLY cannot run in a transaction block.
+DROP INDEX CONCURRENTLY IF EXISTS orders_currency_idx;

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/orderservice/orders/reader/auth/authtest"
@@ -144,4 +146,48 @@ func logLine(t *testing.T, line []byte) map[string]any {
 		m["request_id"] = id[13:]
 	}
 	return m
+}
+
+// TestContentLength: over a real connection, every order answer states
+// its length and none is chunked, whether the handler set Content-Length
+// (a body over autoLengthMax, any HEAD) or left it to net/http.
+func TestContentLength(t *testing.T) {
+	t.Parallel()
+	a, keys := testAuth(t)
+	for _, size := range []int{16, autoLengthMax - 1, autoLengthMax, autoLengthMax + 1, 3 * autoLengthMax} {
+		body := []byte(`{"order_uid":"` + strings.Repeat("x", size-16) + `"}`)
+		if len(body) != size {
+			t.Fatalf("body of %d bytes, want %d", len(body), size)
+		}
+		v := cache.NewView(body)
+		srv := httptest.NewServer(NewServer(Deps{Orders: oneOrder{&cache.Order{View: v, Masked: &v}}, Auth: a}))
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			for _, token := range []string{keys.Read, keys.PII} {
+				req, err := http.NewRequest(method, srv.URL+"/order/abc", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", authtest.Bearer(token))
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantBody := size
+				if method == http.MethodHead {
+					wantBody = 0
+				}
+				if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Length") != strconv.Itoa(size) ||
+					resp.TransferEncoding != nil || len(got) != wantBody {
+					t.Errorf("%s of a %d-byte order: %d, Content-Length %q, Transfer-Encoding %v, %d bytes of body",
+						method, size, resp.StatusCode, resp.Header.Get("Content-Length"), resp.TransferEncoding, len(got))
+				}
+			}
+		}
+		srv.Close()
+	}
 }

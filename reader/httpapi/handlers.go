@@ -32,6 +32,18 @@ var (
 	}
 )
 
+// autoLengthMax is the largest body that net/http gives a Content-Length
+// of its own (its chunking buffer; "a few KB" in http.ResponseWriter's
+// documentation) when the handler returns without a flush. An order's
+// answer up to that size (most orders) leaves Content-Length to net/http:
+// the answer's header map then holds 8 entries, and a ninth turns Go's
+// small map into a table, once when set and once more when net/http
+// copies the map to write it, which was the largest part of a cached
+// answer's in-process cost (BenchmarkHandlerCached). A HEAD, which writes
+// no body, always sets it. TestContentLength checks net/http still does
+// its part up to this size.
+const autoLengthMax = 2048
+
 // validUID is model.UIDPattern without the regexp engine: this check runs
 // on every request. A test keeps the two in agreement.
 func validUID(s string) bool {
@@ -119,7 +131,9 @@ func (h *orderHandler) serve(w http.ResponseWriter, r *http.Request, uid string)
 		return
 	}
 	hd["Content-Type"] = jsonType
-	hd["Content-Length"] = view.LengthHeader
+	if len(view.Body) > autoLengthMax || r.Method == http.MethodHead {
+		hd["Content-Length"] = view.LengthHeader
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(view.Body)

@@ -148,8 +148,10 @@ var (
 
 // wrkLoad runs wrk with 2 threads and benchConns connections; paths are
 // spread over the threads by a Lua script, each request with token as its
-// bearer credential. It returns ok=false when wrk is not installed.
-func wrkLoad(b *testing.B, base, token string, paths []string, d time.Duration) (loadResult, bool) {
+// bearer credential. When profile is not empty, the load window's CPU
+// profile of this process is written to that file. It returns ok=false
+// when wrk is not installed.
+func wrkLoad(b *testing.B, base, token string, paths []string, d time.Duration, profile string) (loadResult, bool) {
 	b.Helper()
 	bin, err := exec.LookPath("wrk")
 	if err != nil {
@@ -174,9 +176,9 @@ end
 		b.Fatal(err)
 	}
 	secs := max(1, int(d.Seconds()))
-	if path := os.Getenv("READER_BENCH_CPUPROFILE"); path != "" {
+	if profile != "" {
 		// The load window alone, without the seeding.
-		f, err := os.Create(path)
+		f, err := os.Create(profile)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -363,13 +365,17 @@ func report(b *testing.B, name string, rs, cs []loadResult) {
 // when installed, else Go), alternating in rounds so that a burst of load
 // from elsewhere on the machine does not fall on one side only. Each
 // side's figure is the median of its rounds.
+//
+// READER_BENCH_CPUPROFILE=prefix writes one CPU profile per load window
+// (wrk only): prefix.NAME-SIDE-ROUND.pprof, e.g. cpu.cached-reader-1.pprof;
+// `go tool pprof cpu.cached-reader-*.pprof` merges a side's rounds.
 func compare(b *testing.B, name, readerBase, token string, paths []string, body []byte) {
 	b.Helper()
 	ceil := ceiling(b, body)
 	const rounds = 3
 	d := max(time.Second, benchDuration()/rounds)
-	measure := func(base string) loadResult {
-		if r, ok := wrkLoad(b, base, token, paths, d); ok {
+	measure := func(base, side string, round int) loadResult {
+		if r, ok := wrkLoad(b, base, token, paths, d, benchProfile(name+"-"+side, round)); ok {
 			return r
 		}
 		return goLoad(b, base, token, paths, d, false)
@@ -378,15 +384,25 @@ func compare(b *testing.B, name, readerBase, token string, paths []string, body 
 		b.Log("wrk not installed: measuring with the Go client (apt-get install wrk for lower client overhead)")
 	}
 	var cs, rs []loadResult
-	for range rounds {
-		cs = append(cs, measure(ceil))
-		rs = append(rs, measure(readerBase))
+	for round := range rounds {
+		cs = append(cs, measure(ceil, "ceiling", round+1))
+		rs = append(rs, measure(readerBase, "reader", round+1))
 	}
 	for i := range rounds {
 		b.Logf("%s round %d: ceiling %.0f req/s p99 %v; reader %.0f req/s p99 %v", name, i+1,
 			cs[i].rps, cs[i].p99.Round(10*time.Microsecond), rs[i].rps, rs[i].p99.Round(10*time.Microsecond))
 	}
 	report(b, name, rs, cs)
+}
+
+// benchProfile is the CPU profile file of one load window, or "" when
+// READER_BENCH_CPUPROFILE is not set.
+func benchProfile(what string, round int) string {
+	prefix := os.Getenv("READER_BENCH_CPUPROFILE")
+	if prefix == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s.%s-%d.pprof", prefix, strings.ReplaceAll(what, " ", "_"), round)
 }
 
 // median takes the median req/s and the median p99 of rounds, and sums the

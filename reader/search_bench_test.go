@@ -244,7 +244,7 @@ func BenchmarkSearch(b *testing.B) {
 		results := make([][]loadResult, len(cases))
 		for round := range rounds {
 			for i, c := range cases {
-				r, ok := wrkLoad(b, base, keys.read, c.paths, d)
+				r, ok := wrkLoad(b, base, keys.read, c.paths, d, benchProfile("search-"+c.name, round+1))
 				if !ok {
 					r = goLoad(b, base, keys.read, c.paths, d, false)
 				}

@@ -130,104 +130,134 @@ type counterKey struct {
 	code          int
 }
 
-// observe is the outermost middleware: it gives the request an id,
+// observer is the outermost middleware: it gives the request an id,
 // recovers panics, and records the access log line and the metrics. One
 // middleware instead of four keeps the hot path close to a bare net/http
-// server: no context value, no copy of the request.
-func observe(log *slog.Logger, access *AccessLog, m *metrics.Metrics) func(http.Handler) http.Handler {
-	ids := newRequestIDs()
-	// The level is fixed at start.
-	logProbes := log.Enabled(context.Background(), slog.LevelDebug)
+// server: no context value, no copy of the request. One observer serves
+// both the router (middleware: the route is chi's) and the handlers
+// served ahead of it (handler: a fixed route), so that they share the
+// request ids and the resolved series.
+type observer struct {
+	log    *slog.Logger
+	access *AccessLog
+	m      *metrics.Metrics
+	ids    *requestIDs
+	// logProbes is fixed at start: the level does not change.
+	logProbes bool
 	// Resolved series, so that a request costs no label hashing.
-	var counters, durations sync.Map
-	count := func(route, method string, code int, elapsed time.Duration) {
-		key := counterKey{route, method, code}
-		c, ok := counters.Load(key)
-		if !ok {
-			c, _ = counters.LoadOrStore(key, m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(code)))
-		}
-		c.(prometheus.Counter).Inc()
-		d, ok := durations.Load(route)
-		if !ok {
-			d, _ = durations.LoadOrStore(route, m.HTTPDuration.WithLabelValues(route))
-		}
-		d.(prometheus.Observer).Observe(elapsed.Seconds())
-	}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			id := r.Header.Get("X-Request-Id")
-			if !validRequestID(id) {
-				id = ids.next()
-			}
-			// One allocation for the recorder and the header value.
-			st := &requestState{rec: recorder{ResponseWriter: w}}
-			st.id[0] = id
-			w.Header()["X-Request-Id"] = st.id[:]
-			rec := &st.rec
+	counters, durations sync.Map
+}
 
-			defer func() {
-				if v := recover(); v != nil {
-					// net/http's own sentinel, panicked unwrapped by
-					// design: re-panic so the server aborts the response.
-					if v == http.ErrAbortHandler { //nolint:errorlint // a recovered value, not a returned error
-						panic(v)
-					}
-					log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
-						slog.String("request_id", id), slog.Any("panic", v),
-						slog.String("stack", string(debug.Stack())))
-					if rec.status == 0 {
-						writeProblem(rec, r, http.StatusInternalServerError, "internal error")
-					}
-				}
-				status := rec.status
-				if status == 0 {
-					status = http.StatusOK
-				}
-				elapsed := time.Since(start)
-				route := "unmatched"
-				if rc := chi.RouteContext(r.Context()); rc != nil {
-					if p := rc.RoutePattern(); p != "" {
-						route = p
-					}
-				}
-				if m != nil {
-					count(route, methodLabel(r.Method), status, elapsed)
-				}
-				// Probes arrive every few seconds from every kubelet and
-				// load balancer: logged only when they fail, or at level
-				// debug, so that the access log shows traffic.
-				if !logProbes && status < 400 && probeRoutes[route] {
-					return
-				}
-				var xCache string
-				if v := rec.Header()["X-Cache"]; len(v) > 0 {
-					xCache = v[0]
-				}
-				if access != nil {
-					access.write(&accessEntry{
-						time: time.Now(), requestID: id, method: r.Method, path: r.URL.Path, route: route,
-						status: status, bytes: rec.bytes, duration: elapsed, remote: r.RemoteAddr, xCache: xCache,
-					})
-					return
-				}
-				if !log.Enabled(r.Context(), slog.LevelInfo) {
-					return
-				}
-				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-					slog.String("request_id", id),
-					slog.String("method", r.Method),
-					slog.String("path", r.URL.Path),
-					slog.String("route", route),
-					slog.Int("status", status),
-					slog.Int("bytes", rec.bytes),
-					slog.Duration("duration", elapsed),
-					slog.String("remote", r.RemoteAddr),
-					slog.String("x_cache", xCache))
-			}()
-			next.ServeHTTP(rec, r)
-		})
+func newObserver(log *slog.Logger, access *AccessLog, m *metrics.Metrics) *observer {
+	return &observer{
+		log: log, access: access, m: m, ids: newRequestIDs(),
+		logProbes: log.Enabled(context.Background(), slog.LevelDebug),
 	}
+}
+
+func (o *observer) count(route, method string, code int, elapsed time.Duration) {
+	key := counterKey{route, method, code}
+	c, ok := o.counters.Load(key)
+	if !ok {
+		c, _ = o.counters.LoadOrStore(key, o.m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
+	d, ok := o.durations.Load(route)
+	if !ok {
+		d, _ = o.durations.LoadOrStore(route, o.m.HTTPDuration.WithLabelValues(route))
+	}
+	d.(prometheus.Observer).Observe(elapsed.Seconds())
+}
+
+// middleware observes the requests of a chi router: the route is the
+// pattern chi matched, "unmatched" for none.
+func (o *observer) middleware(next http.Handler) http.Handler {
+	return o.handler("", next)
+}
+
+// handler observes the requests of next as route; "" takes the route
+// from chi (middleware).
+func (o *observer) handler(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.serve(w, r, route, next)
+	})
+}
+
+func (o *observer) serve(w http.ResponseWriter, r *http.Request, fixedRoute string, next http.Handler) {
+	start := time.Now()
+	id := r.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		id = o.ids.next()
+	}
+	// One allocation for the recorder and the header value.
+	st := &requestState{rec: recorder{ResponseWriter: w}}
+	st.id[0] = id
+	w.Header()["X-Request-Id"] = st.id[:]
+	rec := &st.rec
+
+	defer func() {
+		if v := recover(); v != nil {
+			// net/http's own sentinel, panicked unwrapped by
+			// design: re-panic so the server aborts the response.
+			if v == http.ErrAbortHandler { //nolint:errorlint // a recovered value, not a returned error
+				panic(v)
+			}
+			o.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+				slog.String("request_id", id), slog.Any("panic", v),
+				slog.String("stack", string(debug.Stack())))
+			if rec.status == 0 {
+				writeProblem(rec, r, http.StatusInternalServerError, "internal error")
+			}
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		elapsed := time.Since(start)
+		route := fixedRoute
+		if route == "" {
+			route = "unmatched"
+			if rc := chi.RouteContext(r.Context()); rc != nil {
+				if p := rc.RoutePattern(); p != "" {
+					route = p
+				}
+			}
+		}
+		if o.m != nil {
+			o.count(route, methodLabel(r.Method), status, elapsed)
+		}
+		// Probes arrive every few seconds from every kubelet and
+		// load balancer: logged only when they fail, or at level
+		// debug, so that the access log shows traffic.
+		if !o.logProbes && status < 400 && probeRoutes[route] {
+			return
+		}
+		var xCache string
+		if v := rec.Header()["X-Cache"]; len(v) > 0 {
+			xCache = v[0]
+		}
+		if o.access != nil {
+			o.access.write(&accessEntry{
+				time: start.Add(elapsed), requestID: id, method: r.Method, path: r.URL.Path, route: route,
+				status: status, bytes: rec.bytes, duration: elapsed, remote: r.RemoteAddr, xCache: xCache,
+			})
+			return
+		}
+		if !o.log.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
+		o.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("request_id", id),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Int("bytes", rec.bytes),
+			slog.Duration("duration", elapsed),
+			slog.String("remote", r.RemoteAddr),
+			slog.String("x_cache", xCache))
+	}()
+	next.ServeHTTP(rec, r)
 }
 
 // errRequestTimeout is the cause of a request's context ending at its limit.

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -534,6 +535,7 @@ func (t *Tiered) undoErasedFills(ctx context.Context, entries []Entry) {
 func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 	count := 0
 	epoch := t.epoch.Load()
+	warmWorkers := runtime.GOMAXPROCS(0)
 	var (
 		toRemote chan []Entry
 		writer   sync.WaitGroup
@@ -552,17 +554,25 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 	err := t.store.Recent(ctx, n, warmPage, func(page []Entry) error {
 		// Erased meanwhile: in neither tier.
 		page = slices.DeleteFunc(page, func(e Entry) bool { return t.isErased(e.UID) })
-		for i, e := range page {
-			o, err := t.prepareEntry(e)
-			// The decoded order is not needed past here: not kept alive
-			// while the page waits for Redis.
-			page[i].Order = nil
-			if err != nil {
-				t.log.Error("warm-up: an order could not be prepared, leaving it out", "order_uid", e.UID, "err", err)
-				continue
-			}
-			t.keep(e.UID, o, epoch)
+		// Masking, encoding and hashing are most of the warm-up's CPU:
+		// the page's orders are prepared on every processor.
+		var prepared sync.WaitGroup
+		for part := range slices.Chunk(page, max(1, (len(page)+warmWorkers-1)/warmWorkers)) {
+			prepared.Go(func() {
+				for i, e := range part {
+					o, err := t.prepareEntry(e)
+					// The decoded order is not needed past here: not
+					// kept alive while the page waits for Redis.
+					part[i].Order = nil
+					if err != nil {
+						t.log.Error("warm-up: an order could not be prepared, leaving it out", "order_uid", e.UID, "err", err)
+						continue
+					}
+					t.keep(e.UID, o, epoch)
+				}
+			})
 		}
+		prepared.Wait()
 		count += len(page)
 		if toRemote != nil {
 			select {

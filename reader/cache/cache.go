@@ -30,7 +30,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -528,35 +530,75 @@ func (t *Tiered) undoErasedFills(ctx context.Context, entries []Entry) {
 
 // Warm loads the n most recent orders into both tiers, a page of orders per
 // query and per Redis pipeline. It returns how many orders it loaded; a
-// Redis failure is logged, not returned.
+// Redis failure is logged, not returned. A page's pipeline is written while
+// the next pages are prepared, and Warm returns once every page written.
 func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 	count := 0
 	epoch := t.epoch.Load()
-	err := t.store.Recent(ctx, n, 500, func(page []Entry) error {
+	warmWorkers := runtime.GOMAXPROCS(0)
+	var (
+		toRemote chan []Entry
+		writer   sync.WaitGroup
+	)
+	if t.remote != nil {
+		toRemote = make(chan []Entry, warmPagesQueued)
+		writer.Go(func() {
+			for page := range toRemote {
+				if err := t.remote.SetMany(ctx, page); err != nil {
+					t.log.Warn("warm-up could not fill redis", "orders", len(page), "err", err)
+				}
+				t.undoErasedFills(ctx, page)
+			}
+		})
+	}
+	err := t.store.Recent(ctx, n, warmPage, func(page []Entry) error {
 		// Erased meanwhile: in neither tier.
 		page = slices.DeleteFunc(page, func(e Entry) bool { return t.isErased(e.UID) })
-		for _, e := range page {
-			o, err := t.prepareEntry(e)
-			if err != nil {
-				t.log.Error("warm-up: an order could not be prepared, leaving it out", "order_uid", e.UID, "err", err)
-				continue
-			}
-			t.keep(e.UID, o, epoch)
+		// Masking, encoding and hashing are most of the warm-up's CPU:
+		// the page's orders are prepared on every processor.
+		var prepared sync.WaitGroup
+		for part := range slices.Chunk(page, max(1, (len(page)+warmWorkers-1)/warmWorkers)) {
+			prepared.Go(func() {
+				for i, e := range part {
+					o, err := t.prepareEntry(e)
+					// The decoded order is not needed past here: not
+					// kept alive while the page waits for Redis.
+					part[i].Order = nil
+					if err != nil {
+						t.log.Error("warm-up: an order could not be prepared, leaving it out", "order_uid", e.UID, "err", err)
+						continue
+					}
+					t.keep(e.UID, o, epoch)
+				}
+			})
 		}
+		prepared.Wait()
 		count += len(page)
-		if t.remote != nil {
-			if err := t.remote.SetMany(ctx, page); err != nil {
-				t.log.Warn("warm-up could not fill redis", "orders", len(page), "err", err)
+		if toRemote != nil {
+			select {
+			case toRemote <- page:
+			case <-ctx.Done():
+				return context.Cause(ctx)
 			}
-			t.undoErasedFills(ctx, page)
 		}
 		return nil
 	})
+	if toRemote != nil {
+		close(toRemote)
+		writer.Wait()
+	}
 	if err != nil {
 		return count, fmt.Errorf("warm-up: %w", err)
 	}
 	return count, nil
 }
+
+const (
+	// warmPage is the orders of one warm-up query and Redis pipeline.
+	warmPage = 500
+	// warmPagesQueued bounds the prepared pages waiting for Redis.
+	warmPagesQueued = 2
+)
 
 // Search returns a page of order summaries (see Store.Search). Lists are
 // never cached: they change with every ingested order.

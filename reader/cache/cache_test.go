@@ -255,3 +255,37 @@ func TestMaskedViewPreparedOnce(t *testing.T) {
 		t.Fatal("the Redis value that is not an order was not counted as an error")
 	}
 }
+
+// TestWarmManyPages: a warm-up of several pages (read ahead, prepared in
+// parallel, written to Redis while the next is prepared) has, once Warm
+// returns, every order in both tiers, each with its masked view.
+func TestWarmManyPages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newMaskingFixture(t, 64<<20, pii.MaskJSON, func(o *cache.Options) { o.MaskOrder = pii.Mask })
+	orders := ordergen.New(71).Orders(1234) // pages of 500: three, the last partial
+	testenv.InsertOrders(t, f.pg.Pool, orders...)
+	n, err := f.tiers.Warm(ctx, len(orders))
+	if err != nil || n != len(orders) {
+		t.Fatalf("Warm: %d, %v", n, err)
+	}
+	rc, err := redis.New(redis.Options{URL: f.rd.URL, Prefix: f.rd.Prefix, TTL: time.Minute, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	for _, o := range orders {
+		want := canonical(t, o)
+		masked, err := pii.MaskJSON(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.tiers.Cached(o.OrderUID)
+		if err != nil || got == nil || !bytes.Equal(got.Body, want) || got.Masked == nil || !bytes.Equal(got.Masked.Body, masked) {
+			t.Fatalf("local tier, %s: %v, %v", o.OrderUID, got, err)
+		}
+		if b, err := rc.Get(ctx, o.OrderUID); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("redis, %s: %v", o.OrderUID, err)
+		}
+	}
+}

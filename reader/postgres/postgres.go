@@ -418,11 +418,11 @@ const recentFetchers = 2
 // stays bounded whatever n is (see recentBoundsQuery for the pages).
 //
 // Pages are read ahead while fn handles the current one: recentFetchers
-// goroutines run the page queries and scan the rows, and the caller's
-// goroutine encodes each page, in order, and calls fn. The database's
-// time, the scanning and the caller's work (filling the caches) overlap
-// instead of adding up; at most recentFetchers pages wait in memory
-// besides the one fn holds.
+// goroutines run the page queries, scan the rows and encode the orders,
+// and the caller's goroutine calls fn with each page, in order. The
+// database's time, the scanning and encoding and the caller's work
+// (filling the caches) overlap instead of adding up; at most
+// recentFetchers pages wait in memory besides the one fn holds.
 func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry) error) error {
 	if batch <= 0 {
 		batch = 500
@@ -448,7 +448,7 @@ func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type fetched struct {
-		page []*model.Order
+		page []cache.Entry
 		err  error
 	}
 	results := make([]chan fetched, len(bounds))
@@ -464,12 +464,20 @@ func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry)
 				return
 			}
 			fetchers.Go(func() {
-				var r fetched
+				var (
+					r    fetched
+					page []*model.Order
+				)
 				if i+1 < len(bounds) {
-					r.page, r.err = s.recentRange(ctx, bounds[i], bounds[i+1], batch)
+					page, r.err = s.recentRange(ctx, bounds[i], bounds[i+1], batch)
 				} else {
 					hi := bounds[i]
-					r.page, r.err = s.recentPage(ctx, recentPageSQL("<=", false, n-i*batch), hi.created, hi.uid)
+					page, r.err = s.recentPage(ctx, recentPageSQL("<=", false, n-i*batch), hi.created, hi.uid)
+				}
+				if r.err == nil {
+					// Encoded here, so that the pages' encodings run
+					// in parallel rather than in fn's goroutine.
+					r.page, r.err = encodeEntries(page)
 				}
 				results[i] <- r
 			})
@@ -489,7 +497,7 @@ func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry)
 		if len(r.page) == 0 {
 			continue // its orders were deleted since the bounds were read
 		}
-		if err := encodePage(r.page, fn); err != nil {
+		if err := fn(r.page); err != nil {
 			return err
 		}
 	}
@@ -564,6 +572,15 @@ func (s *Store) recentPage(ctx context.Context, query string, args ...any) ([]*m
 
 // encodePage encodes a page of orders and calls fn with it.
 func encodePage(page []*model.Order, fn func([]cache.Entry) error) error {
+	entries, err := encodeEntries(page)
+	if err != nil {
+		return err
+	}
+	return fn(entries)
+}
+
+// encodeEntries encodes a page of orders.
+func encodeEntries(page []*model.Order) ([]cache.Entry, error) {
 	entries := make([]cache.Entry, len(page))
 	var scratch []byte
 	for i, o := range page {
@@ -572,11 +589,11 @@ func encodePage(page []*model.Order, fn func([]cache.Entry) error) error {
 			err  error
 		)
 		if body, scratch, err = encodeExact(o, scratch); err != nil {
-			return fmt.Errorf("load recent orders: encode: %w", err)
+			return nil, fmt.Errorf("load recent orders: encode: %w", err)
 		}
 		entries[i] = cache.Entry{UID: o.OrderUID, JSON: body, Order: o}
 	}
-	return fn(entries)
+	return entries, nil
 }
 
 // eachCanonical scans every row of orderColumns and calls fn with the

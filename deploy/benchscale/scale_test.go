@@ -153,7 +153,7 @@ func TestScale(t *testing.T) {
 	var rows []row
 	for _, step := range r.set.steps {
 		rows = append(rows, r.step(step))
-		m.LoadAfter = currentLoad(t)
+		m.LoadAfter = readLoad(t)
 		r.writeReport(m, rows)
 	}
 }
@@ -200,7 +200,7 @@ func (r *run) step(n int) row {
 	out.GetP50, out.GetP99, out.GetRate, out.Gets, out.GetErrors = g.p50, g.p99, r.set.getRate, g.n, g.errs
 	t.Logf("step %d: uncached GET p50 %s p99 %s (%d at %.0f/s)", r.stored, g.p50, g.p99, g.n, r.set.getRate)
 	out.Anatomy = r.anatomy(ctx)
-	out.LoadAverage = currentLoad(t)
+	out.LoadAverage = readLoad(t)
 	return out
 }
 
@@ -605,7 +605,7 @@ type machine struct {
 func describeMachine(t *testing.T, pool *pgxpool.Pool, rc *redis.Client) machine {
 	t.Helper()
 	ctx := context.Background()
-	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadBefore: currentLoad(t), Started: time.Now().UTC()}
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadBefore: readLoad(t), Started: time.Now().UTC()}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		m.Memory, _ = memTotal(string(b))
 	}
@@ -645,18 +645,6 @@ func describeMachine(t *testing.T, pool *pgxpool.Pool, rc *redis.Client) machine
 		m.Commit = strings.TrimSpace(string(out))
 	}
 	return m
-}
-
-func currentLoad(t *testing.T) string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := loadAverage(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // writeReport writes the table, the raw figures and the plots, and the

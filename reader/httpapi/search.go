@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/orderservice/orders/reader/cache"
+	"github.com/orderservice/orders/shared/model"
 )
 
 const (
@@ -111,15 +112,15 @@ func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"order_uid":`...)
-		b = appendMarshalString(b, s.OrderUID)
+		b = model.AppendJSONString(b, s.OrderUID)
 		b = append(b, `,"track_number":`...)
-		b = appendMarshalString(b, s.TrackNumber)
+		b = model.AppendJSONString(b, s.TrackNumber)
 		b = append(b, `,"date_created":"`...)
 		b = s.DateCreated.AppendFormat(b, time.RFC3339Nano)
 		b = append(b, `","amount":`...)
 		b = strconv.AppendInt(b, s.Amount, 10)
 		b = append(b, `,"currency":`...)
-		b = appendMarshalString(b, s.Currency)
+		b = model.AppendJSONString(b, s.Currency)
 		b = append(b, `,"item_count":`...)
 		b = strconv.AppendInt(b, int64(s.ItemCount), 10)
 		b = append(b, '}')
@@ -131,25 +132,9 @@ func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
 	if p.NextCursor == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendMarshalString(b, *p.NextCursor)
+		b = model.AppendJSONString(b, *p.NextCursor)
 	}
 	return append(b, '}'), nil
-}
-
-// appendMarshalString quotes s as json.Marshal does: printable ASCII other
-// than the characters it escapes (HTML-safe) is copied; anything else is
-// left to encoding/json. (appendJSONString escapes as slog does, which
-// differs.)
-func appendMarshalString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // nextLink is the Link header value (RFC 8288) of the next page: the same

@@ -36,12 +36,12 @@ func (o *Order) AppendCanonical(dst []byte) ([]byte, error) {
 		}
 	}
 	b := append(dst, `{"order_uid":`...)
-	b = appendString(b, o.OrderUID)
+	b = AppendJSONString(b, o.OrderUID)
 	b = appendField(b, "track_number", o.TrackNumber)
 	b = appendField(b, "entry", o.Entry)
 	d := &o.Delivery
 	b = append(b, `,"delivery":{"name":`...)
-	b = appendString(b, d.Name)
+	b = AppendJSONString(b, d.Name)
 	b = appendField(b, "phone", d.Phone)
 	b = appendField(b, "zip", d.Zip)
 	b = appendField(b, "city", d.City)
@@ -50,7 +50,7 @@ func (o *Order) AppendCanonical(dst []byte) ([]byte, error) {
 	b = appendField(b, "email", d.Email)
 	p := &o.Payment
 	b = append(b, `},"payment":{"transaction":`...)
-	b = appendString(b, p.Transaction)
+	b = AppendJSONString(b, p.Transaction)
 	b = appendField(b, "request_id", p.RequestID)
 	b = appendField(b, "currency", p.Currency)
 	b = appendField(b, "provider", p.Provider)
@@ -103,7 +103,7 @@ func appendField(b []byte, name, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	return appendString(b, v)
+	return AppendJSONString(b, v)
 }
 
 func appendInt(b []byte, name string, v int64) []byte {
@@ -113,9 +113,11 @@ func appendInt(b []byte, name string, v int64) []byte {
 	return strconv.AppendInt(b, v, 10)
 }
 
-// appendString quotes s as encoding/json does: printable ASCII other than
-// the characters it escapes is copied; anything else goes to encoding/json.
-func appendString(b []byte, s string) []byte {
+// AppendJSONString appends s quoted as encoding/json's Marshal quotes it
+// (HTML-safe): printable ASCII other than the characters it escapes is
+// copied; anything else goes to encoding/json. For the hand-written
+// encoders of the hot paths, which must match Marshal byte for byte.
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string always encodes

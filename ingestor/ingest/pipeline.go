@@ -69,13 +69,13 @@ type Pipeline struct {
 	dbFailing atomic.Bool
 	// announceFailing is true while announcing stored orders fails.
 	announceFailing atomic.Bool
-	// cacheMu guards cacheFailing, cacheSkipUntil and cachePauses, which
-	// track a failing cache (see setCache).
-	cacheMu        sync.Mutex
-	cacheFailing   bool
-	cacheSkipUntil time.Time
-	cachePauses    *backoff.ExponentialBackOff
-	now            func() time.Time
+	// cacheMu guards cacheFailing, announceSkipUntil and announcePauses,
+	// which track a failing cache (see setCache and announce).
+	cacheMu           sync.Mutex
+	cacheFailing      bool
+	announceSkipUntil time.Time
+	announcePauses    *backoff.ExponentialBackOff
+	now               func() time.Time
 
 	// outageMu guards outages, by stage ("db", "dlq").
 	outageMu sync.Mutex
@@ -88,7 +88,7 @@ func New(log *slog.Logger, m *metrics.Metrics, store Store, cache Cache, dlq Dea
 	return &Pipeline{
 		log: log, metrics: m, decoder: model.Decoder{MaxSize: o.MaxSize},
 		store: store, cache: cache, dlq: dlq, retry: o.Retry, consistency: o.Consistency, now: time.Now,
-		outages: map[string]outage{}, cachePauses: cachePause.BackOff(),
+		outages: map[string]outage{}, announcePauses: cachePause.BackOff(),
 	}
 }
 
@@ -428,18 +428,22 @@ func (p *Pipeline) announce(ctx context.Context, c Changes, wait WaitFunc) error
 		return nil
 	}
 	p.cacheMu.Lock()
-	skip := p.now().Before(p.cacheSkipUntil)
+	skip := p.now().Before(p.announceSkipUntil)
 	p.cacheMu.Unlock()
-	if skip { // Redis failed moments ago: do not wait for it again
+	if skip { // publishing failed moments ago: do not wait for it again
 		p.metrics.EventsPublishErrors.Inc()
 		return nil
 	}
 	err := p.cache.Announce(ctx, c)
+	p.cacheMu.Lock()
 	if err != nil {
 		p.metrics.EventsPublishErrors.Inc()
+		p.announceSkipUntil = p.now().Add(p.announcePauses.NextBackOff())
 	} else {
 		p.metrics.EventsPublished.Inc()
+		p.announcePauses.Reset()
 	}
+	p.cacheMu.Unlock()
 	if failing := err != nil; p.announceFailing.Swap(failing) != failing {
 		if failing {
 			p.log.Warn("announcing stored orders failing; readers see them once their negative cache expires", "err", err)
@@ -486,26 +490,21 @@ func (p *Pipeline) prepareOne(m *Message) entry {
 	return e
 }
 
-// cachePause is how long cache writes are skipped after one failed: a
+// cachePause is how long announcements are skipped after one failed: a
 // black-holed Redis would otherwise cost every batch the full cache
-// timeout. It stays 5 s however long the failure lasts.
+// timeout. It stays 5 s however long the failure lasts. (Cache writes need
+// no pause here: the Cache skips a failing node itself, per node, so that
+// one lost master of a cluster does not stop the others' writes.)
 var cachePause = retry.Policy{Initial: 5 * time.Second, Max: 5 * time.Second}
 
 // setCache writes the stored orders to the cache. Failures are logged once
-// per state change and counted; they never fail the batch. After a failure
-// of every entry the cache is left alone for cachePause (the skipped orders
-// are counted as errors too: the reader falls back to PostgreSQL for them).
-// A partial failure pauses nothing: the rest of the cache answered (one
-// master of a Redis Cluster down, say), and the Cache skips what fails.
+// per state change and counted; they never fail the batch (the reader
+// falls back to PostgreSQL for those orders). The Cache skips the nodes
+// whose circuit is open (a black-holed Redis costs one timeout per probe,
+// not one per batch); a small batch whose orders all belong to one lost
+// master of a cluster must not stop the other masters' writes.
 func (p *Pipeline) setCache(ctx context.Context, entries []CacheEntry) {
 	if len(entries) == 0 {
-		return
-	}
-	p.cacheMu.Lock()
-	skip := p.now().Before(p.cacheSkipUntil)
-	p.cacheMu.Unlock()
-	if skip {
-		p.metrics.RedisErrors.Add(float64(len(entries)))
 		return
 	}
 	failed, err := p.cache.Set(ctx, entries)
@@ -518,14 +517,10 @@ func (p *Pipeline) setCache(ctx context.Context, entries []CacheEntry) {
 				"failed", failed, "err", err)
 		}
 		p.cacheFailing = true
-		if failed >= len(entries) {
-			p.cacheSkipUntil = p.now().Add(p.cachePauses.NextBackOff())
-		}
 		return
 	}
 	if p.cacheFailing {
 		p.cacheFailing = false
-		p.cachePauses.Reset()
 		p.log.Info("cache writes recovered")
 	}
 }

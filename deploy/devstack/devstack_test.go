@@ -455,20 +455,25 @@ func checkLogs(t *testing.T, out *testenv.Buffer, dir, url, token string, opsPor
 		httpGet(t, url, token)
 	}
 	summary := regexp.MustCompile(`reader: [0-9,]+ req in 1s \([0-9,]+/s\), 0 errors`)
-	deadline := time.Now().Add(15 * time.Second)
-	for !summary.MatchString(out.String()) {
-		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(filepath.Join(dir, "reader.log"))
-			var bad []string
-			for _, l := range strings.Split(string(data), "\n") {
-				if strings.Contains(l, `"status":5`) {
-					bad = append(bad, l)
+	awaitSummary := func() {
+		// On a timeout, what the console said and the 5xx answers logged tell why.
+		defer func() {
+			if t.Failed() {
+				data, _ := os.ReadFile(filepath.Join(dir, "reader.log"))
+				var bad []string
+				for _, l := range strings.Split(string(data), "\n") {
+					if strings.Contains(l, `"status":5`) {
+						bad = append(bad, l)
+					}
 				}
+				t.Logf("console:\n%s\n5xx in reader.log:\n%s", out.String(), strings.Join(bad, "\n"))
 			}
-			t.Fatalf("no traffic summary on the console in 15s:\n%s\n5xx:\n%s", out.String(), strings.Join(bad, "\n"))
-		}
-		time.Sleep(5 * time.Millisecond)
+		}()
+		testenv.Await(t, "a traffic summary on the console", 15*time.Second, func() bool {
+			return summary.MatchString(out.String())
+		})
 	}
+	awaitSummary()
 	for _, l := range strings.Split(out.String(), "\n") {
 		if strings.Contains(l, "request_id") || strings.Contains(l, `"msg":"request"`) {
 			t.Fatalf("a request printed on the console: %q", l)

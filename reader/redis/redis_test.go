@@ -62,18 +62,9 @@ func TestCircuit(t *testing.T) {
 	} {
 		t.Run(fault.name, func(t *testing.T) {
 			t.Parallel()
-			rd := testenv.Redis(t)
-			redisURL, proxy := testenv.ProxyURL(t, rd.URL)
 			const timeout = 300 * time.Millisecond
-			c, err := redis.New(redis.Options{URL: redisURL, Prefix: rd.Prefix, TTL: time.Minute, Timeout: timeout})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c, proxy := proxiedCache(t, timeout)
 			ctx := context.Background()
-			if err := rd.Client.Set(ctx, rd.Prefix+"order:x", `{"x":1}`, time.Minute).Err(); err != nil {
-				t.Fatal(err)
-			}
 			if _, err := c.Get(ctx, "x"); err != nil {
 				t.Fatal(err)
 			}
@@ -127,18 +118,9 @@ func TestCircuit(t *testing.T) {
 // one with nothing left does not ask Redis at all.
 func TestGetWithinTheRequestsRedisTimeout(t *testing.T) {
 	t.Parallel()
-	rd := testenv.Redis(t)
-	redisURL, proxy := testenv.ProxyURL(t, rd.URL)
 	const timeout = 600 * time.Millisecond
-	c, err := redis.New(redis.Options{URL: redisURL, Prefix: rd.Prefix, TTL: time.Minute, Timeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, proxy := proxiedCache(t, timeout)
 	ctx := context.Background()
-	if err := rd.Client.Set(ctx, rd.Prefix+"order:x", `{"x":1}`, time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Get(ctx, "x"); err != nil { // the connection is made
 		t.Fatal(err)
 	}
@@ -208,4 +190,21 @@ func TestConcurrentGets(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// proxiedCache returns a Cache with timeout that reaches the test's Redis
+// through a proxy the test controls, and that holds order x ({"x":1}).
+func proxiedCache(t *testing.T, timeout time.Duration) (*redis.Cache, *testenv.Proxy) {
+	t.Helper()
+	rd := testenv.Redis(t)
+	redisURL, proxy := testenv.ProxyURL(t, rd.URL)
+	c, err := redis.New(redis.Options{URL: redisURL, Prefix: rd.Prefix, TTL: time.Minute, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := rd.Client.Set(context.Background(), rd.Prefix+"order:x", `{"x":1}`, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return c, proxy
 }

@@ -514,3 +514,61 @@ func TestBreakerSharedWithAnotherUser(t *testing.T) {
 		})
 	}
 }
+
+// A busy key fetches its next lease while it spends the current one, so
+// that its events do not wait for Redis when a lease runs out; a quiet
+// key asks Redis once per event and never fetches a lease it would let
+// expire. Redis is 2 × 10 ms away behind a proxy; the events come at a
+// steady pace from one caller.
+func TestLeaseFetchedAhead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		every  time.Duration // between events
+		events int
+		lease  time.Duration
+		// after the first settle events, at most maxWaits may wait
+		settle, maxWaits int
+		// Redis calls per event, at most (0: no bound)
+		callsPerEvent float64
+		exactCalls    bool // one call per event, no lease fetched ahead
+	}{
+		// A lease runs out every 100 ms: without fetching ahead, each
+		// renewal waits 20 ms, at least 3 times after the settling.
+		{name: "busy key", every: time.Millisecond, events: 600, lease: 100 * time.Millisecond,
+			settle: 250, maxWaits: 1, callsPerEvent: 0.1},
+		{name: "quiet key", every: 60 * time.Millisecond, events: 8, lease: 20 * time.Millisecond,
+			settle: 0, maxWaits: 8, exactCalls: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := testenv.Redis(t)
+			url, proxy := testenv.ProxyURL(t, env.URL)
+			proxy.Delay(10 * time.Millisecond)
+			l := New(client(t, url), Options{Timeout: testTimeout, Prefix: env.Prefix, Lease: tc.lease})
+			r := PerSecond(1_000_000, 1_000_000)
+			tick := time.NewTicker(tc.every)
+			defer tick.Stop()
+			waits := 0
+			for i := range tc.events {
+				<-tick.C
+				res := l.Allow(context.Background(), "k", r)
+				if !res.Allowed {
+					t.Fatalf("event %d denied under the limit: %+v", i, res)
+				}
+				if i >= tc.settle && res.Waited > 0 {
+					waits++
+				}
+			}
+			calls := l.redisCalls.Load()
+			t.Logf("%d events, %d Redis calls, %d of the last %d waited", tc.events, calls, waits, tc.events-tc.settle)
+			if waits > tc.maxWaits {
+				t.Errorf("%d of the last %d events waited for Redis, want at most %d", waits, tc.events-tc.settle, tc.maxWaits)
+			}
+			if tc.callsPerEvent > 0 && float64(calls) > tc.callsPerEvent*float64(tc.events) {
+				t.Errorf("%d Redis calls for %d events, want at most %.0f", calls, tc.events, tc.callsPerEvent*float64(tc.events))
+			}
+			if tc.exactCalls && calls != int64(tc.events) {
+				t.Errorf("%d Redis calls for %d quiet events, want one each", calls, tc.events)
+			}
+		})
+	}
+}

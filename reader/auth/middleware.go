@@ -3,7 +3,6 @@ package auth
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orderservice/orders/reader/auth/ratelimit"
+	"github.com/orderservice/orders/reader/problem"
 	"github.com/orderservice/orders/shared/redisconn"
 )
 
@@ -367,27 +367,7 @@ func (b *blocklist) expire() {
 	b.active.Store(int32(len(b.until)))
 }
 
-// problem is an RFC 9457 problem details object, with the members of the
-// reader's other errors.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Instance  string `json:"instance,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
+// writeProblem is the default Problem: the reader's problem+json.
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
-	body, _ := json.Marshal(problem{
-		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail,
-		Instance: r.URL.Path, RequestID: w.Header().Get("X-Request-Id"),
-	})
-	h := w.Header()
-	h["Content-Type"] = []string{"application/problem+json"}
-	h["Cache-Control"] = []string{"no-store"}
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
+	problem.Write(w, r, status, "", detail)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orderservice/orders/reader/auth/ratelimit"
+	"github.com/orderservice/orders/reader/problem"
 	"github.com/orderservice/orders/shared/testenv"
 	"github.com/redis/go-redis/v9"
 )
@@ -208,7 +209,7 @@ func TestMiddlewareAnswers(t *testing.T) {
 				}
 				return
 			}
-			var p problem
+			var p problem.Details
 			if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 				t.Fatalf("body %q: %v", w.Body, err)
 			}

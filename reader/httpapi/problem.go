@@ -2,68 +2,16 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
+
+	"github.com/orderservice/orders/reader/problem"
 )
 
-// problem is an RFC 9457 problem details object. Type is about:blank (the
-// status code says it all) except where a client may act on the kind.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Instance  string `json:"instance,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-	// Parameter names the query parameter a 400 is about, for clients
-	// that point their user at the field to correct.
-	Parameter string `json:"parameter,omitempty"`
-}
-
-// writeProblem answers with a problem+json body. instance is the request
-// path: it identifies this occurrence together with request_id.
+// writeProblem answers with a problem+json body (see problem.Write).
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
-	writeProblemParam(w, r, status, "", detail)
+	problem.Write(w, r, status, "", detail)
 }
 
 // writeProblemParam is writeProblem about the query parameter param.
 func writeProblemParam(w http.ResponseWriter, r *http.Request, status int, param, detail string) {
-	p := problem{
-		Type:      "about:blank",
-		Title:     http.StatusText(status),
-		Status:    status,
-		Detail:    detail,
-		Instance:  r.URL.Path,
-		RequestID: w.Header().Get("X-Request-Id"),
-		Parameter: param,
-	}
-	body := p.appendJSON(make([]byte, 0, 256))
-	h := w.Header()
-	h["Content-Type"] = []string{"application/problem+json"}
-	h["Cache-Control"] = []string{"no-store"}
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
-}
-
-// appendJSON encodes p as encoding/json would (less its HTML escaping), by
-// hand: a flood of unknown order_uids is answered with these, and
-// reflection would be a good part of the cost of each.
-func (p *problem) appendJSON(b []byte) []byte {
-	b = append(b, `{"type":`...)
-	b = appendJSONString(b, p.Type)
-	b = append(b, `,"title":`...)
-	b = appendJSONString(b, p.Title)
-	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(p.Status), 10)
-	for _, f := range [...]struct{ key, value string }{
-		{`,"detail":`, p.Detail}, {`,"instance":`, p.Instance}, {`,"request_id":`, p.RequestID},
-		{`,"parameter":`, p.Parameter},
-	} {
-		if f.value != "" { // omitempty
-			b = append(b, f.key...)
-			b = appendJSONString(b, f.value)
-		}
-	}
-	return append(b, '}')
+	problem.Write(w, r, status, param, detail)
 }

@@ -148,18 +148,30 @@ func appendETag(dst, body []byte) []byte {
 
 // diff returns the run where b differs from a: a[:start] and a[end:] are
 // b's first and last bytes, and patch is what b has in between. The
-// common prefix and suffix do not overlap, in a or in b.
+// common prefix and suffix do not overlap, in a or in b. Blocks of
+// diffChunk bytes are compared first (bytes.Equal is vectorised), then
+// single bytes: a byte loop was a tenth of the warm-up's CPU.
 func diff(a, b []byte) (start, end int, patch []byte) {
 	n := min(len(a), len(b))
+	for start+diffChunk <= n && bytes.Equal(a[start:start+diffChunk], b[start:start+diffChunk]) {
+		start += diffChunk
+	}
 	for start < n && a[start] == b[start] {
 		start++
 	}
-	suffix := 0
-	for suffix < n-start && a[len(a)-1-suffix] == b[len(b)-1-suffix] {
+	m, suffix := n-start, 0 // at most m bytes may be common to both ends
+	for suffix+diffChunk <= m &&
+		bytes.Equal(a[len(a)-suffix-diffChunk:len(a)-suffix], b[len(b)-suffix-diffChunk:len(b)-suffix]) {
+		suffix += diffChunk
+	}
+	for suffix < m && a[len(a)-1-suffix] == b[len(b)-1-suffix] {
 		suffix++
 	}
 	return start, len(a) - suffix, b[start : len(b)-suffix]
 }
+
+// diffChunk is the block diff compares at once.
+const diffChunk = 32
 
 // Full is the order as ingested.
 func (o *Order) Full() View {
@@ -180,15 +192,17 @@ func (o *Order) Masked() (View, bool) {
 }
 
 // weight is what the order costs the local tier, in bytes: its bytes and
-// the header values, plus the objects around them (measured with the heap
-// profile of a warm-up: the Order, the cache's node and its key).
+// the ETags, plus the objects around them (the Order, the cache's node,
+// the key, the header values, the allocator's rounding): with
+// entryOverhead, within a few percent of the heap a warm-up of 100,000
+// generated orders was measured to hold per order (1,974 bytes).
 func (o *Order) weight(uid string) uint32 {
 	n := len(o.Body) + len(o.patch) + len(uid) + 2*etagLen + entryOverhead
 	return uint32(min(n, math.MaxUint32)) //nolint:gosec // bounded by min
 }
 
 // entryOverhead is the heap an entry costs besides its bytes.
-const entryOverhead = 256
+const entryOverhead = 384
 
 // Entry is one order as the tiers exchange it: its order_uid and its
 // canonical JSON (model.Order.Canonical), the bytes served and cached.

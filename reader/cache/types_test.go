@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/orderservice/orders/reader/pii"
@@ -76,6 +77,12 @@ func TestNewOrderPatch(t *testing.T) {
 		{name: "a prefix of the other", full: `aaa`, masked: `aaaa`, start: 3, end: 3, patch: `a`},
 		{name: "the other a prefix", full: `aaaa`, masked: `aaa`, start: 3, end: 4},
 		{name: "repeated bytes around the run", full: `"**x**"`, masked: `"*****"`, start: 3, end: 4, patch: `*`},
+		// Longer than the blocks diff compares at once.
+		{name: "long runs around one byte", full: strings.Repeat("a", 70) + "x" + strings.Repeat("a", 70), masked: strings.Repeat("a", 140),
+			start: 70, end: 71},
+		{name: "long prefix of the other", full: strings.Repeat("a", 100), masked: strings.Repeat("a", 64), start: 64, end: 100},
+		{name: "long, a run at each end", full: "x" + strings.Repeat("ab", 50) + "y", masked: "z" + strings.Repeat("ab", 50) + "w",
+			start: 0, end: 102, patch: "z" + strings.Repeat("ab", 50) + "w"},
 		{name: "empty full", full: ``, masked: `{}`, start: 0, end: 0, patch: `{}`},
 		{name: "empty masked", full: `{}`, masked: ``, start: 0, end: 2},
 		{name: "both empty", full: ``, masked: ``},

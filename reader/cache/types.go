@@ -90,7 +90,8 @@ func (v View) Append(dst []byte) []byte {
 //
 // The masked view is not a second copy of the order. Masking changes the
 // delivery's name, phone, zip, address and e-mail, which the canonical
-// encoding writes next to each other, and nothing else; so the masked
+// encoding writes within a few dozen bytes of each other (only the city
+// and the region come between), and nothing else; so the masked
 // JSON is kept as the one run of bytes where it differs from the full
 // JSON, found by comparing the two encodings (their longest common prefix
 // and suffix): the masked body is Body up to the run, the run's masked

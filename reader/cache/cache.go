@@ -124,13 +124,7 @@ func New(o Options) (*Tiered, error) {
 		local, err := otter.New(&otter.Options[string, *Order]{
 			MaximumWeight: uint64(o.LocalBytes),
 			// The bytes of both views plus the key, the ETags and overhead.
-			Weigher: func(uid string, v *Order) uint32 {
-				n := len(v.Body) + len(v.ETag) + len(uid) + 96
-				if v.Masked != nil {
-					n += len(v.Masked.Body) + len(v.Masked.ETag) + 96
-				}
-				return uint32(min(n, 1<<31))
-			},
+			Weigher: func(uid string, o *Order) uint32 { return o.weight(uid) },
 		})
 		if err != nil {
 			return nil, fmt.Errorf("local cache: %w", err)
@@ -435,31 +429,31 @@ func (t *Tiered) prepare(body []byte) (*Order, error) {
 		if !json.Valid(body) {
 			return nil, errMalformed
 		}
-		return NewOrder(body), nil
+		return NewOrder(body, nil), nil
 	}
 	// Masking decodes the order, which checks it is one.
 	masked, err := t.mask(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	v := NewView(masked)
-	return &Order{View: NewView(body), Masked: &v}, nil
+	return NewOrder(body, masked), nil
 }
 
 // prepareEntry is prepare for an entry from the store: with the entry's
 // decoded order and MaskOrder, the masked view is encoded from the order
-// (the store's JSON is that order's canonical encoding).
-func (t *Tiered) prepareEntry(e Entry) (*Order, error) {
+// (the store's JSON is that order's canonical encoding), in scratch, which
+// it returns for the next order (NewOrder keeps none of it).
+func (t *Tiered) prepareEntry(e Entry, scratch []byte) (*Order, []byte, error) {
 	if t.mask == nil || t.maskOrder == nil || e.Order == nil {
-		return t.prepare(e.JSON)
+		o, err := t.prepare(e.JSON)
+		return o, scratch, err
 	}
 	masked := t.maskOrder(*e.Order)
-	b, err := masked.AppendCanonical(make([]byte, 0, len(e.JSON)))
+	b, err := masked.AppendCanonical(scratch[:0])
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+		return nil, scratch, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	v := NewView(b)
-	return &Order{View: NewView(e.JSON), Masked: &v}, nil
+	return NewOrder(e.JSON, b), b, nil
 }
 
 func (t *Tiered) putLocal(uid string, o *Order) {
@@ -559,8 +553,13 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 		var prepared sync.WaitGroup
 		for part := range slices.Chunk(page, max(1, (len(page)+warmWorkers-1)/warmWorkers)) {
 			prepared.Go(func() {
+				var (
+					scratch []byte
+					o       *Order
+					err     error
+				)
 				for i, e := range part {
-					o, err := t.prepareEntry(e)
+					o, scratch, err = t.prepareEntry(e, scratch)
 					// The decoded order is not needed past here: not
 					// kept alive while the page waits for Redis.
 					part[i].Order = nil

@@ -47,7 +47,7 @@ type Config struct {
 	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"TTL of orders the reader writes to Redis"`
 	RedisTimeout   time.Duration `split_words:"true" default:"100ms" desc:"limit of one Redis command, and of one request's Redis waits in all (its rate limit and its lookup); Redis is a cache, a slow one is skipped"`
 
-	CacheBytes  int64         `split_words:"true" default:"268435456" desc:"in-process cache bound in bytes of encoded orders, the full and the masked view of each (256 MiB)"`
+	CacheBytes  int64         `split_words:"true" default:"268435456" desc:"in-process cache bound in bytes of heap: each order's JSON, its masked view's changed bytes and the entry's objects (256 MiB)"`
 	NegativeTTL time.Duration `split_words:"true" default:"2s" desc:"how long an unknown order_uid is remembered as unknown (0 disables)"`
 
 	WarmCount   int           `split_words:"true" default:"1000" desc:"most recent orders loaded into the caches at start (0 disables)"`

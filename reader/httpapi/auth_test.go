@@ -68,7 +68,7 @@ func TestDataRoutesFailClosed(t *testing.T) {
 type maskless struct{}
 
 func (maskless) Cached(string) (*cache.Order, error) {
-	return cache.NewOrder([]byte(`{"delivery":{"name":"Ivan Petrov"}}`)), nil
+	return cache.NewOrder([]byte(`{"delivery":{"name":"Ivan Petrov"}}`), nil), nil
 }
 
 func (m maskless) Get(context.Context, string) (*cache.Order, cache.Source, error) {

@@ -92,8 +92,7 @@ func BenchmarkHandlerCached(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mv := cache.NewView(masked)
-	o := &cache.Order{View: cache.NewView(body), Masked: &mv}
+	o := cache.NewOrder(body, masked)
 	read, readLine := authtest.NewKey(b, "bench-read", "1000000/1000000", auth.ScopeRead)
 	full, fullLine := authtest.NewKey(b, "bench-pii", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
 	keys := authtest.NewKeys(b, readLine, fullLine)

@@ -6,3 +6,9 @@ func (s *Store) Queued() int { return len(s.gets) }
 
 // SearchQuery is searchQuery, for the tests that EXPLAIN what Search sends.
 var SearchQuery = searchQuery
+
+// RecentPageSQL and RecentOrdersQuery are the warm-up's page queries, for
+// the test that EXPLAINs them.
+var RecentPageSQL = recentPageSQL
+
+const RecentOrdersQuery = recentOrdersQuery

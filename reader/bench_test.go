@@ -65,6 +65,9 @@ type loadResult struct {
 	// with wrk, that is the server alone, a figure that the load of other
 	// processes on the machine does not change much.
 	cpuPerReq time.Duration
+	// clientCPUPerReq is wrk's CPU time per request (0 with the Go
+	// client, which runs in this process).
+	clientCPUPerReq time.Duration
 }
 
 // cpuTime is the CPU time this process has used.
@@ -189,8 +192,9 @@ end
 		defer pprof.StopCPUProfile()
 	}
 	cpu0 := cpuTime()
-	out, err := exec.Command(bin, "-t2", "-c"+strconv.Itoa(benchConns), "-d"+strconv.Itoa(secs)+"s",
-		"--latency", "-s", lua, base).CombinedOutput()
+	cmd := exec.Command(bin, "-t2", "-c"+strconv.Itoa(benchConns), "-d"+strconv.Itoa(secs)+"s",
+		"--latency", "-s", lua, base)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk: %v\n%s", err, out)
 	}
@@ -215,6 +219,7 @@ end
 	}
 	if res.requests > 0 {
 		res.cpuPerReq = (cpuTime() - cpu0) / time.Duration(res.requests)
+		res.clientCPUPerReq = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) / time.Duration(res.requests)
 	}
 	return res, true
 }

@@ -40,10 +40,12 @@ const (
 
 // loadSearchSet stores n generated orders in pg with COPY, as the
 // ingestor's writer does, in transactions of 5,000 orders while the next
-// chunk is generated. heavyCustomers customers have heavyOrders orders
-// each, spread over the generator's 30 days; the others have
-// ordersPerCustomer on average.
-func loadSearchSet(b *testing.B, pg *testenv.PG, n int) searchSet {
+// chunk is generated; with store false it generates the same orders (the
+// generator is seeded) without storing them, for a database that holds
+// them already. heavyCustomers customers have heavyOrders orders each,
+// spread over the generator's 30 days; the others have ordersPerCustomer
+// on average.
+func loadSearchSet(b *testing.B, pg *testenv.PG, n int, store bool) searchSet {
 	b.Helper()
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -71,8 +73,10 @@ func loadSearchSet(b *testing.B, pg *testenv.PG, n int) searchSet {
 	}()
 	seenCustomer := map[string]bool{}
 	for chunk := range chunks {
-		if err := copyOrders(ctx, pg.Pool, chunk); err != nil {
-			b.Fatalf("load orders: %v", err)
+		if store {
+			if err := copyOrders(ctx, pg.Pool, chunk); err != nil {
+				b.Fatalf("load orders: %v", err)
+			}
 		}
 		for i, o := range chunk {
 			if i%100 == 0 && len(set.tracks) < 10_000 {
@@ -171,7 +175,11 @@ func deepCursor(b *testing.B, base, token, path string, skip int) string {
 // page of a long customer history is measured against a page 1,900 orders
 // deep in the same histories: keyset pages cost the same wherever they
 // are. It skips unless READER_BENCH_SEARCH_ORDERS is set: loading takes
-// minutes.
+// minutes. READER_BENCH_SEARCH_KEEP=1 keeps the loaded database for the
+// next run with the same READER_BENCH_SEARCH_ORDERS and schema, which then
+// skips the load (the database is keep_search_<orders>_<schema>; drop it
+// with DROP DATABASE when done). Earlier runs' searches leave it as a
+// running service's table is: read, vacuumed, its pages cached.
 func BenchmarkSearch(b *testing.B) {
 	n, err := strconv.Atoi(os.Getenv("READER_BENCH_SEARCH_ORDERS"))
 	if err != nil || n <= 0 {
@@ -180,13 +188,31 @@ func BenchmarkSearch(b *testing.B) {
 	if n < 2*heavyCustomers*heavyOrders {
 		b.Fatalf("READER_BENCH_SEARCH_ORDERS=%d: at least %d, for the long customer histories", n, 2*heavyCustomers*heavyOrders)
 	}
-	pg := testenv.Postgres(b)
-	start := time.Now()
-	set := loadSearchSet(b, pg, n)
-	loaded := time.Since(start)
-	vacuumAnalyze(b, pg)
-	b.Logf("stored %d orders in %v (%.0f orders/s, COPY in transactions of 5,000, generation included); VACUUM ANALYZE %v",
-		n, loaded.Round(time.Second), float64(n)/loaded.Seconds(), (time.Since(start) - loaded).Round(time.Second))
+	var (
+		pg  *testenv.PG
+		set searchSet
+	)
+	load := func(pg *testenv.PG) error {
+		start := time.Now()
+		set = loadSearchSet(b, pg, n, true)
+		loaded := time.Since(start)
+		vacuumAnalyze(b, pg)
+		b.Logf("stored %d orders in %v (%.0f orders/s, COPY in transactions of 5,000, generation included); VACUUM ANALYZE %v",
+			n, loaded.Round(time.Second), float64(n)/loaded.Seconds(), (time.Since(start) - loaded).Round(time.Second))
+		return nil
+	}
+	if os.Getenv("READER_BENCH_SEARCH_KEEP") == "" {
+		pg = testenv.Postgres(b)
+		_ = load(pg)
+	} else {
+		var reused bool
+		if pg, reused = testenv.KeptPostgres(b, "search_"+strconv.Itoa(n), load); reused {
+			start := time.Now()
+			set = loadSearchSet(b, pg, n, false)
+			b.Logf("reusing %s, loaded by an earlier run (READER_BENCH_SEARCH_KEEP); the same orders generated again for their sample in %v",
+				pg.Name, time.Since(start).Round(time.Second))
+		}
+	}
 	base, _, keys := benchServe(b, pg, map[string]string{"READER_WARM_COUNT": "0"})
 
 	paths := func(param string, values []string, suffix string) []string {
@@ -244,14 +270,21 @@ func BenchmarkSearch(b *testing.B) {
 		results := make([][]loadResult, len(cases))
 		for round := range rounds {
 			for i, c := range cases {
+				pg0 := backendCPU(b, pg)
 				r, ok := wrkLoad(b, base, keys.read, c.paths, d, benchProfile("search-"+c.name, round+1))
 				if !ok {
 					r = goLoad(b, base, keys.read, c.paths, d, false)
 				}
+				pgCPU := backendCPU(b, pg).since(pg0)
 				if r.errors > 0 {
 					b.Errorf("%s: %d errors", c.name, r.errors)
 				}
 				b.Logf("search %s round %d: %v", c.name, round+1, r)
+				if pgCPU > 0 && r.requests > 0 {
+					b.Logf("search %s round %d: CPU per request: reader %v, PostgreSQL %v, client %v", c.name, round+1,
+						r.cpuPerReq.Round(100*time.Nanosecond), (pgCPU / time.Duration(r.requests)).Round(100*time.Nanosecond),
+						r.clientCPUPerReq.Round(100*time.Nanosecond))
+				}
 				results[i] = append(results[i], r)
 			}
 		}
@@ -264,4 +297,52 @@ func BenchmarkSearch(b *testing.B) {
 		}
 		b.ReportMetric(0, "ns/op")
 	}
+}
+
+// backendTimes is the CPU time of each PostgreSQL backend serving the
+// reader, by pid.
+type backendTimes map[int]time.Duration
+
+// backendCPU reads the CPU time of pg's order_reader backends from /proc:
+// empty when the server runs elsewhere (a container, another host).
+func backendCPU(b *testing.B, pg *testenv.PG) backendTimes {
+	b.Helper()
+	rows, err := pg.Pool.Query(context.Background(),
+		"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = 'order_reader'")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := backendTimes{}
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The fields after the command, which is in parentheses and may
+		// hold spaces: utime and stime are the 12th and 13th, in ticks of
+		// 1/100 s (USER_HZ).
+		_, rest, ok := strings.Cut(string(stat), ") ")
+		f := strings.Fields(rest)
+		if !ok || len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		out[int(pid)] = time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return out
+}
+
+// since is the CPU time the backends used after before was read; a backend
+// started meanwhile counts whole.
+func (t backendTimes) since(before backendTimes) time.Duration {
+	var d time.Duration
+	for pid, cpu := range t {
+		d += cpu - before[pid]
+	}
+	return d
 }

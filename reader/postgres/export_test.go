@@ -6,3 +6,6 @@ func (s *Store) Queued() int { return len(s.gets) }
 
 // SearchQuery is searchQuery, for the tests that EXPLAIN what Search sends.
 var SearchQuery = searchQuery
+
+// QueuedSearches is how many searches wait for a searcher.
+func (s *Store) QueuedSearches() int { return len(s.searches) }

@@ -297,7 +297,7 @@ func benchServe(b *testing.B, pg *testenv.PG, extra map[string]string) (base, op
 	}
 	// Tuning variables of the process environment apply, for experiments:
 	// READER_GC_PERCENT=400 go test -bench ...
-	for _, k := range []string{"READER_GC_PERCENT", "READER_MEMORY_LIMIT", "READER_DB_MAX_CONNS", "READER_LOG_LEVEL"} {
+	for _, k := range []string{"READER_GC_PERCENT", "READER_MEMORY_LIMIT", "READER_DB_MAX_CONNS", "READER_DB_SEARCHERS", "READER_LOG_LEVEL"} {
 		if v := os.Getenv(k); v != "" {
 			vars[k] = v
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -81,14 +82,32 @@ func listOrders(log *slog.Logger, s Summaries) http.Handler {
 			page.Orders = []cache.Summary{}
 		}
 		w.Header()["Cache-Control"] = noCache
-		body, err := page.appendJSON(make([]byte, 0, 128+128*len(page.Orders)))
+		buf := pageBuffers.Get().(*[]byte)
+		body, err := page.appendJSON((*buf)[:0])
 		if err != nil {
+			pageBuffers.Put(buf)
 			writeProblem(w, r, http.StatusInternalServerError, "could not encode the answer")
 			return
 		}
 		writeJSONBody(w, r, http.StatusOK, body)
+		if cap(body) <= maxPooledPage {
+			*buf = body[:0]
+			pageBuffers.Put(buf)
+		}
 	})
 }
+
+// pageBuffers recycles the buffers pages are encoded in: the
+// ResponseWriter copies what it is given, so a buffer is free again once
+// writeJSONBody returns. A page of 20 summaries is about 3 KiB, of 100
+// about 15; a buffer grown past maxPooledPage (by a date json.Marshal had
+// to write) is left to the collector.
+var pageBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4<<10)
+	return &b
+}}
+
+const maxPooledPage = 64 << 10
 
 // appendJSON appends the JSON encoding of p to b: the bytes json.Marshal
 // writes (TestOrderPageJSON compares them), without its reflection, which

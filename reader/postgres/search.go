@@ -220,9 +220,13 @@ func scanSearches(rows pgx.Rows, reqs []searchRequest) error {
 		sm               cache.Summary
 		uid, track, curr [2]int // the texts' bounds in arena, with decodeSummary
 	}
+	rowsWanted := 0
+	for _, r := range reqs {
+		rowsWanted += min(r.q.Limit, 128)
+	}
 	var (
-		pending []row
-		arena   []byte
+		pending = make([]row, 0, rowsWanted)
+		arena   = make([]byte, 0, rowsWanted*textBytesPerRow)
 		last    = int32(-1)
 	)
 	decode := summaryDecoder(rows.FieldDescriptions())
@@ -282,6 +286,10 @@ func scanSearches(rows pgx.Rows, reqs []searchRequest) error {
 	}
 	return nil
 }
+
+// textBytesPerRow sizes the texts' allocation of a statement: a generated
+// order's uid, track number and currency take about 40 bytes.
+const textBytesPerRow = 48
 
 // summaryColumns are the types of searchSQL's columns: the position,
 // order_uid, track_number, date_created, amount, currency and item_count;

@@ -135,7 +135,7 @@ func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"track_number":`...)
 		b = model.AppendJSONString(b, s.TrackNumber)
 		b = append(b, `,"date_created":"`...)
-		b = s.DateCreated.AppendFormat(b, time.RFC3339Nano)
+		b = appendDate(b, s.DateCreated)
 		b = append(b, `","amount":`...)
 		b = strconv.AppendInt(b, s.Amount, 10)
 		b = append(b, `,"currency":`...)
@@ -154,6 +154,45 @@ func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
 		b = model.AppendJSONString(b, *p.NextCursor)
 	}
 	return append(b, '}'), nil
+}
+
+// appendDate appends t as t.AppendFormat(b, time.RFC3339Nano) does, for
+// a year from 0 to 9999. A UTC date, every date of a page, is written
+// here: AppendFormat's walk of the layout was a third of appendJSON's
+// time. Other zones go to AppendFormat.
+func appendDate(b []byte, t time.Time) []byte {
+	if t.Location() != time.UTC {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = appendDigits(append(b, '.'), ns, digits)
+	}
+	return append(b, 'Z')
+}
+
+// appendDigits appends v (0 <= v < 10^n) in n decimal digits.
+func appendDigits(b []byte, v, n int) []byte {
+	for range n {
+		b = append(b, '0')
+	}
+	for i := len(b) - 1; v > 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
 }
 
 // nextLink is the Link header value (RFC 8288) of the next page: the same

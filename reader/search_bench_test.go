@@ -213,7 +213,7 @@ func BenchmarkSearch(b *testing.B) {
 				pg.Name, time.Since(start).Round(time.Second))
 		}
 	}
-	base, _, keys := benchServe(b, pg, map[string]string{"READER_WARM_COUNT": "0"})
+	base, ops, keys := benchServe(b, pg, map[string]string{"READER_WARM_COUNT": "0"})
 
 	paths := func(param string, values []string, suffix string) []string {
 		out := make([]string, len(values))
@@ -270,6 +270,8 @@ func BenchmarkSearch(b *testing.B) {
 		results := make([][]loadResult, len(cases))
 		for round := range rounds {
 			for i, c := range cases {
+				searches0 := scrape(b, ops, "reader_db_search_batch_searches_sum")
+				batches0 := scrape(b, ops, "reader_db_search_batch_searches_count")
 				pg0 := backendCPU(b, pg)
 				r, ok := wrkLoad(b, base, keys.read, c.paths, d, benchProfile("search-"+c.name, round+1))
 				if !ok {
@@ -284,6 +286,10 @@ func BenchmarkSearch(b *testing.B) {
 					b.Logf("search %s round %d: CPU per request: reader %v, PostgreSQL %v, client %v", c.name, round+1,
 						r.cpuPerReq.Round(100*time.Nanosecond), (pgCPU / time.Duration(r.requests)).Round(100*time.Nanosecond),
 						r.clientCPUPerReq.Round(100*time.Nanosecond))
+				}
+				if batches := scrape(b, ops, "reader_db_search_batch_searches_count") - batches0; batches > 0 {
+					b.Logf("search %s round %d: %.1f searches per round trip to PostgreSQL", c.name, round+1,
+						(scrape(b, ops, "reader_db_search_batch_searches_sum")-searches0)/batches)
 				}
 				results[i] = append(results[i], r)
 			}

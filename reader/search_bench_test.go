@@ -241,25 +241,42 @@ func BenchmarkSearch(b *testing.B) {
 			mustGet(b, base+p, keys.read) // every path is a 200
 		}
 	}
-	for _, sql := range []string{
-		fmt.Sprintf("track_number = '%s'", set.tracks[0]),
-		fmt.Sprintf("customer_id = '%s'", set.customers[0]),
-		fmt.Sprintf("customer_id = '%s' AND (date_created, order_uid) < (now(), '')", set.heavy[0]),
-		"currency = 'USD' AND (date_created, order_uid) < (now(), '')",
+	// The queries reader/postgres's Search sends for these filters (see
+	// buildSearchSQL): a batch of track numbers, of customers, of long
+	// histories past a cursor, all in the LATERAL form, and a currency
+	// alone, a query of its own.
+	lateral := func(conds, arrays, columns string) string {
+		return "SELECT (q.i - 1)::int4, s.* FROM unnest(" + arrays + ") WITH ORDINALITY AS q(lim, " + columns + ", i)\n" +
+			"CROSS JOIN LATERAL (SELECT o.order_uid, o.track_number, o.date_created, o.amount, o.currency, o.item_count\n" +
+			"\tFROM orders o WHERE o.amount IS NOT NULL AND " + conds + "\n" +
+			"\tORDER BY o.date_created DESC, o.order_uid DESC LIMIT q.lim) s"
+	}
+	quoted := func(vs []string) string {
+		q := make([]string, len(vs))
+		for i, v := range vs {
+			q[i] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+		}
+		return "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
+	}
+	limits := func(n int) string { return "array_fill(21, ARRAY[" + strconv.Itoa(n) + "])" }
+	for _, c := range []struct{ name, sql string }{
+		{"20 track numbers", lateral("o.track_number = q.track_number", limits(20)+", "+quoted(set.tracks[:20]), "track_number")},
+		{"20 customers", lateral("o.customer_id = q.customer_id", limits(20)+", "+quoted(set.customers[:20]), "customer_id")},
+		{"10 long histories past a cursor", lateral("o.customer_id = q.customer_id AND (o.date_created, o.order_uid) < (q.after_date, q.after_uid)",
+			limits(10)+", "+quoted(set.heavy)+", array_fill(now(), ARRAY[10]), array_fill(''::text, ARRAY[10])", "customer_id, after_date, after_uid")},
+		{"a currency past a cursor", "SELECT 0::int4, o.order_uid, o.track_number, o.date_created, o.amount, o.currency, o.item_count\n" +
+			"FROM orders o WHERE o.amount IS NOT NULL AND o.currency = 'USD' AND (o.date_created, o.order_uid) < (now(), '')\n" +
+			"ORDER BY o.date_created DESC, o.order_uid DESC LIMIT 21"},
 	} {
-		var plan []string
-		// The query reader/postgres's Search sends for these filters.
-		rows, err := pg.Pool.Query(context.Background(), "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) "+
-			"SELECT order_uid, track_number, date_created, amount, currency, item_count FROM orders WHERE amount IS NOT NULL AND "+
-			sql+" ORDER BY date_created DESC, order_uid DESC LIMIT 21")
+		rows, err := pg.Pool.Query(context.Background(), "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) "+c.sql)
+		if err != nil {
+			b.Fatalf("EXPLAIN %s: %v\n%s", c.name, err, c.sql)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
 			b.Fatal(err)
 		}
-		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Logf("EXPLAIN %s:\n%s", sql, strings.Join(plan, "\n"))
+		b.Logf("EXPLAIN %s:\n%s", c.name, strings.Join(plan, "\n"))
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		b.Log("wrk not installed: measuring with the Go client (apt-get install wrk for lower client overhead)")

@@ -8,9 +8,9 @@
 // Redis. (An earlier design had PostgreSQL build the JSON document with
 // json_build_object; decoding that JSON again was a third of the reader's
 // CPU per uncached request.) Concurrent lookups share queries (see Get),
-// concurrent searches round trips (see Search, search.go),
 // and go to read replicas when there are any, with the primary answering
-// what a lagging replica does not hold yet (see replicas.go).
+// what a lagging replica does not hold yet (see replicas.go). Concurrent
+// searches share round trips to the primary (see Search, search.go).
 // pgx caches the prepared statements per connection.
 package postgres
 

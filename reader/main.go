@@ -275,6 +275,7 @@ func accessLog(ctx context.Context, cfg *config.Config, log *slog.Logger, w io.W
 func openPostgres(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, m *metrics.Metrics) (*postgres.Store, error) {
 	store, err := postgres.Open(ctx, postgres.Options{
 		URL: cfg.DatabaseURL, ReplicaURLs: cfg.DatabaseReplicaURLS, MaxConns: cfg.DBMaxConns, Loaders: cfg.DBLoaders,
+		Searchers: cfg.DBSearchers, SearchBatchSize: m.DBSearchBatch,
 		Latency: m.DBQueryDuration, BatchSize: m.DBLookupBatch,
 		Replica: postgres.ReplicaMetrics{Lookups: m.DBTargetLookups, Rechecks: m.DBReplicaRechecks, Up: m.DBReplicaUp},
 		Logger:  log.With("component", "postgres"),

@@ -40,10 +40,12 @@ const (
 
 // loadSearchSet stores n generated orders in pg with COPY, as the
 // ingestor's writer does, in transactions of 5,000 orders while the next
-// chunk is generated. heavyCustomers customers have heavyOrders orders
-// each, spread over the generator's 30 days; the others have
-// ordersPerCustomer on average.
-func loadSearchSet(b *testing.B, pg *testenv.PG, n int) searchSet {
+// chunk is generated; with store false it generates the same orders (the
+// generator is seeded) without storing them, for a database that holds
+// them already. heavyCustomers customers have heavyOrders orders each,
+// spread over the generator's 30 days; the others have ordersPerCustomer
+// on average.
+func loadSearchSet(b *testing.B, pg *testenv.PG, n int, store bool) searchSet {
 	b.Helper()
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -71,8 +73,10 @@ func loadSearchSet(b *testing.B, pg *testenv.PG, n int) searchSet {
 	}()
 	seenCustomer := map[string]bool{}
 	for chunk := range chunks {
-		if err := copyOrders(ctx, pg.Pool, chunk); err != nil {
-			b.Fatalf("load orders: %v", err)
+		if store {
+			if err := copyOrders(ctx, pg.Pool, chunk); err != nil {
+				b.Fatalf("load orders: %v", err)
+			}
 		}
 		for i, o := range chunk {
 			if i%100 == 0 && len(set.tracks) < 10_000 {
@@ -171,7 +175,11 @@ func deepCursor(b *testing.B, base, token, path string, skip int) string {
 // page of a long customer history is measured against a page 1,900 orders
 // deep in the same histories: keyset pages cost the same wherever they
 // are. It skips unless READER_BENCH_SEARCH_ORDERS is set: loading takes
-// minutes.
+// minutes. READER_BENCH_SEARCH_KEEP=1 keeps the loaded database for the
+// next run with the same READER_BENCH_SEARCH_ORDERS and schema, which then
+// skips the load (the database is keep_search_<orders>_<schema>; drop it
+// with DROP DATABASE when done). Earlier runs' searches leave it as a
+// running service's table is: read, vacuumed, its pages cached.
 func BenchmarkSearch(b *testing.B) {
 	n, err := strconv.Atoi(os.Getenv("READER_BENCH_SEARCH_ORDERS"))
 	if err != nil || n <= 0 {
@@ -180,14 +188,32 @@ func BenchmarkSearch(b *testing.B) {
 	if n < 2*heavyCustomers*heavyOrders {
 		b.Fatalf("READER_BENCH_SEARCH_ORDERS=%d: at least %d, for the long customer histories", n, 2*heavyCustomers*heavyOrders)
 	}
-	pg := testenv.Postgres(b)
-	start := time.Now()
-	set := loadSearchSet(b, pg, n)
-	loaded := time.Since(start)
-	vacuumAnalyze(b, pg)
-	b.Logf("stored %d orders in %v (%.0f orders/s, COPY in transactions of 5,000, generation included); VACUUM ANALYZE %v",
-		n, loaded.Round(time.Second), float64(n)/loaded.Seconds(), (time.Since(start) - loaded).Round(time.Second))
-	base, _, keys := benchServe(b, pg, map[string]string{"READER_WARM_COUNT": "0"})
+	var (
+		pg  *testenv.PG
+		set searchSet
+	)
+	load := func(pg *testenv.PG) error {
+		start := time.Now()
+		set = loadSearchSet(b, pg, n, true)
+		loaded := time.Since(start)
+		vacuumAnalyze(b, pg)
+		b.Logf("stored %d orders in %v (%.0f orders/s, COPY in transactions of 5,000, generation included); VACUUM ANALYZE %v",
+			n, loaded.Round(time.Second), float64(n)/loaded.Seconds(), (time.Since(start) - loaded).Round(time.Second))
+		return nil
+	}
+	if os.Getenv("READER_BENCH_SEARCH_KEEP") == "" {
+		pg = testenv.Postgres(b)
+		_ = load(pg)
+	} else {
+		var reused bool
+		if pg, reused = testenv.KeptPostgres(b, "search_"+strconv.Itoa(n), load); reused {
+			start := time.Now()
+			set = loadSearchSet(b, pg, n, false)
+			b.Logf("reusing %s, loaded by an earlier run (READER_BENCH_SEARCH_KEEP); the same orders generated again for their sample in %v",
+				pg.Name, time.Since(start).Round(time.Second))
+		}
+	}
+	base, ops, keys := benchServe(b, pg, map[string]string{"READER_WARM_COUNT": "0"})
 
 	paths := func(param string, values []string, suffix string) []string {
 		out := make([]string, len(values))
@@ -215,25 +241,42 @@ func BenchmarkSearch(b *testing.B) {
 			mustGet(b, base+p, keys.read) // every path is a 200
 		}
 	}
-	for _, sql := range []string{
-		fmt.Sprintf("track_number = '%s'", set.tracks[0]),
-		fmt.Sprintf("customer_id = '%s'", set.customers[0]),
-		fmt.Sprintf("customer_id = '%s' AND (date_created, order_uid) < (now(), '')", set.heavy[0]),
-		"currency = 'USD' AND (date_created, order_uid) < (now(), '')",
+	// The queries reader/postgres's Search sends for these filters (see
+	// buildSearchSQL): a batch of track numbers, of customers, of long
+	// histories past a cursor, all in the LATERAL form, and a currency
+	// alone, a query of its own.
+	lateral := func(conds, arrays, columns string) string {
+		return "SELECT (q.i - 1)::int4, s.* FROM unnest(" + arrays + ") WITH ORDINALITY AS q(lim, " + columns + ", i)\n" +
+			"CROSS JOIN LATERAL (SELECT o.order_uid, o.track_number, o.date_created, o.amount, o.currency, o.item_count\n" +
+			"\tFROM orders o WHERE o.amount IS NOT NULL AND " + conds + "\n" +
+			"\tORDER BY o.date_created DESC, o.order_uid DESC LIMIT q.lim) s"
+	}
+	quoted := func(vs []string) string {
+		q := make([]string, len(vs))
+		for i, v := range vs {
+			q[i] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+		}
+		return "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
+	}
+	limits := func(n int) string { return "array_fill(21, ARRAY[" + strconv.Itoa(n) + "])" }
+	for _, c := range []struct{ name, sql string }{
+		{"20 track numbers", lateral("o.track_number = q.track_number", limits(20)+", "+quoted(set.tracks[:20]), "track_number")},
+		{"20 customers", lateral("o.customer_id = q.customer_id", limits(20)+", "+quoted(set.customers[:20]), "customer_id")},
+		{"10 long histories past a cursor", lateral("o.customer_id = q.customer_id AND (o.date_created, o.order_uid) < (q.after_date, q.after_uid)",
+			limits(10)+", "+quoted(set.heavy)+", array_fill(now(), ARRAY[10]), array_fill(''::text, ARRAY[10])", "customer_id, after_date, after_uid")},
+		{"a currency past a cursor", "SELECT 0::int4, o.order_uid, o.track_number, o.date_created, o.amount, o.currency, o.item_count\n" +
+			"FROM orders o WHERE o.amount IS NOT NULL AND o.currency = 'USD' AND (o.date_created, o.order_uid) < (now(), '')\n" +
+			"ORDER BY o.date_created DESC, o.order_uid DESC LIMIT 21"},
 	} {
-		var plan []string
-		// The query reader/postgres's Search sends for these filters.
-		rows, err := pg.Pool.Query(context.Background(), "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) "+
-			"SELECT order_uid, track_number, date_created, amount, currency, item_count FROM orders WHERE amount IS NOT NULL AND "+
-			sql+" ORDER BY date_created DESC, order_uid DESC LIMIT 21")
+		rows, err := pg.Pool.Query(context.Background(), "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) "+c.sql)
+		if err != nil {
+			b.Fatalf("EXPLAIN %s: %v\n%s", c.name, err, c.sql)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
 			b.Fatal(err)
 		}
-		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Logf("EXPLAIN %s:\n%s", sql, strings.Join(plan, "\n"))
+		b.Logf("EXPLAIN %s:\n%s", c.name, strings.Join(plan, "\n"))
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		b.Log("wrk not installed: measuring with the Go client (apt-get install wrk for lower client overhead)")
@@ -244,14 +287,27 @@ func BenchmarkSearch(b *testing.B) {
 		results := make([][]loadResult, len(cases))
 		for round := range rounds {
 			for i, c := range cases {
+				searches0 := scrape(b, ops, "reader_db_search_batch_searches_sum")
+				batches0 := scrape(b, ops, "reader_db_search_batch_searches_count")
+				pg0 := backendCPU(b, pg)
 				r, ok := wrkLoad(b, base, keys.read, c.paths, d, benchProfile("search-"+c.name, round+1))
 				if !ok {
 					r = goLoad(b, base, keys.read, c.paths, d, false)
 				}
+				pgCPU := backendCPU(b, pg).since(pg0)
 				if r.errors > 0 {
 					b.Errorf("%s: %d errors", c.name, r.errors)
 				}
 				b.Logf("search %s round %d: %v", c.name, round+1, r)
+				if pgCPU > 0 && r.requests > 0 {
+					b.Logf("search %s round %d: CPU per request: reader %v, PostgreSQL %v, client %v", c.name, round+1,
+						r.cpuPerReq.Round(100*time.Nanosecond), (pgCPU / time.Duration(r.requests)).Round(100*time.Nanosecond),
+						r.clientCPUPerReq.Round(100*time.Nanosecond))
+				}
+				if batches := scrape(b, ops, "reader_db_search_batch_searches_count") - batches0; batches > 0 {
+					b.Logf("search %s round %d: %.1f searches per round trip to PostgreSQL", c.name, round+1,
+						(scrape(b, ops, "reader_db_search_batch_searches_sum")-searches0)/batches)
+				}
 				results[i] = append(results[i], r)
 			}
 		}
@@ -264,4 +320,52 @@ func BenchmarkSearch(b *testing.B) {
 		}
 		b.ReportMetric(0, "ns/op")
 	}
+}
+
+// backendTimes is the CPU time of each PostgreSQL backend serving the
+// reader, by pid.
+type backendTimes map[int]time.Duration
+
+// backendCPU reads the CPU time of pg's order_reader backends from /proc:
+// empty when the server runs elsewhere (a container, another host).
+func backendCPU(b *testing.B, pg *testenv.PG) backendTimes {
+	b.Helper()
+	rows, err := pg.Pool.Query(context.Background(),
+		"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = 'order_reader'")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := backendTimes{}
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The fields after the command, which is in parentheses and may
+		// hold spaces: utime and stime are the 12th and 13th, in ticks of
+		// 1/100 s (USER_HZ).
+		_, rest, ok := strings.Cut(string(stat), ") ")
+		f := strings.Fields(rest)
+		if !ok || len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		out[int(pid)] = time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return out
+}
+
+// since is the CPU time the backends used after before was read; a backend
+// started meanwhile counts whole.
+func (t backendTimes) since(before backendTimes) time.Duration {
+	var d time.Duration
+	for pid, cpu := range t {
+		d += cpu - before[pid]
+	}
+	return d
 }

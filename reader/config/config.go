@@ -40,6 +40,7 @@ type Config struct {
 	DatabaseReplicaURLS []string      `split_words:"true" desc:"PostgreSQL URLs of read replicas (streaming standbys of DATABASE_URL), comma-separated: lookups by order_uid go to them in turn, and what a lagging replica does not hold is asked of the primary; empty: the primary serves everything"`
 	DBMaxConns          int32         `split_words:"true" default:"16" desc:"PostgreSQL pool size (of the primary, and of each replica)"`
 	DBLoaders           int           `split_words:"true" default:"2" desc:"lookup queries run at once, each on its own connection; the cache misses queued meanwhile share the next query (1..DB_MAX_CONNS)"`
+	DBSearchers         int           `split_words:"true" default:"2" desc:"search queries (GET /orders) run at once, each on its own connection; the searches queued meanwhile share the next round trip (1..DB_MAX_CONNS)"`
 	DBQueryTimeout      time.Duration `split_words:"true" default:"3s" desc:"limit of one database load; a load shared by several requests runs to this limit even if its first caller gives up"`
 
 	RedisURL       string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL of the shared order cache: one server, or a Redis Cluster naming several nodes (redis://host1:7001?addr=host2:7002&addr=host3:7003)"`
@@ -110,6 +111,9 @@ func (c *Config) Validate(p *envconf.Problems) {
 	p.Check("DB_MAX_CONNS", envconf.Range(c.DBMaxConns, 1, 1000))
 	if c.DBLoaders < 1 || c.DBLoaders > int(c.DBMaxConns) {
 		p.Add("DB_LOADERS", "must be 1..%s (%d), got %d", p.Name("DB_MAX_CONNS"), c.DBMaxConns, c.DBLoaders)
+	}
+	if c.DBSearchers < 1 || c.DBSearchers > int(c.DBMaxConns) {
+		p.Add("DB_SEARCHERS", "must be 1..%s (%d), got %d", p.Name("DB_MAX_CONNS"), c.DBMaxConns, c.DBSearchers)
 	}
 	p.Check("DB_QUERY_TIMEOUT", envconf.Positive(c.DBQueryTimeout))
 	p.Check("REDIS_TTL", envconf.Positive(c.RedisTTL))

@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Config{
-		ListenAddr: ":8080", OpsAddr: ":9102", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, DBLoaders: 2, DBQueryTimeout: 3 * time.Second,
+		ListenAddr: ":8080", OpsAddr: ":9102", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, DBLoaders: 2, DBSearchers: 2, DBQueryTimeout: 3 * time.Second,
 		RedisURL: minimal["REDIS_URL"], RedisTTL: 24 * time.Hour, RedisTimeout: 100 * time.Millisecond,
 		CacheBytes: 256 << 20, NegativeTTL: 2 * time.Second, WarmCount: 1000, WarmTimeout: 30 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
@@ -104,6 +104,8 @@ func TestLoad(t *testing.T) {
 		{"cache above memory limit", with(map[string]string{"READER_MEMORY_LIMIT": "1000"}), nil, []string{"READER_CACHE_BYTES"}},
 		{"loaders above pool", with(map[string]string{"READER_DB_MAX_CONNS": "4", "READER_DB_LOADERS": "5"}), nil, []string{"READER_DB_LOADERS: must be 1..READER_DB_MAX_CONNS (4), got 5"}},
 		{"no loaders", with(map[string]string{"READER_DB_LOADERS": "0"}), nil, []string{"READER_DB_LOADERS"}},
+		{"searchers above pool", with(map[string]string{"READER_DB_MAX_CONNS": "4", "READER_DB_SEARCHERS": "5"}), nil, []string{"READER_DB_SEARCHERS: must be 1..READER_DB_MAX_CONNS (4), got 5"}},
+		{"no searchers", with(map[string]string{"READER_DB_SEARCHERS": "0"}), nil, []string{"READER_DB_SEARCHERS"}},
 		{"several at once", with(map[string]string{"READER_WARM_COUNT": "-1", "READER_DB_MAX_CONNS": "0"}), nil,
 			[]string{"READER_WARM_COUNT", "READER_DB_MAX_CONNS"}},
 		{"no credentials: fail closed", with(map[string]string{"READER_API_KEYS_FILE": ""}), nil,

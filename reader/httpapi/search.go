@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -81,14 +82,32 @@ func listOrders(log *slog.Logger, s Summaries) http.Handler {
 			page.Orders = []cache.Summary{}
 		}
 		w.Header()["Cache-Control"] = noCache
-		body, err := page.appendJSON(make([]byte, 0, 128+128*len(page.Orders)))
+		buf := pageBuffers.Get().(*[]byte)
+		body, err := page.appendJSON((*buf)[:0])
 		if err != nil {
+			pageBuffers.Put(buf)
 			writeProblem(w, r, http.StatusInternalServerError, "could not encode the answer")
 			return
 		}
 		writeJSONBody(w, r, http.StatusOK, body)
+		if cap(body) <= maxPooledPage {
+			*buf = body[:0]
+			pageBuffers.Put(buf)
+		}
 	})
 }
+
+// pageBuffers recycles the buffers pages are encoded in: the
+// ResponseWriter copies what it is given, so a buffer is free again once
+// writeJSONBody returns. A page of 20 summaries is about 3 KiB, of 100
+// about 15; a buffer grown past maxPooledPage (by a date json.Marshal had
+// to write) is left to the collector.
+var pageBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4<<10)
+	return &b
+}}
+
+const maxPooledPage = 64 << 10
 
 // appendJSON appends the JSON encoding of p to b: the bytes json.Marshal
 // writes (TestOrderPageJSON compares them), without its reflection, which
@@ -116,7 +135,7 @@ func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"track_number":`...)
 		b = model.AppendJSONString(b, s.TrackNumber)
 		b = append(b, `,"date_created":"`...)
-		b = s.DateCreated.AppendFormat(b, time.RFC3339Nano)
+		b = appendDate(b, s.DateCreated)
 		b = append(b, `","amount":`...)
 		b = strconv.AppendInt(b, s.Amount, 10)
 		b = append(b, `,"currency":`...)
@@ -135,6 +154,45 @@ func (p *orderPage) appendJSON(b []byte) ([]byte, error) {
 		b = model.AppendJSONString(b, *p.NextCursor)
 	}
 	return append(b, '}'), nil
+}
+
+// appendDate appends t as t.AppendFormat(b, time.RFC3339Nano) does, for
+// a year from 0 to 9999. A UTC date, every date of a page, is written
+// here: AppendFormat's walk of the layout was a third of appendJSON's
+// time. Other zones go to AppendFormat.
+func appendDate(b []byte, t time.Time) []byte {
+	if t.Location() != time.UTC {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = appendDigits(append(b, '.'), ns, digits)
+	}
+	return append(b, 'Z')
+}
+
+// appendDigits appends v (0 <= v < 10^n) in n decimal digits.
+func appendDigits(b []byte, v, n int) []byte {
+	for range n {
+		b = append(b, '0')
+	}
+	for i := len(b) - 1; v > 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
 }
 
 // nextLink is the Link header value (RFC 8288) of the next page: the same

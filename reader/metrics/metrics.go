@@ -23,6 +23,9 @@ type Metrics struct {
 	// DBLookupBatch is the orders asked for per lookup query (concurrent
 	// misses share one query).
 	DBLookupBatch prometheus.Histogram
+	// DBSearchBatch is the searches answered per PostgreSQL round trip
+	// (concurrent searches share one).
+	DBSearchBatch prometheus.Histogram
 	// DBTargetLookups, DBReplicaRechecks and DBReplicaUp describe the
 	// read replicas; they are used (and exported) only when the reader
 	// has replicas.
@@ -81,6 +84,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Orders asked for per PostgreSQL lookup query (concurrent cache misses share one query).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 		}),
+		DBSearchBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "reader_db_search_batch_searches",
+			Help:    "Searches (GET /orders) answered per PostgreSQL round trip (concurrent searches share one).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}),
 		DBTargetLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reader_db_target_lookups_total",
 			Help: "Orders looked up in PostgreSQL by target (primary, replica1, ...) and result (found, not_found, error); only with read replicas.",
@@ -130,7 +138,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.Invalidations.WithLabelValues(kind)
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.CacheLookups, m.DBQueryDuration,
-		m.DBLookupBatch, m.DBTargetLookups, m.DBReplicaRechecks, m.DBReplicaUp, m.SingleflightShared, m.RedisUp,
+		m.DBLookupBatch, m.DBSearchBatch, m.DBTargetLookups, m.DBReplicaRechecks, m.DBReplicaUp, m.SingleflightShared, m.RedisUp,
 		m.WarmupOrders, m.WarmupDuration, m.PIIReads,
 		m.InvalidationSubscribed, m.Invalidations, m.InvalidationResyncs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -12,3 +12,6 @@ var SearchQuery = searchQuery
 var RecentPageSQL = recentPageSQL
 
 const RecentOrdersQuery = recentOrdersQuery
+
+// QueuedSearches is how many searches wait for a searcher.
+func (s *Store) QueuedSearches() int { return len(s.searches) }

@@ -9,7 +9,8 @@
 // json_build_object; decoding that JSON again was a third of the reader's
 // CPU per uncached request.) Concurrent lookups share queries (see Get),
 // and go to read replicas when there are any, with the primary answering
-// what a lagging replica does not hold yet (see replicas.go).
+// what a lagging replica does not hold yet (see replicas.go). Concurrent
+// searches share round trips to the primary (see Search, search.go).
 // pgx caches the prepared statements per connection.
 package postgres
 
@@ -20,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -173,10 +173,15 @@ type Store struct {
 
 	replicas *replicas // nil without read replicas (see replicas.go)
 
-	gets    chan getRequest
-	stop    chan struct{} // closed by Close: loaders fail what is queued and exit
+	gets chan getRequest
+
+	searches       chan searchRequest
+	maxSearchBatch int
+	searchBatches  prometheus.Observer
+
+	stop    chan struct{} // closed by Close: loaders and searchers fail what is queued and exit
 	loaders sync.WaitGroup
-	done    chan struct{} // closed once every loader has exited
+	done    chan struct{} // closed once every loader and searcher has exited
 	once    sync.Once
 }
 
@@ -197,6 +202,15 @@ type Options struct {
 	Latency *prometheus.HistogramVec
 	// BatchSize observes the orders asked for per lookup query; may be nil.
 	BatchSize prometheus.Observer
+	// Searchers is how many search batches run at once, each on its own
+	// connection (default 2, at most MaxConns).
+	Searchers int
+	// MaxSearchBatch is the most searches one round trip answers
+	// (default 64).
+	MaxSearchBatch int
+	// SearchBatchSize observes the searches answered per round trip; may
+	// be nil.
+	SearchBatchSize prometheus.Observer
 	// Replica counts the lookups per target; used only with ReplicaURLs.
 	Replica ReplicaMetrics
 	// Logger receives a line when a replica fails and when it is back;
@@ -246,10 +260,22 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 64
 	}
+	if o.Searchers <= 0 {
+		o.Searchers = 2
+	}
+	o.Searchers = min(o.Searchers, int(cfg.MaxConns))
+	if o.MaxSearchBatch <= 0 {
+		o.MaxSearchBatch = 64
+	}
 	s := &Store{pool: pool, replicas: rs, latency: o.Latency, batches: o.BatchSize, maxBatch: o.MaxBatch,
-		gets: make(chan getRequest, getQueue), stop: make(chan struct{}), done: make(chan struct{})}
+		gets:     make(chan getRequest, getQueue),
+		searches: make(chan searchRequest, searchQueue), maxSearchBatch: o.MaxSearchBatch, searchBatches: o.SearchBatchSize,
+		stop: make(chan struct{}), done: make(chan struct{})}
 	for range o.Loaders {
 		s.loaders.Go(s.serveGets)
+	}
+	for range o.Searchers {
+		s.loaders.Go(s.serveSearches)
 	}
 	return s, nil
 }
@@ -640,83 +666,4 @@ func encodeExact(o *model.Order, scratch []byte) (body, buf []byte, err error) {
 		return nil, scratch, err
 	}
 	return bytes.Clone(buf), buf, nil
-}
-
-// Search returns the summaries of the orders q selects, newest first (see
-// cache.Store). It reads orders alone: the row carries its payment's amount
-// and currency and its item count (migration 000021), and an order whose
-// row has none (no payment row stored) is not listed, as Get does not find
-// it. Each filter has an index of orders that yields its orders in this
-// order (migrations/sql): orders_track_number_idx,
-// orders_customer_summary_idx and orders_currency_idx lead with the
-// equality column, orders_recent_idx serves the dates alone, and the
-// planner walks one of them from the keyset and stops after q.Limit rows,
-// so that a page deep in a list costs what the first does. The customer's
-// index holds every column of a summary, so that a customer's page, the
-// longest lists, is an index-only scan.
-func (s *Store) Search(ctx context.Context, q cache.Query) ([]cache.Summary, error) {
-	defer s.observe("search", time.Now())
-	sql, args := searchQuery(q)
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("search orders: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cache.Summary, error) {
-		var sm cache.Summary
-		err := r.Scan(&sm.OrderUID, &sm.TrackNumber, &sm.DateCreated, &sm.Amount, &sm.Currency, &sm.ItemCount)
-		sm.DateCreated = sm.DateCreated.UTC()
-		return sm, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("search orders: %w", err)
-	}
-	return out, nil
-}
-
-// searchQuery builds the SQL of q and its arguments. Only the conditions
-// of the set filters are written, so that the planner sees each
-// combination as it is (a "$1 IS NULL OR ..." condition would hide which
-// index applies); pgx prepares each of the few dozen texts once per
-// connection.
-func searchQuery(q cache.Query) (string, []any) {
-	var (
-		b    strings.Builder
-		args []any
-	)
-	cond := func(format string, values ...any) {
-		b.WriteString(" AND ")
-		refs := make([]any, len(values))
-		for i, v := range values {
-			args = append(args, v)
-			refs[i] = "$" + strconv.Itoa(len(args))
-		}
-		fmt.Fprintf(&b, format, refs...)
-	}
-	b.WriteString(`SELECT o.order_uid, o.track_number, o.date_created, o.amount, o.currency, o.item_count
-FROM orders o WHERE o.amount IS NOT NULL`)
-	f := q.Filter
-	if f.TrackNumber != "" {
-		cond("o.track_number = %s", f.TrackNumber)
-	}
-	if f.CustomerID != "" {
-		cond("o.customer_id = %s", f.CustomerID)
-	}
-	if f.Currency != "" {
-		cond("o.currency = %s", f.Currency)
-	}
-	if !f.CreatedFrom.IsZero() {
-		cond("o.date_created >= %s", f.CreatedFrom)
-	}
-	if !f.CreatedTo.IsZero() {
-		cond("o.date_created < %s", f.CreatedTo)
-	}
-	if q.After != nil {
-		// A row comparison, which PostgreSQL turns into one index range
-		// bound; two separate conditions (date < x OR date = x AND uid < y)
-		// would not be.
-		cond("(o.date_created, o.order_uid) < (%s, %s)", q.After.DateCreated, q.After.OrderUID)
-	}
-	args = append(args, q.Limit)
-	fmt.Fprintf(&b, "\nORDER BY o.date_created DESC, o.order_uid DESC LIMIT $%d", len(args))
-	return b.String(), args
 }

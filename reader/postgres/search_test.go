@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -328,5 +329,106 @@ func TestSearchDeepPageReadsOnePage(t *testing.T) {
 		if !found {
 			t.Errorf("after %v: orders_customer_summary_idx not used", after)
 		}
+	}
+}
+
+// page is what Search answers for q, given the whole list want of its
+// filters: the orders after q.After, at most q.Limit.
+func page(want []cache.Summary, q cache.Query) []cache.Summary {
+	if q.After != nil {
+		i := slices.IndexFunc(want, func(s cache.Summary) bool { return s.Key() == *q.After })
+		want = want[i+1:]
+	}
+	return want[:min(len(want), q.Limit)]
+}
+
+// TestSearchBatchesQueuedSearches: with the one searcher held up (its
+// query waits on a lock), searches queue; once it is free they are
+// answered in one round trip, and each caller gets its own page: searches
+// of one shape share a query whatever their values and limits, those of
+// other shapes (and those the LATERAL form does not serve) go in the same
+// pipeline, a search asked twice is answered twice, an unknown value gets
+// an empty page. A caller that gives up while queued is answered at once
+// and left out.
+func TestSearchBatchesQueuedSearches(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	orders := searchData()
+	testenv.InsertOrders(t, pg.Pool, orders...)
+	sizes := &batchSizes{}
+	s, err := postgres.Open(context.Background(), postgres.Options{
+		URL: pg.URLAs("order_reader"), MaxConns: 2, Searchers: 1, SearchBatchSize: sizes,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	customer := expect(orders, cache.Filter{CustomerID: "customer-3"})
+	deep := customer[20].Key()
+	at := func(i int) time.Time { return orders[i].DateCreated }
+
+	queued := []struct {
+		name string
+		q    cache.Query
+	}{
+		{"track number", cache.Query{Filter: cache.Filter{TrackNumber: "WBILTRK007"}, Limit: 21}},
+		{"another track number, a shorter page", cache.Query{Filter: cache.Filter{TrackNumber: "WBILTRK010"}, Limit: 2}},
+		{"the same track number again", cache.Query{Filter: cache.Filter{TrackNumber: "WBILTRK007"}, Limit: 21}},
+		{"unknown track number", cache.Query{Filter: cache.Filter{TrackNumber: "WBILNONE"}, Limit: 21}},
+		{"customer", cache.Query{Filter: cache.Filter{CustomerID: "customer-3"}, Limit: 11}},
+		{"another customer", cache.Query{Filter: cache.Filter{CustomerID: "customer-5"}, Limit: 11}},
+		{"customer, deep page", cache.Query{Filter: cache.Filter{CustomerID: "customer-3"}, After: &deep, Limit: 5}},
+		{"customer and currency", cache.Query{Filter: cache.Filter{CustomerID: "customer-3", Currency: "USD"}, Limit: 21}},
+		{"customer and dates", cache.Query{Filter: cache.Filter{CustomerID: "customer-3", CreatedFrom: at(30), CreatedTo: at(100)}, Limit: 21}},
+		{"currency", cache.Query{Filter: cache.Filter{Currency: "EUR"}, Limit: 21}},
+		{"rare currency", cache.Query{Filter: cache.Filter{Currency: "BYN"}, Limit: 21}},
+		{"dates", cache.Query{Filter: cache.Filter{CreatedFrom: at(8), CreatedTo: at(20)}, Limit: 21}},
+		{"newest", cache.Query{Limit: 3}},
+	}
+
+	release := pg.LockTable(t, "orders")
+	type answer struct {
+		i    int
+		list []cache.Summary
+		err  error
+	}
+	answers := make(chan answer, len(queued)+2)
+	search := func(ctx context.Context, i int, q cache.Query) {
+		list, err := s.Search(ctx, q)
+		answers <- answer{i, list, err}
+	}
+	first := cache.Query{Filter: cache.Filter{TrackNumber: "WBILTRK001"}, Limit: 21}
+	go search(ctx, -1, first)
+	testenv.Await(t, "the first search's query to wait on the lock", 10*time.Second, func() bool {
+		return pg.LockWaiters(t, "order_reader") == 1
+	})
+	for i, c := range queued {
+		go search(ctx, i, c.q)
+	}
+	impatient, giveUp := context.WithCancel(ctx)
+	go search(impatient, -2, queued[0].q)
+	testenv.Await(t, "every search to queue", 10*time.Second, func() bool { return s.QueuedSearches() == len(queued)+1 })
+	giveUp()
+	if a := <-answers; a.i != -2 || !errors.Is(a.err, context.Canceled) {
+		t.Fatalf("answer %d (%v) came first, want the caller that gave up with context.Canceled", a.i, a.err)
+	}
+	release()
+
+	for range len(queued) + 1 {
+		a := <-answers
+		q, name := first, "the held-up search"
+		if a.i >= 0 {
+			q, name = queued[a.i].q, queued[a.i].name
+		}
+		want := page(expect(orders, q.Filter), q)
+		if a.err != nil || !slices.Equal(a.list, want) {
+			t.Errorf("%s: got %v, %d orders, want %d:\ngot  %v\nwant %v", name, a.err, len(a.list), len(want), a.list, want)
+		}
+	}
+	// The held-up query was one search; the queued ones shared the next
+	// round trip, without the one whose caller gave up.
+	if got := sizes.get(); !slices.Equal(got, []int{1, len(queued)}) {
+		t.Fatalf("batch sizes %v, want [1 %d]", got, len(queued))
 	}
 }

@@ -42,6 +42,10 @@
 // concurrent test processes build it only once. Copying it is much faster
 // than running the migrations for every test.
 //
+// KeptPostgres is the exception, for benchmarks whose data takes minutes
+// to load: its database (keep_<name>_<hash>) outlives the process, and a
+// later call finds it loaded; nothing drops it.
+//
 // # Faults
 //
 // Outages are injected between the code under test and a server, never by

@@ -130,6 +130,7 @@ func TestScale(t *testing.T) {
 	// does; the limit never refuses them.
 	token, line := authtest.NewKey(t, "bench-scale", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
 	r.keys, r.token = authtest.NewKeys(t, line).File, token
+	pgSource := postgresServer(t, root, r.logs)
 	r.pg = testenv.Postgres(t)
 	r.redis = testenv.Redis(t)
 	r.kafka = testenv.Kafka(t)
@@ -149,6 +150,7 @@ func TestScale(t *testing.T) {
 		t.Fatalf("bare schema: %v", err)
 	}
 	m := describeMachine(t, r.pg.Pool, r.redis.Client)
+	m.PGSource = pgSource
 	t.Logf("machine: %+v", m)
 	var rows []row
 	for _, step := range r.set.steps {
@@ -595,6 +597,7 @@ type machine struct {
 	Go         string
 	PostgreSQL string
 	PGSettings string
+	PGSource   string // which server: the run's own, or SCALE_DATABASE_URL's
 	Redis      string
 	Commit     string
 	LoadBefore string
@@ -625,7 +628,7 @@ func describeMachine(t *testing.T, pool *pgxpool.Pool, rc *redis.Client) machine
 	}
 	rows, err := pool.Query(ctx, `SELECT name || '=' || current_setting(name) FROM pg_settings
 		WHERE name IN ('shared_buffers', 'max_wal_size', 'synchronous_commit', 'autovacuum', 'wal_compression',
-		'full_page_writes', 'checkpoint_timeout') ORDER BY name`)
+		'full_page_writes', 'checkpoint_timeout', 'wal_buffers', 'effective_cache_size', 'fsync') ORDER BY name`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,9 +695,9 @@ func (r *run) reportText(m machine, table string) string {
 		m.Started.Format("2006-01-02 15:04 UTC"), m.Commit, strings.Join(steps, ", "), thousands(r.set.slice),
 		thousands(r.set.gets), r.set.getRate, schema)
 	b.WriteString(table)
-	fmt.Fprintf(&b, "\nMachine: %d CPUs (%s), %.1f GiB memory, Linux %s; %s; PostgreSQL %s (%s); Redis %s. "+
+	fmt.Fprintf(&b, "\nMachine: %d CPUs (%s), %.1f GiB memory, Linux %s; %s; PostgreSQL %s, %s (%s); Redis %s. "+
 		"Load average (1, 5, 15 min) %s at the start, %s at the end; the last column is each step's, at its end.\n",
-		m.CPUs, m.CPUModel, float64(m.Memory)/(1<<30), m.Kernel, m.Go, m.PostgreSQL, m.PGSettings, m.Redis,
+		m.CPUs, m.CPUModel, float64(m.Memory)/(1<<30), m.Kernel, m.Go, m.PostgreSQL, m.PGSource, m.PGSettings, m.Redis,
 		m.LoadBefore, m.LoadAfter)
 	return b.String()
 }

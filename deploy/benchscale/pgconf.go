@@ -13,7 +13,7 @@ type pgSetting struct{ Name, Value string }
 
 // parsePGConf reads the settings of a postgresql.conf in order: one
 // "name = value" (or "name value") a line, # comments, values optionally
-// in single quotes with '' for a quote. It refuses include directives, so
+// in single quotes with ” for a quote. It refuses include directives, so
 // that every setting the file means is in what it returns.
 func parsePGConf(r io.Reader) ([]pgSetting, error) {
 	var out []pgSetting

@@ -469,6 +469,9 @@ func (r *run) warmUp(n int) warmed {
 type gotten struct {
 	p50, p99 time.Duration
 	n, errs  int
+	// The percentage of GETs over 10 ms at the client, in the reader's
+	// handler, and of the reader's lookup queries.
+	over10Client, over10Handler, over10Query float64
 }
 
 // uncachedGets asks a reader without warm-up for distinct stored orders
@@ -492,7 +495,8 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	}
 	uids = uids[primers:]
 	opsAddr := strings.TrimPrefix(rr.ops, "http://")
-	hits0, _ := sample(scrapeMetrics(opsAddr), `reader_cache_lookups_total{result="hit",tier="db"}`)
+	before := scrapeMetrics(opsAddr)
+	hits0, _ := sample(before, `reader_cache_lookups_total{result="hit",tier="db"}`)
 
 	lat := make([]time.Duration, len(uids))
 	failed := make([]int, len(uids))
@@ -526,11 +530,36 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	if errs*100 > len(uids) {
 		t.Fatalf("%d of %d uncached GETs failed (status: count %v)", errs, len(uids), codes)
 	}
-	hits, _ := sample(scrapeMetrics(opsAddr), `reader_cache_lookups_total{result="hit",tier="db"}`)
+	after := scrapeMetrics(opsAddr)
+	hits, _ := sample(after, `reader_cache_lookups_total{result="hit",tier="db"}`)
 	if int(hits-hits0) != len(uids)-errs {
 		t.Fatalf("%.0f of %d answered GETs were answered by PostgreSQL: not all uncached", hits-hits0, len(uids)-errs)
 	}
-	return gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs}
+	g := gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs}
+	// Where the slow ones were slow: the share over 10 ms as the client
+	// saw it, as the reader's handler timed it, and of the reader's lookup
+	// queries as it timed them (PostgreSQL and the connection).
+	over := func(metric, labels string) float64 {
+		o1, n1 := histogramOver(after, metric, labels, "0.01")
+		o0, n0 := histogramOver(before, metric, labels, "0.01")
+		if n1 == n0 {
+			t.Logf("no %s{%s} observed during the GETs", metric, labels)
+			return 0
+		}
+		return 100 * (o1 - o0) / (n1 - n0)
+	}
+	slow := 0
+	for _, d := range lat {
+		if d > 10*time.Millisecond {
+			slow++
+		}
+	}
+	g.over10Client = 100 * float64(slow) / float64(len(lat))
+	g.over10Handler = over("reader_http_request_duration_seconds", `/order/{order_uid}"`)
+	g.over10Query = over("reader_db_query_duration_seconds", `query="get"`)
+	t.Logf("step %d: GETs over 10 ms: %.2f%% as the client saw them, %.2f%% in the reader's handler, %.2f%% of its lookup queries",
+		r.stored, g.over10Client, g.over10Handler, g.over10Query)
+	return g
 }
 
 // sampleUIDs returns n distinct stored uids drawn uniformly over the

@@ -177,13 +177,15 @@ func (r *run) step(n int) row {
 
 	slice := r.generate(r.set.slice)
 	r.checkpoint(ctx)
+	lsn := r.walLSN(ctx)
 	out.BareRate = r.bareCopy(ctx, slice)
-	t.Logf("step %d: bare COPY %.0f orders/s", r.stored, out.BareRate)
+	t.Logf("step %d: bare COPY %.0f orders/s, %.0f WAL bytes per order", r.stored, out.BareRate, r.walSince(ctx, lsn)/float64(len(slice)))
 	r.checkpoint(ctx)
+	lsn = r.walLSN(ctx)
 	ing := r.ingest(ctx, slice)
 	out.IngestRate, out.IngestCPU1k, out.IngestPeakRSS, out.IngestPGCPU1k = ing.rate, ing.cpu1k, ing.peakRSS, ing.pgCPU1k
-	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000; PostgreSQL %.3f CPU-s per 1,000 (%.2f cores busy)",
-		r.stored, ing.rate, out.ratio(), ing.cpu1k, ing.pgCPU1k, ing.busy)
+	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000; PostgreSQL %.3f CPU-s per 1,000 (%.2f cores busy); %.0f WAL bytes per order",
+		r.stored, ing.rate, out.ratio(), ing.cpu1k, ing.pgCPU1k, ing.busy, r.walSince(ctx, lsn)/float64(len(slice)))
 	r.stored += r.set.slice
 	if _, err := r.pg.Pool.Exec(ctx, "ANALYZE"); err != nil {
 		t.Fatal(err)
@@ -223,6 +225,25 @@ func (r *run) checkpoint(ctx context.Context) {
 	if _, err := r.pg.Pool.Exec(ctx, "CHECKPOINT"); err != nil {
 		r.t.Fatalf("checkpoint: %v", err)
 	}
+}
+
+// walLSN is the server's current WAL position.
+func (r *run) walLSN(ctx context.Context) string {
+	var lsn string
+	if err := r.pg.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		r.t.Fatalf("WAL position: %v", err)
+	}
+	return lsn
+}
+
+// walSince is the WAL the server wrote since lsn (every database's: the
+// run's own server has no other, SCALE_DATABASE_URL's may).
+func (r *run) walSince(ctx context.Context, lsn string) float64 {
+	var n float64
+	if err := r.pg.Pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8", lsn).Scan(&n); err != nil {
+		r.t.Fatalf("WAL since %s: %v", lsn, err)
+	}
+	return n
 }
 
 // bytesPerOrder is the size of the schema's four tables (heap, TOAST,

@@ -209,8 +209,9 @@ func (r *run) step(n int) row {
 }
 
 // settle brings the tables to the state production's autovacuum keeps
-// them in (hint bits set, visibility map, statistics): the shared
-// server of the development machines runs with autovacuum off.
+// them in (hint bits set, visibility map, statistics) before the step's
+// measurements, whether or not autovacuum has caught up with the bulk load
+// (the run's own server runs it; SCALE_DATABASE_URL's may not).
 func (r *run) settle(ctx context.Context) {
 	for _, table := range []string{"orders", "delivery", "payment", "items", "bare.orders", "bare.delivery", "bare.payment", "bare.items"} {
 		if _, err := r.pg.Pool.Exec(ctx, "VACUUM (ANALYZE) "+table); err != nil {

@@ -362,8 +362,18 @@ func (r *run) ingest(ctx context.Context, slice []storedOrder) ingested {
 	}
 	elapsed := time.Since(began)
 	pgCPU := cpuDelta(pgBefore, postgresCPU(ctx, t, r.pg.Pool))
-	if v, _ := sample(scrapeMetrics(ops), `ingestor_messages_total{outcome="stored",reason=""}`); v != float64(len(slice)) {
+	scraped := scrapeMetrics(ops)
+	if v, _ := sample(scraped, `ingestor_messages_total{outcome="stored",reason=""}`); v != float64(len(slice)) {
 		t.Fatalf("ingestor stored %.0f orders, want %d", v, len(slice))
+	}
+	// How much of the ingest the database transactions took: their mean,
+	// and their total against the elapsed time (2 in flight at most by
+	// default: 2.0 means PostgreSQL was writing all the time).
+	if sum, ok := sample(scraped, "ingestor_db_write_seconds_sum"); ok {
+		if n, _ := sample(scraped, "ingestor_db_write_seconds_count"); n > 0 {
+			t.Logf("step %d: %.0f batch transactions, %.0f ms each on average, %.2f transactions in flight on average",
+				r.stored, n, 1000*sum/n, sum/elapsed.Seconds())
+		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

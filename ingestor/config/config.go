@@ -36,7 +36,7 @@ type Config struct {
 	KafkaProperties Properties    `split_words:"true" desc:"extra librdkafka properties for the consumer and the dead-letter producer: key=value pairs separated by ';' or newlines (e.g. security.protocol=SASL_SSL;sasl.mechanisms=PLAIN)"`
 	BatchSize       int           `split_words:"true" default:"2000" desc:"largest number of messages written in one database transaction"`
 	BatchLinger     time.Duration `split_words:"true" default:"50ms" desc:"longest wait for a batch to fill after its first message"`
-	BatchesInFlight int           `split_words:"true" default:"4" desc:"batches committed concurrently, each in its own transaction on its own connection (offsets are stored in batch order); at most DB_MAX_CONNS"`
+	BatchesInFlight int           `split_words:"true" default:"2" desc:"batches committed concurrently, each in its own transaction on its own connection (offsets are stored in batch order); at most DB_MAX_CONNS"`
 	MaxMessageSize  int           `split_words:"true" default:"1048576" desc:"messages larger than this many bytes are dead-lettered as too_large"`
 
 	// Validation.
@@ -44,7 +44,7 @@ type Config struct {
 
 	// Storage.
 	DatabaseURL string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL (role order_ingestor)"`
-	DBMaxConns  int32         `split_words:"true" default:"6" desc:"PostgreSQL connection pool size"`
+	DBMaxConns  int32         `split_words:"true" default:"4" desc:"PostgreSQL connection pool size"`
 	DBTimeout   time.Duration `split_words:"true" default:"30s" desc:"time limit of one batch transaction attempt"`
 	RedisURL    string        `envconfig:"REDIS_URL" required:"true" desc:"Redis URL: one server (redis://host:6379/0, rediss://), or a Redis Cluster naming several nodes (redis://host1:7001?addr=host2:7002&addr=host3:7003)"`
 	// RedisKeyPrefix is INGESTOR_REDIS_KEY_PREFIX, named like the reader's

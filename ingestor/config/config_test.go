@@ -34,9 +34,9 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Config{
 		KafkaBrokers: "127.0.0.1:9092", KafkaTopic: "orders", KafkaGroup: "order-ingestor", KafkaDLQTopic: "orders.dlq",
-		BatchSize: 2000, BatchLinger: 50 * time.Millisecond, BatchesInFlight: 4, MaxMessageSize: 1 << 20,
+		BatchSize: 2000, BatchLinger: 50 * time.Millisecond, BatchesInFlight: 2, MaxMessageSize: 1 << 20,
 		Consistency: "reject",
-		DatabaseURL: "postgres://order_ingestor@db:5432/orders", DBMaxConns: 6, DBTimeout: 30 * time.Second,
+		DatabaseURL: "postgres://order_ingestor@db:5432/orders", DBMaxConns: 4, DBTimeout: 30 * time.Second,
 		RedisURL: "redis://cache:6379/0", RedisTTL: 24 * time.Hour, RedisTimeout: time.Second,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 5 * time.Second,
 		OpsAddr: ":9101", ShutdownTimeout: 20 * time.Second, LogLevel: envconf.LogLevel(slog.LevelInfo), LogFormat: envconf.LogJSON,
@@ -134,8 +134,8 @@ func TestValidate(t *testing.T) {
 		{"empty group", map[string]string{"INGESTOR_KAFKA_GROUP": " "}, "INGESTOR_KAFKA_GROUP: must not be empty"},
 		{"batch too big", map[string]string{"INGESTOR_BATCH_SIZE": "1000000"}, "INGESTOR_BATCH_SIZE: must be 1..100000, got 1000000"},
 		{"linger too long", map[string]string{"INGESTOR_BATCH_LINGER": "2m"}, "INGESTOR_BATCH_LINGER: must be 0s..1m0s, got 2m0s"},
-		{"more batches than connections", map[string]string{"INGESTOR_BATCHES_IN_FLIGHT": "7"},
-			"INGESTOR_BATCHES_IN_FLIGHT: must be 1..16 and at most INGESTOR_DB_MAX_CONNS (6), got 7"},
+		{"more batches than connections", map[string]string{"INGESTOR_BATCHES_IN_FLIGHT": "5"},
+			"INGESTOR_BATCHES_IN_FLIGHT: must be 1..16 and at most INGESTOR_DB_MAX_CONNS (4), got 5"},
 		{"tiny size limit", map[string]string{"INGESTOR_MAX_MESSAGE_SIZE": "10"}, "INGESTOR_MAX_MESSAGE_SIZE: must be at least 1024, got 10"},
 		{"no connections", map[string]string{"INGESTOR_DB_MAX_CONNS": "0", "INGESTOR_BATCHES_IN_FLIGHT": "1"},
 			"INGESTOR_BATCHES_IN_FLIGHT: must be 1..16 and at most INGESTOR_DB_MAX_CONNS (0), got 1; INGESTOR_DB_MAX_CONNS: must be at least 1, got 0"},

@@ -37,7 +37,7 @@
 //
 // Most orders of a step are written by a bulk loader that is not measured:
 // the ingestor's own writer (ingestor/postgres.Writer, its COPY fast path,
-// two batches of 2,000 in flight, as the ingestor runs) fed from
+// two batches of 2,000 in flight) fed from
 // shared/ordergen in-process, without the producer, the broker and the
 // JSON decoding, which would make 3,000,000 orders take most of the half
 // hour. The rows are the ingestor's: the same generator, columns and

@@ -101,8 +101,8 @@ soak: services
 	SOAK=1 $(GO) test -count=1 -p 1 -timeout $(SOAK_TIMEOUT) -run 'Soak' $(PKGS)
 
 # How each cost grows with the stored orders (deploy/benchscale, build tag
-# benchscale): the database is loaded in steps and measured at each; about
-# half an hour with the default steps. A quick run:
+# benchscale): the database is loaded in steps and measured at each;
+# about 15 minutes with the default steps (its own PostgreSQL server). A quick run:
 #   make bench-scale SCALE_STEPS=0,100000,300000
 # Figures, plots and logs land in .artifacts/bench-scale/, the table in
 # BENCHMARKS.md. SCALE_SLICE, SCALE_GETS, SCALE_GET_RATE and

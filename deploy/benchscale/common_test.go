@@ -197,3 +197,32 @@ func newAdmin(t testing.TB, brokers string) *kadm.Client {
 	t.Cleanup(cl.Close)
 	return kadm.NewClient(cl)
 }
+
+// histogramOver counts, in a scrape, the observations of the histogram
+// metric (its series whose labels contain labels) above the bucket bound
+// le, and all of them: over = count - bucket{le}.
+func histogramOver(scraped, metric, labels, le string) (over, total float64) {
+	for line := range strings.Lines(scraped) {
+		line = strings.TrimSpace(line)
+		rest, ok := strings.CutPrefix(line, metric+"_bucket{")
+		if !ok || !strings.Contains(rest, labels) {
+			continue
+		}
+		i := strings.LastIndexByte(rest, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(rest[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(rest, `le="+Inf"`):
+			total += v
+			over += v
+		case strings.Contains(rest, `le="`+le+`"`):
+			over -= v
+		}
+	}
+	return over, total
+}

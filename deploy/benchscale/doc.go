@@ -25,9 +25,19 @@
 //   - PostgreSQL bytes per order: pg_total_relation_size of the four
 //     tables (heap, TOAST and indexes) over the number of orders.
 //
+// The run starts its own PostgreSQL server from the system binaries
+// (shared/localserver), durable, with every setting of
+// deploy/postgres/postgresql.conf (what docker-compose.yml and deploy/k8s
+// run): the figures are the deployed configuration's, and no other
+// session's checkpoints or DROP DATABASE fall into them. The bare
+// reference shares that server. SCALE_DATABASE_URL (a superuser URL of an
+// external server's maintenance database) measures that server instead,
+// with its own settings; the table's header names the server and its
+// settings either way.
+//
 // Most orders of a step are written by a bulk loader that is not measured:
 // the ingestor's own writer (ingestor/postgres.Writer, its COPY fast path,
-// two batches of 2,000 in flight, as the ingestor runs) fed from
+// two batches of 2,000 in flight) fed from
 // shared/ordergen in-process, without the producer, the broker and the
 // JSON decoding, which would make 3,000,000 orders take most of the half
 // hour. The rows are the ingestor's: the same generator, columns and

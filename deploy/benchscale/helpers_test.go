@@ -274,3 +274,30 @@ func TestReplaceSection(t *testing.T) {
 		t.Errorf("file after updateSection: %q", b)
 	}
 }
+
+func TestHistogramOver(t *testing.T) {
+	t.Parallel()
+	scraped := `# HELP x_seconds latency
+x_seconds_bucket{query="get",le="0.005"} 90
+x_seconds_bucket{query="get",le="0.01"} 97
+x_seconds_bucket{query="get",le="+Inf"} 100
+x_seconds_bucket{query="search",le="0.01"} 1
+x_seconds_bucket{query="search",le="+Inf"} 50
+x_seconds_count{query="get"} 100
+`
+	tests := []struct {
+		labels, le  string
+		over, total float64
+	}{
+		{`query="get"`, "0.01", 3, 100},
+		{`query="get"`, "0.005", 10, 100},
+		{`query=`, "0.01", 52, 150},
+		{`query="none"`, "0.01", 0, 0},
+	}
+	for _, tt := range tests {
+		over, total := histogramOver(scraped, "x_seconds", tt.labels, tt.le)
+		if over != tt.over || total != tt.total {
+			t.Errorf("histogramOver(%s, %s) = %v, %v; want %v, %v", tt.labels, tt.le, over, total, tt.over, tt.total)
+		}
+	}
+}

@@ -130,6 +130,7 @@ func TestScale(t *testing.T) {
 	// does; the limit never refuses them.
 	token, line := authtest.NewKey(t, "bench-scale", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
 	r.keys, r.token = authtest.NewKeys(t, line).File, token
+	pgSource := postgresServer(t, root, r.logs)
 	r.pg = testenv.Postgres(t)
 	r.redis = testenv.Redis(t)
 	r.kafka = testenv.Kafka(t)
@@ -149,6 +150,7 @@ func TestScale(t *testing.T) {
 		t.Fatalf("bare schema: %v", err)
 	}
 	m := describeMachine(t, r.pg.Pool, r.redis.Client)
+	m.PGSource = pgSource
 	t.Logf("machine: %+v", m)
 	var rows []row
 	for _, step := range r.set.steps {
@@ -175,13 +177,15 @@ func (r *run) step(n int) row {
 
 	slice := r.generate(r.set.slice)
 	r.checkpoint(ctx)
+	lsn := r.walLSN(ctx)
 	out.BareRate = r.bareCopy(ctx, slice)
-	t.Logf("step %d: bare COPY %.0f orders/s", r.stored, out.BareRate)
+	t.Logf("step %d: bare COPY %.0f orders/s, %.0f WAL bytes per order", r.stored, out.BareRate, r.walSince(ctx, lsn)/float64(len(slice)))
 	r.checkpoint(ctx)
+	lsn = r.walLSN(ctx)
 	ing := r.ingest(ctx, slice)
 	out.IngestRate, out.IngestCPU1k, out.IngestPeakRSS, out.IngestPGCPU1k = ing.rate, ing.cpu1k, ing.peakRSS, ing.pgCPU1k
-	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000; PostgreSQL %.3f CPU-s per 1,000 (%.2f cores busy)",
-		r.stored, ing.rate, out.ratio(), ing.cpu1k, ing.pgCPU1k, ing.busy)
+	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000; PostgreSQL %.3f CPU-s per 1,000 (%.2f cores busy); %.0f WAL bytes per order",
+		r.stored, ing.rate, out.ratio(), ing.cpu1k, ing.pgCPU1k, ing.busy, r.walSince(ctx, lsn)/float64(len(slice)))
 	r.stored += r.set.slice
 	if _, err := r.pg.Pool.Exec(ctx, "ANALYZE"); err != nil {
 		t.Fatal(err)
@@ -205,8 +209,9 @@ func (r *run) step(n int) row {
 }
 
 // settle brings the tables to the state production's autovacuum keeps
-// them in (hint bits set, visibility map, statistics): the shared
-// server of the development machines runs with autovacuum off.
+// them in (hint bits set, visibility map, statistics) before the step's
+// measurements, whether or not autovacuum has caught up with the bulk load
+// (the run's own server runs it; SCALE_DATABASE_URL's may not).
 func (r *run) settle(ctx context.Context) {
 	for _, table := range []string{"orders", "delivery", "payment", "items", "bare.orders", "bare.delivery", "bare.payment", "bare.items"} {
 		if _, err := r.pg.Pool.Exec(ctx, "VACUUM (ANALYZE) "+table); err != nil {
@@ -221,6 +226,25 @@ func (r *run) checkpoint(ctx context.Context) {
 	if _, err := r.pg.Pool.Exec(ctx, "CHECKPOINT"); err != nil {
 		r.t.Fatalf("checkpoint: %v", err)
 	}
+}
+
+// walLSN is the server's current WAL position.
+func (r *run) walLSN(ctx context.Context) string {
+	var lsn string
+	if err := r.pg.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		r.t.Fatalf("WAL position: %v", err)
+	}
+	return lsn
+}
+
+// walSince is the WAL the server wrote since lsn (every database's: the
+// run's own server has no other, SCALE_DATABASE_URL's may).
+func (r *run) walSince(ctx context.Context, lsn string) float64 {
+	var n float64
+	if err := r.pg.Pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8", lsn).Scan(&n); err != nil {
+		r.t.Fatalf("WAL since %s: %v", lsn, err)
+	}
+	return n
 }
 
 // bytesPerOrder is the size of the schema's four tables (heap, TOAST,
@@ -338,8 +362,18 @@ func (r *run) ingest(ctx context.Context, slice []storedOrder) ingested {
 	}
 	elapsed := time.Since(began)
 	pgCPU := cpuDelta(pgBefore, postgresCPU(ctx, t, r.pg.Pool))
-	if v, _ := sample(scrapeMetrics(ops), `ingestor_messages_total{outcome="stored",reason=""}`); v != float64(len(slice)) {
+	scraped := scrapeMetrics(ops)
+	if v, _ := sample(scraped, `ingestor_messages_total{outcome="stored",reason=""}`); v != float64(len(slice)) {
 		t.Fatalf("ingestor stored %.0f orders, want %d", v, len(slice))
+	}
+	// How much of the ingest the database transactions took: their mean,
+	// and their total against the elapsed time (2 in flight at most by
+	// default: 2.0 means PostgreSQL was writing all the time).
+	if sum, ok := sample(scraped, "ingestor_db_write_seconds_sum"); ok {
+		if n, _ := sample(scraped, "ingestor_db_write_seconds_count"); n > 0 {
+			t.Logf("step %d: %.0f batch transactions, %.0f ms each on average, %.2f transactions in flight on average",
+				r.stored, n, 1000*sum/n, sum/elapsed.Seconds())
+		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -467,6 +501,9 @@ func (r *run) warmUp(n int) warmed {
 type gotten struct {
 	p50, p99 time.Duration
 	n, errs  int
+	// The percentage of GETs over 10 ms at the client, in the reader's
+	// handler, and of the reader's lookup queries.
+	over10Client, over10Handler, over10Query float64
 }
 
 // uncachedGets asks a reader without warm-up for distinct stored orders
@@ -490,7 +527,8 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	}
 	uids = uids[primers:]
 	opsAddr := strings.TrimPrefix(rr.ops, "http://")
-	hits0, _ := sample(scrapeMetrics(opsAddr), `reader_cache_lookups_total{result="hit",tier="db"}`)
+	before := scrapeMetrics(opsAddr)
+	hits0, _ := sample(before, `reader_cache_lookups_total{result="hit",tier="db"}`)
 
 	lat := make([]time.Duration, len(uids))
 	failed := make([]int, len(uids))
@@ -524,11 +562,36 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	if errs*100 > len(uids) {
 		t.Fatalf("%d of %d uncached GETs failed (status: count %v)", errs, len(uids), codes)
 	}
-	hits, _ := sample(scrapeMetrics(opsAddr), `reader_cache_lookups_total{result="hit",tier="db"}`)
+	after := scrapeMetrics(opsAddr)
+	hits, _ := sample(after, `reader_cache_lookups_total{result="hit",tier="db"}`)
 	if int(hits-hits0) != len(uids)-errs {
 		t.Fatalf("%.0f of %d answered GETs were answered by PostgreSQL: not all uncached", hits-hits0, len(uids)-errs)
 	}
-	return gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs}
+	g := gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs}
+	// Where the slow ones were slow: the share over 10 ms as the client
+	// saw it, as the reader's handler timed it, and of the reader's lookup
+	// queries as it timed them (PostgreSQL and the connection).
+	over := func(metric, labels string) float64 {
+		o1, n1 := histogramOver(after, metric, labels, "0.01")
+		o0, n0 := histogramOver(before, metric, labels, "0.01")
+		if n1 == n0 {
+			t.Logf("no %s{%s} observed during the GETs", metric, labels)
+			return 0
+		}
+		return 100 * (o1 - o0) / (n1 - n0)
+	}
+	slow := 0
+	for _, d := range lat {
+		if d > 10*time.Millisecond {
+			slow++
+		}
+	}
+	g.over10Client = 100 * float64(slow) / float64(len(lat))
+	g.over10Handler = over("reader_http_request_duration_seconds", `/order/{order_uid}"`)
+	g.over10Query = over("reader_db_query_duration_seconds", `query="get"`)
+	t.Logf("step %d: GETs over 10 ms: %.2f%% as the client saw them, %.2f%% in the reader's handler, %.2f%% of its lookup queries",
+		r.stored, g.over10Client, g.over10Handler, g.over10Query)
+	return g
 }
 
 // sampleUIDs returns n distinct stored uids drawn uniformly over the
@@ -595,6 +658,7 @@ type machine struct {
 	Go         string
 	PostgreSQL string
 	PGSettings string
+	PGSource   string // which server: the run's own, or SCALE_DATABASE_URL's
 	Redis      string
 	Commit     string
 	LoadBefore string
@@ -625,7 +689,7 @@ func describeMachine(t *testing.T, pool *pgxpool.Pool, rc *redis.Client) machine
 	}
 	rows, err := pool.Query(ctx, `SELECT name || '=' || current_setting(name) FROM pg_settings
 		WHERE name IN ('shared_buffers', 'max_wal_size', 'synchronous_commit', 'autovacuum', 'wal_compression',
-		'full_page_writes', 'checkpoint_timeout') ORDER BY name`)
+		'full_page_writes', 'checkpoint_timeout', 'wal_buffers', 'effective_cache_size', 'fsync') ORDER BY name`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,9 +756,9 @@ func (r *run) reportText(m machine, table string) string {
 		m.Started.Format("2006-01-02 15:04 UTC"), m.Commit, strings.Join(steps, ", "), thousands(r.set.slice),
 		thousands(r.set.gets), r.set.getRate, schema)
 	b.WriteString(table)
-	fmt.Fprintf(&b, "\nMachine: %d CPUs (%s), %.1f GiB memory, Linux %s; %s; PostgreSQL %s (%s); Redis %s. "+
+	fmt.Fprintf(&b, "\nMachine: %d CPUs (%s), %.1f GiB memory, Linux %s; %s; PostgreSQL %s, %s (%s); Redis %s. "+
 		"Load average (1, 5, 15 min) %s at the start, %s at the end; the last column is each step's, at its end.\n",
-		m.CPUs, m.CPUModel, float64(m.Memory)/(1<<30), m.Kernel, m.Go, m.PostgreSQL, m.PGSettings, m.Redis,
+		m.CPUs, m.CPUModel, float64(m.Memory)/(1<<30), m.Kernel, m.Go, m.PostgreSQL, m.PGSource, m.PGSettings, m.Redis,
 		m.LoadBefore, m.LoadAfter)
 	return b.String()
 }

@@ -47,6 +47,7 @@ type composeService struct {
 	Healthcheck     *composeHealth    `yaml:"healthcheck"`
 	Restart         string            `yaml:"restart"`
 	StopGracePeriod string            `yaml:"stop_grace_period"`
+	ShmSize         string            `yaml:"shm_size"`
 	// Secrets granted to the service (short syntax): each is the file
 	// /run/secrets/<name> in the container.
 	Secrets []string `yaml:"secrets"`

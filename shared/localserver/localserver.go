@@ -107,6 +107,11 @@ type Options struct {
 	// Args are added to the server's command line, e.g.
 	// "-c", "max_connections=300" for PostgreSQL.
 	Args []string
+	// Durable keeps PostgreSQL's durability (fsync, full_page_writes,
+	// synchronous_commit at their defaults, on) instead of turning it off:
+	// for a server that measures what a deployment writes and waits for,
+	// such as a benchmark's. Ignored for Redis.
+	Durable bool
 }
 
 // Server is a running throwaway server.
@@ -185,7 +190,8 @@ func (s *Server) exited() error {
 
 // StartPostgres initialises a cluster in opts.Dir with the binaries in bin
 // (see PGBinDir) and runs it with trust authentication, its unix socket in
-// opts.Dir, and durability off (its data is thrown away). As root it runs
+// opts.Dir, and durability off (its data is thrown away) unless
+// opts.Durable. initdb skips its own fsync either way. As root it runs
 // as the postgres OS user (PostgresCredential) and hands opts.Dir to it.
 // It returns once the server answers; ctx bounds the start only.
 func StartPostgres(ctx context.Context, bin string, opts Options) (*Server, error) {
@@ -228,8 +234,8 @@ func postgresDir(dir string) (*syscall.Credential, error) {
 	return cred, nil
 }
 
-// runPostgres runs the server on the cluster in data, durability off, and
-// waits until it answers. A failed start stops the server; the caller
+// runPostgres runs the server on the cluster in data, durability off unless
+// opts.Durable, and waits until it answers. A failed start stops the server; the caller
 // removes opts.Dir.
 func runPostgres(ctx context.Context, bin string, cred *syscall.Credential, opts Options, data string) (*Server, error) {
 	addr, err := listenAddr(ctx, opts.Port)
@@ -237,9 +243,11 @@ func runPostgres(ctx context.Context, bin string, cred *syscall.Credential, opts
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	args := append([]string{"-D", data, "-p", port, "-k", opts.Dir,
-		"-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"}, opts.Args...)
+	args := []string{"-D", data, "-p", port, "-k", opts.Dir, "-c", "listen_addresses=127.0.0.1"}
+	if !opts.Durable {
+		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
+	}
+	args = append(args, opts.Args...)
 	if opts.StopSignal == 0 {
 		opts.StopSignal = syscall.SIGINT
 	}

@@ -150,3 +150,52 @@ func TestPGBinDirFallsBackToPath(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresDurability checks that a throwaway PostgreSQL turns its
+// durability off unless asked to keep it, and that Args still apply.
+func TestPostgresDurability(t *testing.T) {
+	t.Parallel()
+	bin, err := PGBinDir(DefaultPGBinGlob, exec.LookPath)
+	if err != nil {
+		t.Skipf("no PostgreSQL binaries: %v", err)
+	}
+	tests := []struct {
+		name    string
+		durable bool
+		want    string // fsync, full_page_writes, synchronous_commit, work_mem
+	}{
+		{"throwaway", false, "off off off 7MB"},
+		{"durable", true, "on on on 7MB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			dir, err := os.MkdirTemp("", "localserver-test-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.RemoveAll(dir) })
+			srv, err := StartPostgres(ctx, bin, Options{Dir: dir, Durable: tt.durable, Args: []string{"-c", "work_mem=7MB"}})
+			if err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			t.Cleanup(func() { srv.Stop() })
+			conn, err := pgx.Connect(ctx, srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			var got string
+			err = conn.QueryRow(ctx, `SELECT current_setting('fsync') || ' ' || current_setting('full_page_writes')
+				|| ' ' || current_setting('synchronous_commit') || ' ' || current_setting('work_mem')`).Scan(&got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("settings %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

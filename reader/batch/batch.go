@@ -28,3 +28,25 @@ func Next[T any](stop <-chan struct{}, ch <-chan T, buf []T, max int) (batch []T
 	}
 	return batch, true
 }
+
+// Serve is a worker: it calls handle with each batch Next takes from ch,
+// up to max items, until stop closes; then it calls fail with every item
+// still queued, so that no caller waits for an answer that will not come.
+func Serve[T any](stop <-chan struct{}, ch <-chan T, max int, handle func([]T), fail func(T)) {
+	buf := make([]T, 0, max)
+	for {
+		b, ok := Next(stop, ch, buf, max)
+		if !ok {
+			break
+		}
+		handle(b)
+	}
+	for {
+		select {
+		case v := <-ch:
+			fail(v)
+		default:
+			return
+		}
+	}
+}

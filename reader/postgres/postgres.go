@@ -367,22 +367,8 @@ func (s *Store) Get(ctx context.Context, uid string) ([]byte, error) {
 // serveGets is one loader: it runs until Close, then fails what is still
 // queued.
 func (s *Store) serveGets() {
-	buf := make([]getRequest, 0, s.maxBatch)
-	for {
-		b, ok := batch.Next(s.stop, s.gets, buf, s.maxBatch)
-		if !ok {
-			break
-		}
-		s.getBatch(b)
-	}
-	for {
-		select {
-		case r := <-s.gets:
-			r.reply <- getResult{err: ErrClosed}
-		default:
-			return
-		}
-	}
+	batch.Serve(s.stop, s.gets, s.maxBatch, s.getBatch,
+		func(r getRequest) { r.reply <- getResult{err: ErrClosed} })
 }
 
 // getBatch answers every request of batch with one query. Requests whose

@@ -89,22 +89,8 @@ type searchResult struct {
 // serveSearches is one searcher: it runs until Close, then fails what is
 // still queued.
 func (s *Store) serveSearches() {
-	buf := make([]searchRequest, 0, s.maxSearchBatch)
-	for {
-		b, ok := batch.Next(s.stop, s.searches, buf, s.maxSearchBatch)
-		if !ok {
-			break
-		}
-		s.searchBatch(b)
-	}
-	for {
-		select {
-		case r := <-s.searches:
-			r.reply <- searchResult{err: ErrClosed}
-		default:
-			return
-		}
-	}
+	batch.Serve(s.stop, s.searches, s.maxSearchBatch, s.searchBatch,
+		func(r searchRequest) { r.reply <- searchResult{err: ErrClosed} })
 }
 
 // searchBatch answers every search of b in one round trip. Searches by

@@ -24,12 +24,7 @@ func startCluster(ctx context.Context, t *testing.T, opts ClusterOptions) *Clust
 	if err != nil {
 		t.Fatalf("redis-cli: %v (apt-get install redis-tools)", err)
 	}
-	dir, err := os.MkdirTemp("", "localserver-cluster-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	opts.Dir = dir
+	opts.Dir = mkdir(t)
 	start := time.Now()
 	c, err := StartRedisCluster(ctx, server, cli, opts)
 	if err != nil {

@@ -71,11 +71,7 @@ func TestThrowawayServers(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			dir, err := os.MkdirTemp("", "localserver-test-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = os.RemoveAll(dir) })
+			dir := mkdir(t)
 			srv, err := tt.start(ctx, Options{Dir: dir})
 			if err != nil {
 				t.Fatalf("start: %v", err)
@@ -172,11 +168,7 @@ func TestPostgresDurability(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			dir, err := os.MkdirTemp("", "localserver-test-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = os.RemoveAll(dir) })
+			dir := mkdir(t)
 			srv, err := StartPostgres(ctx, bin, Options{Dir: dir, Durable: tt.durable, Args: []string{"-c", "work_mem=7MB"}})
 			if err != nil {
 				t.Fatalf("start: %v", err)

@@ -303,6 +303,40 @@ func (s *Store) observe(query string, start time.Time) {
 // ErrClosed is returned by Get after Close.
 var ErrClosed = errors.New("order store closed")
 
+// ask queues req for the store's workers (the loaders or the searchers)
+// and waits for their answer on reply: it fails with ErrClosed once the
+// store is closed, and with the context's cause when the caller gives up.
+func ask[Q, R any](ctx context.Context, s *Store, queue chan<- Q, req Q, reply <-chan R) (R, error) {
+	var none R
+	select {
+	case <-s.stop:
+		return none, ErrClosed
+	default:
+	}
+	select {
+	case queue <- req:
+	case <-s.stop:
+		return none, ErrClosed
+	case <-ctx.Done():
+		return none, context.Cause(ctx)
+	}
+	select {
+	case r := <-reply:
+		return r, nil
+	case <-ctx.Done():
+		return none, context.Cause(ctx)
+	case <-s.done:
+		// Queued after the workers drained the queue, or answered just
+		// before they exited.
+		select {
+		case r := <-reply:
+			return r, nil
+		default:
+			return none, ErrClosed
+		}
+	}
+}
+
 // getQueue bounds the lookups waiting for a loader. Past it Get waits to
 // enqueue (or for its context): the database is the bottleneck then, and a
 // bounded queue keeps the wait visible in the request latency.
@@ -331,32 +365,13 @@ type getResult struct {
 // query per order, with PostgreSQL as the bottleneck (pgbench: 8 orders a
 // query against 1).
 func (s *Store) Get(ctx context.Context, uid string) ([]byte, error) {
-	select {
-	case <-s.stop:
-		return nil, ErrClosed
-	default:
-	}
 	req := getRequest{ctx: ctx, uid: uid, reply: make(chan getResult, 1)}
-	select {
-	case s.gets <- req:
-	case <-s.stop:
+	r, err := ask(ctx, s, s.gets, req, req.reply)
+	if errors.Is(err, ErrClosed) {
 		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, fmt.Errorf("load order %q: %w", uid, context.Cause(ctx))
 	}
-	var r getResult
-	select {
-	case r = <-req.reply:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("load order %q: %w", uid, context.Cause(ctx))
-	case <-s.done:
-		// Queued after the loaders drained the queue, or answered just
-		// before they exited.
-		select {
-		case r = <-req.reply:
-		default:
-			return nil, ErrClosed
-		}
+	if err != nil {
+		return nil, fmt.Errorf("load order %q: %w", uid, err)
 	}
 	if r.err != nil && !errors.Is(r.err, cache.ErrNotFound) && !errors.Is(r.err, ErrClosed) {
 		return nil, fmt.Errorf("load order %q: %w", uid, r.err)

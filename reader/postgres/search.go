@@ -40,30 +40,13 @@ import (
 // and wake-ups, and PostgreSQL's executor start-up per statement. A batch
 // pays them once.
 func (s *Store) Search(ctx context.Context, q cache.Query) ([]cache.Summary, error) {
-	select {
-	case <-s.stop:
-		return nil, ErrClosed
-	default:
-	}
 	req := searchRequest{ctx: ctx, q: q, reply: make(chan searchResult, 1)}
-	select {
-	case s.searches <- req:
-	case <-s.stop:
+	r, err := ask(ctx, s, s.searches, req, req.reply)
+	if errors.Is(err, ErrClosed) {
 		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, fmt.Errorf("search orders: %w", context.Cause(ctx))
 	}
-	var r searchResult
-	select {
-	case r = <-req.reply:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("search orders: %w", context.Cause(ctx))
-	case <-s.done:
-		select {
-		case r = <-req.reply:
-		default:
-			return nil, ErrClosed
-		}
+	if err != nil {
+		return nil, fmt.Errorf("search orders: %w", err)
 	}
 	if r.err != nil && !errors.Is(r.err, ErrClosed) {
 		return nil, fmt.Errorf("search orders: %w", r.err)

@@ -48,18 +48,7 @@ var newestSearchIndexes = []string{"orders.orders_track_number_idx", "orders.ord
 
 func readSchema(t *testing.T, pool *pgxpool.Pool) schema {
 	t.Helper()
-	ctx := context.Background()
-	strs := func(sql string) []string {
-		rows, err := pool.Query(ctx, sql)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	strs := func(sql string) []string { return queryStrings(t, pool, sql) }
 	return schema{
 		tables: strs(`SELECT table_name::text FROM information_schema.tables
 			WHERE table_schema = 'public' AND table_name <> 'schema_migrations' ORDER BY 1`),
@@ -80,16 +69,22 @@ func readSchema(t *testing.T, pool *pgxpool.Pool) schema {
 
 func rolesExist(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT rolname::text FROM pg_roles
+	return queryStrings(t, pool, `SELECT rolname::text FROM pg_roles
 		WHERE rolname IN ('order_ingestor', 'order_reader') AND rolcanlogin ORDER BY 1`)
+}
+
+// queryStrings runs sql, whose rows are one text column, and returns them.
+func queryStrings(t *testing.T, pool *pgxpool.Pool, sql string) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), sql)
 	if err != nil {
 		t.Fatal(err)
 	}
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return roles
+	return out
 }
 
 func checkUp(t *testing.T, s schema) {

@@ -51,16 +51,8 @@ func summaryMismatches(t *testing.T, q interface {
 
 func validated(t *testing.T, pg *testenv.PG) []string {
 	t.Helper()
-	rows, err := pg.Pool.Query(context.Background(), `SELECT conrelid::regclass::text || '.' || conname FROM pg_constraint
+	return queryStrings(t, pg.Pool, `SELECT conrelid::regclass::text || '.' || conname FROM pg_constraint
 		WHERE conrelid = 'orders'::regclass AND convalidated ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // TestSummaryBackfill: orders stored before 000021 get their amount,

@@ -313,7 +313,6 @@ func decodeSummary(v [][]byte, sm *cache.Summary) (int32, error) {
 	}
 	sm.DateCreated = time.UnixMicro(pgEpoch + us)
 	sm.Amount = int64(binary.BigEndian.Uint64(v[4]))
-	sm.Currency = string(v[5])
 	sm.ItemCount = int(int16(binary.BigEndian.Uint16(v[6])))
 	return int32(binary.BigEndian.Uint32(v[0])), nil
 }

@@ -38,6 +38,7 @@ import (
 type settings struct {
 	steps   []int
 	slice   int     // orders ingested through the real path per step
+	leadIn  int     // orders written unmeasured before each schema's measured write
 	gets    int     // uncached GETs per step
 	getRate float64 // their rate, per second
 	warmBig int     // the larger warm-up
@@ -55,7 +56,7 @@ type settings struct {
 
 func loadSettings(t *testing.T, root string) settings {
 	t.Helper()
-	s := settings{slice: 100_000, gets: 10_000, getRate: 1000, warmBig: 100_000,
+	s := settings{slice: 100_000, leadIn: 100_000, gets: 10_000, getRate: 1000, warmBig: 100_000,
 		out: filepath.Join(root, ".artifacts", "bench-scale"), benchmarksMD: os.Getenv("SCALE_BENCHMARKS_MD")}
 	steps := os.Getenv("SCALE_STEPS")
 	if steps == "" {
@@ -70,6 +71,11 @@ func loadSettings(t *testing.T, root string) settings {
 			if *dst, err = parseCount(v); err != nil || *dst == 0 {
 				t.Fatalf("%s=%q: want a positive count", name, v)
 			}
+		}
+	}
+	if v := os.Getenv("SCALE_LEAD_IN"); v != "" {
+		if s.leadIn, err = parseCount(v); err != nil {
+			t.Fatalf("SCALE_LEAD_IN=%q: want a count (0: measure right after a checkpoint)", v)
 		}
 	}
 	if v := os.Getenv("SCALE_GET_RATE"); v != "" {
@@ -175,18 +181,25 @@ func (r *run) step(n int) row {
 	t.Logf("step %d: VACUUM ANALYZE in %s", r.stored, time.Since(start).Round(time.Second))
 	out := row{Stored: r.stored, Slice: r.set.slice}
 
+	// Each schema's measured write follows a checkpoint (no dirty buffers
+	// of the other's) and that schema's own lead-in (see leadIn); both
+	// schemas end with the same rows.
+	lead := r.generate(r.set.leadIn)
 	slice := r.generate(r.set.slice)
 	r.checkpoint(ctx)
+	r.leadIn(ctx, "bare", lead)
 	lsn := r.walLSN(ctx)
 	out.BareRate = r.bareCopy(ctx, slice)
-	t.Logf("step %d: bare COPY %.0f orders/s, %.0f WAL bytes per order", r.stored, out.BareRate, r.walSince(ctx, lsn)/float64(len(slice)))
+	t.Logf("step %d: bare COPY %.0f orders/s, %.0f WAL bytes per order (after a lead-in of %d)",
+		r.stored, out.BareRate, r.walSince(ctx, lsn)/float64(len(slice)), len(lead))
 	r.checkpoint(ctx)
+	r.leadIn(ctx, "public", lead)
 	lsn = r.walLSN(ctx)
 	ing := r.ingest(ctx, slice)
 	out.IngestRate, out.IngestCPU1k, out.IngestPeakRSS, out.IngestPGCPU1k = ing.rate, ing.cpu1k, ing.peakRSS, ing.pgCPU1k
 	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000; PostgreSQL %.3f CPU-s per 1,000 (%.2f cores busy); %.0f WAL bytes per order",
 		r.stored, ing.rate, out.ratio(), ing.cpu1k, ing.pgCPU1k, ing.busy, r.walSince(ctx, lsn)/float64(len(slice)))
-	r.stored += r.set.slice
+	r.stored += len(lead) + len(slice)
 	if _, err := r.pg.Pool.Exec(ctx, "ANALYZE"); err != nil {
 		t.Fatal(err)
 	}
@@ -752,9 +765,13 @@ func (r *run) reportText(m machine, table string) string {
 	if r.set.schemaVersion > 0 {
 		schema = fmt.Sprintf("migrations up to version %d", r.set.schemaVersion)
 	}
-	fmt.Fprintf(&b, "Run of %s (commit %s), steps %s, %s orders ingested per step, %s uncached GETs at %.0f/s, schema: %s.\n\n",
+	lead := "each right after a checkpoint (no lead-in)"
+	if r.set.leadIn > 0 {
+		lead = fmt.Sprintf("each after a checkpoint and an unmeasured lead-in of %s orders into the same schema", thousands(r.set.leadIn))
+	}
+	fmt.Fprintf(&b, "Run of %s (commit %s), steps %s, %s orders ingested per step (and as many by bare COPY), %s; %s uncached GETs at %.0f/s, schema: %s.\n\n",
 		m.Started.Format("2006-01-02 15:04 UTC"), m.Commit, strings.Join(steps, ", "), thousands(r.set.slice),
-		thousands(r.set.gets), r.set.getRate, schema)
+		lead, thousands(r.set.gets), r.set.getRate, schema)
 	b.WriteString(table)
 	fmt.Fprintf(&b, "\nMachine: %d CPUs (%s), %.1f GiB memory, Linux %s; %s; PostgreSQL %s, %s (%s); Redis %s. "+
 		"Load average (1, 5, 15 min) %s at the start, %s at the end; the last column is each step's, at its end.\n",

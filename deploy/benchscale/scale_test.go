@@ -189,9 +189,11 @@ func (r *run) step(n int) row {
 	r.checkpoint(ctx)
 	r.leadIn(ctx, "bare", lead)
 	lsn := r.walLSN(ctx)
+	pgBefore := postgresCPU(ctx, t, r.pg.Pool)
 	out.BareRate = r.bareCopy(ctx, slice)
-	t.Logf("step %d: bare COPY %.0f orders/s, %.0f WAL bytes per order (after a lead-in of %d)",
-		r.stored, out.BareRate, r.walSince(ctx, lsn)/float64(len(slice)), len(lead))
+	barePG := cpuDelta(pgBefore, postgresCPU(ctx, t, r.pg.Pool))
+	t.Logf("step %d: bare COPY %.0f orders/s, PostgreSQL %.3f CPU-s per 1,000, %.0f WAL bytes per order (after a lead-in of %d)",
+		r.stored, out.BareRate, barePG.Seconds()/float64(len(slice))*1000, r.walSince(ctx, lsn)/float64(len(slice)), len(lead))
 	r.checkpoint(ctx)
 	r.leadIn(ctx, "public", lead)
 	lsn = r.walLSN(ctx)

@@ -97,6 +97,11 @@ type texts struct {
 	next  int
 }
 
+// newTexts returns texts with room for n values of size bytes in all.
+func newTexts(size, n int) texts {
+	return texts{arena: make([]byte, 0, size), spans: make([][2]int32, 0, n)}
+}
+
 func (t *texts) add(b []byte) {
 	t.arena = append(t.arena, b...)
 	t.spans = append(t.spans, [2]int32{int32(len(t.arena) - len(b)), int32(len(t.arena))})

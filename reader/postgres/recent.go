@@ -285,6 +285,9 @@ const (
 	textBytesPerOrder = 192
 	itemsPerOrder     = 4
 	textBytesPerItem  = 80
+	// The text columns of orderRowColumns and of an item.
+	textsPerOrder = 20
+	textsPerItem  = 5
 )
 
 // orderDests are the fields of o in the order of orderRowColumns.
@@ -323,7 +326,7 @@ var (
 // uid, see encodeEntries).
 func (p *page) readOrders(rows pgx.Rows) error {
 	raw := decodable(rows.FieldDescriptions(), orderColumnTypes)
-	tx := texts{arena: make([]byte, 0, cap(p.orders)*textBytesPerOrder)}
+	tx := newTexts(cap(p.orders)*textBytesPerOrder, cap(p.orders)*textsPerOrder)
 	for rows.Next() {
 		p.orders = append(p.orders, model.Order{})
 		o := &p.orders[len(p.orders)-1]
@@ -375,7 +378,7 @@ func (p *page) readItems(rows pgx.Rows) error {
 	}
 	var (
 		n     = itemsPerOrder * len(p.orders)
-		tx    = texts{arena: make([]byte, 0, n*textBytesPerItem)}
+		tx    = newTexts(n*textBytesPerItem, n*textsPerItem)
 		items = make([]model.Item, 0, n)
 		keys  = make([]key, 0, n)
 		k     key

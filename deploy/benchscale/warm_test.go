@@ -83,24 +83,61 @@ func TestWarm(t *testing.T) {
 	}
 	r.pg = pg
 	r.redis = testenv.Redis(t)
-	times := make([][]time.Duration, len(readers))
+	type warmRun struct{ wall, reader, pg time.Duration }
+	runs := make([][]warmRun, len(readers))
 	for round := range rounds {
 		for i, bin := range readers {
 			r.bins = map[string]string{"reader": bin}
-			w := r.warmUp(warm)
-			times[i] = append(times[i], w.duration)
-			t.Logf("round %d, %s: %d orders warmed in %.2f s, RSS %s; load average %s",
-				round+1, bin, w.orders, w.duration.Seconds(), megabytes(w.mem.RSS), readLoad(t))
+			w, readerCPU, pgCPU := r.warmUpCPU(ctx, warm)
+			runs[i] = append(runs[i], warmRun{w.duration, readerCPU, pgCPU})
+			t.Logf("round %d, %s: %d orders warmed in %.2f s, CPU: reader %.2f s, PostgreSQL %.2f s; RSS %s; load average %s",
+				round+1, bin, w.orders, w.duration.Seconds(), readerCPU.Seconds(), pgCPU.Seconds(), megabytes(w.mem.RSS), readLoad(t))
 		}
+	}
+	median := func(rs []warmRun, f func(warmRun) time.Duration) float64 {
+		s := make([]time.Duration, len(rs))
+		for k, r := range rs {
+			s[k] = f(r)
+		}
+		slices.Sort(s)
+		return s[(len(s)-1)/2].Seconds()
 	}
 	for i, bin := range readers {
-		s := slices.Clone(times[i])
-		slices.Sort(s)
-		all := make([]string, len(times[i]))
-		for k, d := range times[i] {
-			all[k] = strconv.FormatFloat(d.Seconds(), 'f', 2, 64)
+		all := make([]string, len(runs[i]))
+		for k, w := range runs[i] {
+			all[k] = strconv.FormatFloat(w.wall.Seconds(), 'f', 2, 64)
 		}
-		t.Logf("%s: warm-up of %d among %d stored: median %.2f s, min %.2f s (rounds: %s)",
-			bin, warm, stored, s[(len(s)-1)/2].Seconds(), s[0].Seconds(), strings.Join(all, ", "))
+		t.Logf("%s: warm-up of %d among %d stored: median %.2f s (rounds: %s); median CPU: reader %.2f s, PostgreSQL %.2f s",
+			bin, warm, stored, median(runs[i], func(w warmRun) time.Duration { return w.wall }), strings.Join(all, ", "),
+			median(runs[i], func(w warmRun) time.Duration { return w.reader }),
+			median(runs[i], func(w warmRun) time.Duration { return w.pg }))
 	}
+}
+
+// warmUpCPU is warmUp, with the CPU the warm-up took: the reader
+// process's until it was ready (its start-up included) and the
+// PostgreSQL server's meanwhile (the database's backends, the
+// checkpointer, background writer and WAL writer), read from /proc. The
+// CPU figures vary less than the time with the load of a shared machine.
+func (r *run) warmUpCPU(ctx context.Context, n int) (warmed, time.Duration, time.Duration) {
+	t := r.t
+	before := postgresCPU(ctx, t, r.pg.Pool)
+	rr := r.startReader(n, "warm-"+strconv.Itoa(n))
+	defer rr.stop(r)
+	pgCPU := cpuDelta(before, postgresCPU(ctx, t, r.pg.Pool))
+	readerCPU, err := processCPU(rr.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped := scrapeMetrics(strings.TrimPrefix(rr.ops, "http://"))
+	secs, ok := sample(scraped, "reader_warmup_duration_seconds")
+	orders, ok2 := sample(scraped, "reader_warmup_orders")
+	if !ok || !ok2 || int(orders) != min(n, r.stored) {
+		t.Fatalf("warm-up of %d: reader_warmup_duration_seconds %v, reader_warmup_orders %v", n, secs, orders)
+	}
+	mem, err := readMemStatus(rr.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return warmed{duration: time.Duration(secs * float64(time.Second)), orders: int(orders), mem: mem}, readerCPU, pgCPU
 }

@@ -60,6 +60,12 @@
 // between the bench-scale markers of BENCHMARKS.md when SCALE_BENCHMARKS_MD
 // names it.
 //
+// TestWarm (build tag benchscale) times the reader's warm-up alone, with
+// the reader's and PostgreSQL's CPU, against a database of
+// SCALE_WARM_STORED orders loaded once by the same loader and kept between
+// runs, comparing reader binaries round by round (SCALE_WARM_READERS): a
+// minute per comparison instead of a run; see its documentation.
+//
 // BenchmarkIngestors (`make bench-ingestors`, no build tag: a benchmark,
 // so that `make test` compiles it and never runs it) measures the total
 // ingest rate of 1, 2, 3 and 6 ingestor processes sharing a 6-partition

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orderservice/orders/ingestor/ingest"
 	"github.com/orderservice/orders/ingestor/postgres"
+	"github.com/orderservice/orders/shared/testenv"
 )
 
 // bareSchema is the reference: the same four tables and columns as the
@@ -62,14 +64,22 @@ var errRollback = errors.New("rolled back on purpose")
 const bulkChunk = 2000
 
 // bulkLoad writes the run's next n orders to both schemas, outside the
-// measurement: the service's tables through the ingestor's writer (two
-// batches in flight, as the ingestor has by default), the bare tables
-// with one COPY per table per chunk.
+// measurement (see loadOrders).
 func (r *run) bulkLoad(ctx context.Context, n int) {
-	t := r.t
-	pool, err := postgres.Connect(ctx, r.pg.URLAs("order_ingestor"), 2)
+	if err := loadOrders(ctx, r.pg, r.seq, n, true); err != nil {
+		r.t.Fatalf("bulk load: %v", err)
+	}
+	r.seq += int64(n)
+}
+
+// loadOrders writes the n orders of the timeline from number first into
+// pg: the service's tables through the ingestor's writer (two batches in
+// flight, as the ingestor has by default) and, with bare, the bare tables
+// with one COPY per table per chunk.
+func loadOrders(ctx context.Context, pg *testenv.PG, first int64, n int, bare bool) error {
+	pool, err := postgres.Connect(ctx, pg.URLAs("order_ingestor"), 2)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer pool.Close()
 	w := postgres.NewWriter(pool, 10*time.Minute, nil)
@@ -77,24 +87,28 @@ func (r *run) bulkLoad(ctx context.Context, n int) {
 	g, ctx := errgroup.WithContext(ctx)
 	starts := make(chan int64)
 	toService, toBare := make(chan []storedOrder, 2), make(chan []storedOrder, 2)
+	outs := []chan []storedOrder{toService}
+	if bare {
+		outs = append(outs, toBare)
+	}
+	end := first + int64(n)
 	g.Go(func() error {
 		defer close(starts)
-		for first := r.seq; first < r.seq+int64(n); first += bulkChunk {
+		for from := first; from < end; from += bulkChunk {
 			select {
-			case starts <- first:
+			case starts <- from:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
 		return nil
 	})
-	end := r.seq + int64(n)
 	gens := errgroup.Group{}
 	for range 2 {
 		gens.Go(func() error {
-			for first := range starts {
-				chunk := generateRange(first, int(min(bulkChunk, end-first)))
-				for _, ch := range []chan []storedOrder{toService, toBare} {
+			for from := range starts {
+				chunk := generateRange(from, int(min(bulkChunk, end-from)))
+				for _, ch := range outs {
 					select {
 					case ch <- chunk:
 					case <-ctx.Done():
@@ -114,11 +128,8 @@ func (r *run) bulkLoad(ctx context.Context, n int) {
 	for range 2 {
 		g.Go(func() error { return writeService(ctx, w, toService) })
 	}
-	g.Go(func() error { return r.writeBare(ctx, toBare) })
-	if err := g.Wait(); err != nil {
-		t.Fatalf("bulk load: %v", err)
-	}
-	r.seq = end
+	g.Go(func() error { return writeBare(ctx, pg.Pool, toBare) })
+	return g.Wait()
 }
 
 // writeService writes each chunk to the service's tables with w, the
@@ -140,9 +151,9 @@ func writeService(ctx context.Context, w *postgres.Writer, chunks <-chan []store
 
 // writeBare writes each chunk to the bare tables, one transaction of one
 // COPY per table each.
-func (r *run) writeBare(ctx context.Context, chunks <-chan []storedOrder) error {
+func writeBare(ctx context.Context, pool *pgxpool.Pool, chunks <-chan []storedOrder) error {
 	for chunk := range chunks {
-		if err := pgx.BeginFunc(ctx, r.pg.Pool, func(tx pgx.Tx) error { return copyInto(ctx, tx, "bare", chunk) }); err != nil {
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return copyInto(ctx, tx, "bare", chunk) }); err != nil {
 			return fmt.Errorf("bare tables: %w", err)
 		}
 	}
@@ -174,7 +185,7 @@ func (r *run) leadIn(ctx context.Context, schema string, orders []storedOrder) {
 		return nil
 	})
 	if schema == "bare" {
-		g.Go(func() error { return r.writeBare(gctx, chunks) })
+		g.Go(func() error { return writeBare(gctx, r.pg.Pool, chunks) })
 	} else {
 		pool, err := postgres.Connect(ctx, r.pg.URLAs("order_ingestor"), 2)
 		if err != nil {

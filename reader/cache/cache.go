@@ -526,26 +526,39 @@ func (t *Tiered) undoErasedFills(ctx context.Context, entries []Entry) {
 // query and per Redis pipeline. It returns how many orders it loaded; a
 // Redis failure is logged, not returned. A page's pipeline is written while
 // the next pages are prepared, and Warm returns once every page written.
+//
+// It logs where the time went (at debug level): waiting for the store's
+// pages, preparing them, waiting to queue them for Redis, writing them to
+// Redis (alongside the rest), and the writes left once the last page was
+// prepared. Whichever of the first three dominates paces the warm-up.
 func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
-	count := 0
+	count, pages := 0, 0
 	epoch := t.epoch.Load()
 	warmWorkers := runtime.GOMAXPROCS(0)
 	var (
-		toRemote chan []Entry
-		writer   sync.WaitGroup
+		toRemote          chan []Entry
+		writer            sync.WaitGroup
+		start             = time.Now()
+		prepare, queueing time.Duration
+		writing           time.Duration // the writer's, read after writer.Wait
 	)
 	if t.remote != nil {
 		toRemote = make(chan []Entry, warmPagesQueued)
 		writer.Go(func() {
 			for page := range toRemote {
+				began := time.Now()
 				if err := t.remote.SetMany(ctx, page); err != nil {
 					t.log.Warn("warm-up could not fill redis", "orders", len(page), "err", err)
 				}
 				t.undoErasedFills(ctx, page)
+				writing += time.Since(began)
 			}
 		})
 	}
 	err := t.store.Recent(ctx, n, warmPage, func(page []Entry) error {
+		began := time.Now()
+		defer func() { prepare += time.Since(began) }()
+		pages++
 		// Erased meanwhile: in neither tier.
 		page = slices.DeleteFunc(page, func(e Entry) bool { return t.isErased(e.UID) })
 		// Masking, encoding and hashing are most of the warm-up's CPU:
@@ -574,6 +587,8 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 		prepared.Wait()
 		count += len(page)
 		if toRemote != nil {
+			queued := time.Now()
+			defer func() { queueing += time.Since(queued) }()
 			select {
 			case toRemote <- page:
 			case <-ctx.Done():
@@ -582,10 +597,14 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 		}
 		return nil
 	})
+	read := time.Since(start)
 	if toRemote != nil {
 		close(toRemote)
 		writer.Wait()
 	}
+	t.log.Debug("warm-up stages", "orders", count, "pages", pages,
+		"store_wait", read-prepare, "prepare", prepare-queueing, "redis_queue_wait", queueing,
+		"redis_write", writing, "redis_after_last_page", time.Since(start)-read)
 	if err != nil {
 		return count, fmt.Errorf("warm-up: %w", err)
 	}

@@ -10,8 +10,10 @@
 // CPU per uncached request.) Concurrent lookups share queries (see Get),
 // and go to read replicas when there are any, with the primary answering
 // what a lagging replica does not hold yet (see replicas.go). Concurrent
-// searches share round trips to the primary (see Search, search.go).
-// pgx caches the prepared statements per connection.
+// searches share round trips to the primary (see Search, search.go). The
+// warm-up reads the most recent orders in pages of two statements, the
+// orders' rows and their items' (see Recent, recent.go). pgx caches the
+// prepared statements per connection.
 package postgres
 
 import (
@@ -20,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -37,14 +38,19 @@ var _ cache.Store = (*Store)(nil)
 
 // orderColumns are the columns scanOrder reads, in its order; the query
 // that uses them names the tables o (orders), d (delivery), p (payment) and
-// i (the items aggregate of itemsLateral).
-const orderColumns = `o.order_uid, o.track_number, o.entry, o.locale, o.internal_signature,
+// i (the items aggregate of itemsLateral). The warm-up reads the first
+// ones, orderRowColumns, and the items as rows of their own (recent.go).
+const orderColumns = orderRowColumns + `,
+	i.chrt_id, i.track_number, i.price, i.rid, i.name, i.sale, i.size, i.total_price,
+	i.nm_id, i.brand, i.status`
+
+// orderRowColumns are an order's columns, its delivery's and its
+// payment's, in the order of orderDests.
+const orderRowColumns = `o.order_uid, o.track_number, o.entry, o.locale, o.internal_signature,
 	o.customer_id, o.delivery_service, o.shardkey, o.sm_id, o.date_created, o.oof_shard,
 	d.name, d.phone, d.zip, d.city, d.address, d.region, d.email,
 	p.transaction, p.request_id, p.currency, p.provider, p.amount, p.payment_dt, p.bank,
-	p.delivery_cost, p.goods_total, p.custom_fee,
-	i.chrt_id, i.track_number, i.price, i.rid, i.name, i.sale, i.size, i.total_price,
-	i.nm_id, i.brand, i.status`
+	p.delivery_cost, p.goods_total, p.custom_fee`
 
 // itemsLateral aggregates an order's items into one array per column, in
 // position order (NULL arrays for an order without items). The rows are
@@ -65,67 +71,6 @@ const getQuery = `SELECT ` + orderColumns + `
 FROM orders o JOIN delivery d ON d.order_uid = o.order_uid JOIN payment p ON p.order_uid = o.order_uid
 ` + itemsLateral + `
 WHERE o.order_uid = ANY($1)`
-
-// The warm-up reads the n most recent orders in pages of a keyset over
-// orders_recent_idx (date_created, order_uid), never an OFFSET, which
-// would read and throw away every order before its page (quadratic in n).
-// recentBoundsQuery walks the index once for the first key of every page;
-// each page is then one bounded range of the index, from its first key
-// down to the next page's (exclusive; the last page: its size), so that
-// pages can be read in any order and at once, and the thousandth costs
-// what the first does. The order_uid in the key keeps orders with equal
-// timestamps from being skipped or repeated at a page boundary; an order
-// stored meanwhile with a key inside a page not read yet is read with it
-// (recentPageSQL's LIMIT is one more than the page, so that the page is
-// seen to be longer and read on), one newer than the newest at the start
-// is not, and none shifts the pages as it would shift an OFFSET.
-// recentOrdersQuery is the single page of a small warm-up. Row
-// comparisons, not "date < x OR date = x AND uid < y", so that PostgreSQL
-// turns each bound into an index range bound; and a LIMIT written in the
-// text, which makes the planner walk the index and look each order's rows
-// up by key whatever its estimate of the range (without one, a poor
-// estimate of a row comparison's selectivity made it hash-join a scan of
-// the whole payment table).
-const (
-	recentBoundsQuery = `SELECT date_created, order_uid FROM (
-	SELECT date_created, order_uid, row_number() OVER (ORDER BY date_created DESC, order_uid DESC) - 1 AS rank
-	FROM (SELECT date_created, order_uid FROM orders ORDER BY date_created DESC, order_uid DESC LIMIT $1) newest) ranked
-WHERE rank % $2 = 0 ORDER BY rank`
-	recentOrdersQuery = `SELECT ` + orderColumns + `
-FROM (SELECT * FROM orders ORDER BY date_created DESC, order_uid DESC LIMIT $1) o
-` + recentJoins + `
-ORDER BY o.date_created DESC, o.order_uid DESC`
-)
-
-// recentJoins joins a page's orders (o) to their delivery, payment and
-// items. The delivery and the payment are LATERAL subqueries with a LIMIT,
-// which PostgreSQL does not flatten into plain joins: each is one lookup
-// of its primary key per order. As plain joins, the planner hash-joined a
-// sequential scan of the whole payment table to every page (50 ms a page
-// of 500 among 100,000 orders, against under 20 ms), since its estimate
-// of a page's index lookups came out dearer; the warm-up is one page
-// query after another, so that scan, repeated per page, was most of its
-// time and grew with the table. The LIMIT 1 changes nothing else:
-// order_uid is each table's primary key, and an order without a delivery
-// or a payment row still has no row here, as with a JOIN.
-const recentJoins = `JOIN LATERAL (SELECT * FROM delivery WHERE delivery.order_uid = o.order_uid LIMIT 1) d ON true
-JOIN LATERAL (SELECT * FROM payment WHERE payment.order_uid = o.order_uid LIMIT 1) p ON true
-` + itemsLateral
-
-// recentPageSQL is the query of up to limit orders from key ($1, $2)
-// (inclusive when from is "<=", exclusive with "<") down to key ($3, $4),
-// exclusive, or without a lower bound when bounded is false.
-func recentPageSQL(from string, bounded bool, limit int) string {
-	lower := ""
-	if bounded {
-		lower = ` AND (date_created, order_uid) > ($3, $4)`
-	}
-	return `SELECT ` + orderColumns + `
-FROM (SELECT * FROM orders WHERE (date_created, order_uid) ` + from + ` ($1, $2)` + lower + `
-	ORDER BY date_created DESC, order_uid DESC LIMIT ` + strconv.Itoa(limit) + `) o
-` + recentJoins + `
-ORDER BY o.date_created DESC, o.order_uid DESC`
-}
 
 // scanOrder reads one row of orderColumns.
 func scanOrder(row pgx.Row) (*model.Order, error) {
@@ -446,194 +391,6 @@ func (s *Store) query(ctx context.Context, pool *pgxpool.Pool, uids []string) (m
 		return nil, err
 	}
 	return found, nil
-}
-
-// recentFetchers is how many warm-up pages are read at once, each on its
-// own connection: on two cores, the database works on one page while the
-// reader scans another and encodes a third.
-const recentFetchers = 2
-
-// Recent returns the canonical JSON of the n most recent orders, newest
-// first, in pages of batch orders, calling fn per page so that memory
-// stays bounded whatever n is (see recentBoundsQuery for the pages).
-//
-// Pages are read ahead while fn handles the current one: recentFetchers
-// goroutines run the page queries, scan the rows and encode the orders,
-// and the caller's goroutine calls fn with each page, in order. The
-// database's time, the scanning and encoding and the caller's work
-// (filling the caches) overlap instead of adding up; at most
-// recentFetchers pages wait in memory besides the one fn holds.
-func (s *Store) Recent(ctx context.Context, n, batch int, fn func([]cache.Entry) error) error {
-	if batch <= 0 {
-		batch = 500
-	}
-	if n <= 0 {
-		return nil
-	}
-	if n <= batch {
-		page, err := s.recentPage(ctx, recentOrdersQuery, n)
-		if err != nil || len(page) == 0 {
-			return err
-		}
-		return encodePage(page, fn)
-	}
-	bounds, err := s.recentBounds(ctx, n, batch)
-	if err != nil {
-		return err
-	}
-	// Deferred in this order, so that on an early return the fetchers
-	// are cancelled before they are waited for.
-	var fetchers sync.WaitGroup
-	defer fetchers.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type fetched struct {
-		page []cache.Entry
-		err  error
-	}
-	results := make([]chan fetched, len(bounds))
-	for i := range results {
-		results[i] = make(chan fetched, 1)
-	}
-	slots := make(chan struct{}, recentFetchers) // pages being read or read and not yet handed to fn
-	fetchers.Go(func() {
-		for i := range bounds {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			fetchers.Go(func() {
-				var (
-					r    fetched
-					page []*model.Order
-				)
-				if i+1 < len(bounds) {
-					page, r.err = s.recentRange(ctx, bounds[i], bounds[i+1], batch)
-				} else {
-					hi := bounds[i]
-					page, r.err = s.recentPage(ctx, recentPageSQL("<=", false, n-i*batch), hi.created, hi.uid)
-				}
-				if r.err == nil {
-					// Encoded here, so that the pages' encodings run
-					// in parallel rather than in fn's goroutine.
-					r.page, r.err = encodeEntries(page)
-				}
-				results[i] <- r
-			})
-		}
-	})
-	for i := range results {
-		var r fetched
-		select {
-		case r = <-results[i]:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		<-slots
-		if r.err != nil {
-			return r.err
-		}
-		if len(r.page) == 0 {
-			continue // its orders were deleted since the bounds were read
-		}
-		if err := fn(r.page); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// recentKey is an order's position in orders_recent_idx.
-type recentKey struct {
-	created time.Time
-	uid     string
-}
-
-// recentBounds returns the key of the first order of each page of batch
-// among the n most recent orders (fewer pages when fewer are stored).
-func (s *Store) recentBounds(ctx context.Context, n, batch int) ([]recentKey, error) {
-	defer s.observe("recent_bounds", time.Now())
-	rows, err := s.pool.Query(ctx, recentBoundsQuery, n, batch)
-	if err != nil {
-		return nil, fmt.Errorf("load recent orders: page bounds: %w", err)
-	}
-	bounds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (recentKey, error) {
-		var k recentKey
-		return k, r.Scan(&k.created, &k.uid)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load recent orders: page bounds: %w", err)
-	}
-	return bounds, nil
-}
-
-// recentRange reads the orders from key hi (inclusive) down to key lo
-// (exclusive): batch of them, unless orders were stored in the range
-// since the bounds were read, which the next queries read on.
-func (s *Store) recentRange(ctx context.Context, hi, lo recentKey, batch int) ([]*model.Order, error) {
-	var out []*model.Order
-	from, after := "<=", hi
-	for {
-		page, err := s.recentPage(ctx, recentPageSQL(from, true, batch+1), after.created, after.uid, lo.created, lo.uid)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if len(page) <= batch {
-			return out, nil
-		}
-		last := page[len(page)-1]
-		from, after = "<", recentKey{created: last.DateCreated, uid: last.OrderUID}
-	}
-}
-
-// recentPage runs one page query and scans its orders.
-func (s *Store) recentPage(ctx context.Context, query string, args ...any) ([]*model.Order, error) {
-	defer s.observe("recent_orders", time.Now())
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("load recent orders: %w", err)
-	}
-	defer rows.Close()
-	var out []*model.Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, fmt.Errorf("load recent orders: scan: %w", err)
-		}
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load recent orders: %w", err)
-	}
-	return out, nil
-}
-
-// encodePage encodes a page of orders and calls fn with it.
-func encodePage(page []*model.Order, fn func([]cache.Entry) error) error {
-	entries, err := encodeEntries(page)
-	if err != nil {
-		return err
-	}
-	return fn(entries)
-}
-
-// encodeEntries encodes a page of orders.
-func encodeEntries(page []*model.Order) ([]cache.Entry, error) {
-	entries := make([]cache.Entry, len(page))
-	var scratch []byte
-	for i, o := range page {
-		var (
-			body []byte
-			err  error
-		)
-		if body, scratch, err = encodeExact(o, scratch); err != nil {
-			return nil, fmt.Errorf("load recent orders: encode: %w", err)
-		}
-		entries[i] = cache.Entry{UID: o.OrderUID, JSON: body, Order: o}
-	}
-	return entries, nil
 }
 
 // eachCanonical scans every row of orderColumns and calls fn with the

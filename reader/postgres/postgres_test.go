@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -70,6 +71,80 @@ func TestGetIsCanonical(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "missing"); !errors.Is(err, cache.ErrNotFound) {
 		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestRecentIsGet: the warm-up's pages hold what the lookups answer, byte
+// for byte, and each entry's decoded order encodes to its JSON (the cache
+// masks that order): for the edge cases of TestGetIsCanonical, an order
+// whose items were stored out of position order, one without items, and
+// dates before and after PostgreSQL's epoch, at page sizes that split and
+// do not split them. An order without a payment row is in neither.
+func TestRecentIsGet(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	gen := ordergen.New(26)
+	orders := append([]*model.Order{testenv.Sample(t)}, gen.Orders(30)...)
+	odd := gen.Order()
+	odd.InternalSignature = ""
+	odd.Delivery.Name = `Quote " back\slash <tag> & Ünïcødé 日本`
+	odd.DateCreated = time.Date(2024, 2, 29, 23, 59, 59, 123456000, time.FixedZone("X", 3*3600+1800))
+	for i := range 40 {
+		it := odd.Items[0]
+		it.ChrtID = int64(1000 - i)
+		it.Name = string(rune('A' + i%26))
+		odd.Items = append(odd.Items, it)
+	}
+	orders = append(orders, odd)
+	orders[1].DateCreated = time.Date(1999, time.December, 31, 23, 59, 59, 999999000, time.UTC)
+	orders[2].DateCreated = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+	testenv.InsertOrders(t, pg.Pool, orders...)
+	ctx := context.Background()
+	noItems, reversed, noPayment := orders[3].OrderUID, orders[4].OrderUID, orders[5].OrderUID
+	for _, q := range []string{
+		`DELETE FROM items WHERE order_uid = '` + noItems + `'`,
+		`DELETE FROM payment WHERE order_uid = '` + noPayment + `'`,
+		// The same items, stored last position first.
+		`CREATE TEMP TABLE moved AS SELECT * FROM items WHERE order_uid = '` + reversed + `'`,
+		`DELETE FROM items WHERE order_uid = '` + reversed + `'`,
+		`INSERT INTO items SELECT * FROM moved ORDER BY position DESC`,
+	} {
+		if _, err := pg.Pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := open(t, pg)
+	for _, batch := range []int{1, 4, 500} {
+		got := 0
+		err := s.Recent(ctx, 100, batch, func(p []cache.Entry) error {
+			for _, e := range p {
+				got++
+				if e.UID == noPayment {
+					t.Errorf("batch %d: the order without a payment row is listed", batch)
+				}
+				want, err := s.Get(ctx, e.UID)
+				if err != nil {
+					return fmt.Errorf("Get(%s): %w", e.UID, err)
+				}
+				if !bytes.Equal(e.JSON, want) {
+					t.Errorf("batch %d, order %s:\n got %s\nwant %s", batch, e.UID, e.JSON, want)
+				}
+				enc, err := e.Order.Canonical()
+				if err != nil || !bytes.Equal(enc, e.JSON) {
+					t.Errorf("batch %d, order %s: the decoded order encodes to %s (%v), its JSON is %s", batch, e.UID, enc, err, e.JSON)
+				}
+				if e.UID == noItems && (e.Order.Items == nil || len(e.Order.Items) != 0) {
+					t.Errorf("batch %d: the order without items has items %#v", batch, e.Order.Items)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != len(orders)-1 {
+			t.Errorf("batch %d: %d orders, want %d", batch, got, len(orders)-1)
+		}
 	}
 }
 

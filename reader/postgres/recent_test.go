@@ -11,8 +11,8 @@ import (
 	"github.com/orderservice/orders/shared/testenv"
 )
 
-// TestRecentPagesLookUpByKey: each warm-up page query looks its orders'
-// delivery, payment and items up by key, one index lookup per order,
+// TestRecentPagesLookUpByKey: each warm-up page's statements look their
+// orders' delivery, payment and items up by key, one index lookup per order,
 // rather than scanning a table per page, which made the warm-up's time
 // grow with the table (a hash join of the whole payment table to every
 // page). The table is analysed, with the page a small part of it, and the
@@ -40,44 +40,53 @@ func TestRecentPagesLookUpByKey(t *testing.T) {
 	if err := pg.Pool.QueryRow(ctx, key, 3*page).Scan(&lo.created, &lo.uid); err != nil {
 		t.Fatal(err)
 	}
+	both := func(orders, items string) [2]string { return [2]string{orders, items} }
 	for _, tc := range []struct {
 		name string
-		sql  string
+		sql  [2]string
 		args []any
 	}{
-		{"a page between two keys", postgres.RecentPageSQL("<=", true, page+1), []any{hi.created, hi.uid, lo.created, lo.uid}},
-		{"a page read on past a key", postgres.RecentPageSQL("<", true, page+1), []any{hi.created, hi.uid, lo.created, lo.uid}},
-		{"the last page", postgres.RecentPageSQL("<=", false, page), []any{hi.created, hi.uid}},
-		{"a single page", postgres.RecentOrdersQuery, []any{page}},
+		{"a page between two keys", both(postgres.RecentPageSQL("<=", true, page+1)), []any{hi.created, hi.uid, lo.created, lo.uid}},
+		{"a page read on past a key", both(postgres.RecentPageSQL("<", true, page+1)), []any{hi.created, hi.uid, lo.created, lo.uid}},
+		{"the last page", both(postgres.RecentPageSQL("<=", false, page)), []any{hi.created, hi.uid}},
+		{"a single page", postgres.RecentOrdersPage, []any{page}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var out []struct{ Plan plan }
-			var js []byte
-			if err := pg.Pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON, ANALYZE, TIMING OFF) "+tc.sql, tc.args...).Scan(&js); err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(js, &out); err != nil || len(out) != 1 {
-				t.Fatalf("plan %s: %v", js, err)
-			}
-			lookedUp := map[string]bool{}
-			out[0].Plan.walk(func(p plan) {
-				switch {
-				case p.NodeType == "Seq Scan":
-					t.Errorf("a sequential scan of %s (%v rows)", p.RelationName, p.ActualRows)
-				case p.NodeType == "Hash Join":
-					t.Errorf("a hash join")
-				case p.RelationName != "":
-					lookedUp[p.RelationName] = true
+		for k, stmt := range []struct {
+			sql    string
+			tables []string
+		}{
+			{tc.sql[0], []string{"orders", "delivery", "payment"}},
+			{tc.sql[1], []string{"orders", "items"}},
+		} {
+			t.Run(tc.name+[]string{", orders", ", items"}[k], func(t *testing.T) {
+				var out []struct{ Plan plan }
+				var js []byte
+				if err := pg.Pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON, ANALYZE, TIMING OFF) "+stmt.sql, tc.args...).Scan(&js); err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(js, &out); err != nil || len(out) != 1 {
+					t.Fatalf("plan %s: %v", js, err)
+				}
+				lookedUp := map[string]bool{}
+				out[0].Plan.walk(func(p plan) {
+					switch {
+					case p.NodeType == "Seq Scan":
+						t.Errorf("a sequential scan of %s (%v rows)", p.RelationName, p.ActualRows)
+					case p.NodeType == "Hash Join":
+						t.Errorf("a hash join")
+					case p.RelationName != "":
+						lookedUp[p.RelationName] = true
+					}
+				})
+				for _, table := range stmt.tables {
+					if !lookedUp[table] {
+						t.Errorf("%s is not read through an index", table)
+					}
+				}
+				if t.Failed() {
+					t.Logf("plan: %s", js)
 				}
 			})
-			for _, table := range []string{"orders", "delivery", "payment", "items"} {
-				if !lookedUp[table] {
-					t.Errorf("%s is not read through an index", table)
-				}
-			}
-			if t.Failed() {
-				t.Logf("plan: %s", js)
-			}
-		})
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -261,57 +260,33 @@ func scanSearches(rows pgx.Rows, reqs []searchRequest) error {
 const textBytesPerRow = 48
 
 // summaryColumns are the types of searchSQL's columns: the position,
-// order_uid, track_number, date_created, amount, currency and item_count;
-// 0 for a text column of any text type (text, varchar, char).
-var summaryColumns = [...]uint32{pgtype.Int4OID, 0, 0, pgtype.TimestamptzOID, pgtype.Int8OID, 0, pgtype.Int2OID}
+// order_uid, track_number, date_created, amount, currency and item_count
+// (see decodable).
+var summaryColumns = []uint32{pgtype.Int4OID, textOID, textOID, pgtype.TimestamptzOID, pgtype.Int8OID, textOID, pgtype.Int2OID}
 
-// summaryDecoder reports whether decodeSummary reads rows of fields: the
-// columns of summaryColumns, the numbers and the date in binary. Anything
-// else (a schema changed under the reader) goes through pgx's Scan.
+// summaryDecoder reports whether decodeSummary reads rows of fields.
+// Anything else (a schema changed under the reader) goes through pgx's
+// Scan.
 func summaryDecoder(fields []pgconn.FieldDescription) bool {
-	if len(fields) != len(summaryColumns) {
-		return false
-	}
-	for k, f := range fields {
-		switch want := summaryColumns[k]; {
-		case want == 0:
-			if f.DataTypeOID != pgtype.TextOID && f.DataTypeOID != pgtype.VarcharOID && f.DataTypeOID != pgtype.BPCharOID {
-				return false
-			}
-		case f.DataTypeOID != want || f.Format != pgx.BinaryFormatCode:
-			return false
-		}
-	}
-	return true
+	return decodable(fields, summaryColumns)
 }
-
-// pgEpoch is PostgreSQL's timestamp zero, in µs since 1970.
-var pgEpoch = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
-
-// errSummaryValue is a value decodeSummary cannot read: NULL, or a number
-// or date of the wrong size.
-var errSummaryValue = errors.New("unexpected value in a search row")
 
 // decodeSummary reads the numbers and the date of one row of
 // summaryColumns into sm and returns the position; the texts, the bytes
-// as sent (the text and binary formats of a text type are the same), are
-// the caller's. It is pgx's Scan for these columns without its per-value
-// scan plans, which were most of the reader's cost of a row: the numbers
-// are big-endian, the date µs since 2000.
+// as sent, are the caller's (see raw.go).
 func decodeSummary(v [][]byte, sm *cache.Summary) (int32, error) {
 	for _, b := range v {
 		if b == nil {
-			return 0, errSummaryValue
+			return 0, errRawValue
 		}
 	}
-	if len(v[0]) != 4 || len(v[3]) != 8 || len(v[4]) != 8 || len(v[6]) != 2 {
-		return 0, errSummaryValue
+	if len(v[0]) != 4 || len(v[4]) != 8 || len(v[6]) != 2 {
+		return 0, errRawValue
 	}
-	us := int64(binary.BigEndian.Uint64(v[3]))
-	if us == math.MaxInt64 || us == math.MinInt64 {
-		return 0, fmt.Errorf("%w: an infinite date_created", errSummaryValue) // 'infinity', '-infinity'
+	var err error
+	if sm.DateCreated, err = decodeTimestamptz(v[3]); err != nil {
+		return 0, err
 	}
-	sm.DateCreated = time.UnixMicro(pgEpoch + us)
 	sm.Amount = int64(binary.BigEndian.Uint64(v[4]))
 	sm.ItemCount = int(int16(binary.BigEndian.Uint16(v[6])))
 	return int32(binary.BigEndian.Uint32(v[0])), nil

@@ -71,7 +71,16 @@ func (d Decoder) Decode(data []byte) (*Order, error) {
 	if trimmed[0] != '{' {
 		return nil, fmt.Errorf("%w: expected a JSON object", ErrMalformed)
 	}
+	if o, ok := decodeFast(trimmed); ok {
+		return o, nil
+	}
+	return decodeStrict(trimmed)
+}
 
+// decodeStrict is Decode after its first checks, through encoding/json
+// and checkKeys: the definition of what Decode accepts, and the source of
+// its error texts. decodeFast is the shortcut for the common order.
+func decodeStrict(trimmed []byte) (*Order, error) {
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	var o Order
 	if err := dec.Decode(&o); err != nil {

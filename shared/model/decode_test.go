@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
 )
 
 // patch returns the sample with the value at path replaced by raw JSON.
@@ -156,6 +158,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			checkFastAgrees(t, tc.in)
 			o, err := model.Decode(tc.in)
 			if err == nil {
 				t.Fatalf("Decode(%.80q) = %+v, want an error", tc.in, o)
@@ -274,6 +277,77 @@ func TestDecodeAccepts(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
 			}
+			// Every one of these is an order the fast path must take.
+			if fast, ok := model.DecodeFast(bytes.TrimSpace(tc.in)); !ok || !reflect.DeepEqual(fast, want) {
+				t.Fatalf("fast path: %v\n%+v\nwant\n%+v", ok, fast, want)
+			}
 		})
+	}
+}
+
+// checkFastAgrees checks that the fast decoding path returns no order that
+// the strict path (encoding/json and checkKeys) would not return, equal
+// field for field, for data that passes Decode's first checks.
+func checkFastAgrees(t *testing.T, data []byte) {
+	t.Helper()
+	trimmed := bytes.TrimSpace(data)
+	if len(data) > model.DefaultMaxSize || len(trimmed) == 0 || !utf8.Valid(trimmed) || trimmed[0] != '{' {
+		return
+	}
+	fast, ok := model.DecodeFast(trimmed)
+	if !ok {
+		return
+	}
+	strict, err := model.DecodeStrict(trimmed)
+	if err != nil {
+		t.Fatalf("fast path decoded %.200q, which the strict path refuses: %v", trimmed, err)
+	}
+	if !reflect.DeepEqual(fast, strict) {
+		t.Fatalf("fast and strict paths disagree on %.200q:\n%+v\n%+v", trimmed, fast, strict)
+	}
+}
+
+// TestDecodeFastTakes checks that generated orders, as the producer and the
+// tests encode them, take the fast path (a silent fall back to the strict
+// one would cost the ingestor most of its decoding time), and that inputs
+// near its edges agree with the strict path.
+func TestDecodeFastTakes(t *testing.T) {
+	g := ordergen.New(7)
+	for i := range 200 {
+		o := g.Order()
+		canon, err := o.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		marshalled, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range [][]byte{canon, marshalled} {
+			got, ok := model.DecodeFast(in)
+			if !ok || !equalOrders(got, o) {
+				t.Fatalf("order %d: fast path %v, %+v, want %+v", i, ok, got, o)
+			}
+			checkFastAgrees(t, in)
+		}
+	}
+	for _, in := range []string{
+		`{}`, `{ }`, `{"items":[]}`, `{"items":[{}]}`, `{"items":[{},]}`, `{"items":[,{}]}`, `{"items":[{}`,
+		`{"sm_id":-0}`, `{"sm_id":01}`, `{"sm_id":-}`, `{"sm_id":1.}`, `{"sm_id":1e1}`, `{"sm_id":1E1}`,
+		`{"sm_id":9223372036854775807}`, `{"sm_id":9223372036854775808}`, `{"sm_id":-9223372036854775808}`,
+		`{"sm_id":-9223372036854775809}`, `{"sm_id":99999999999999999999}`, `{"sm_id":1x}`,
+		`{"x":[1,-0.5e+3,true,false,null,"a\u00e9\n",{"y":{}}]}`, `{"x":tru}`, `{"x":nulll}`, `{"x":-}`,
+		`{"x":01}`, `{"x":1.e3}`, `{"x":"\x"}`, `{"x":"\u12G4"}`, `{"x":"\u12"}`, `{"x":"a` + "	" + `"}`,
+		`{"x":[1,]}`, `{"x":{"a":1,}}`, `{"x":{,}}`, `{"x":{"a"}}`, `{"x":1 "y":2}`,
+		`{"order_uid":"a\"b\\c\/\u00e9\ud800"}`, `{"order_uid":"\u0000"}`, `{"ORDER_UID":"a"}`,
+		`{"order_uid":"a","order_uid":"b"}`, `{"order\u005fuid":"a"}`, `{"x\u0041":1}`,
+		`{"order_uid":null}`, `{"order_uid":1}`, `{"delivery":null}`, `{"delivery":[]}`, `{"items":{}}`,
+		`{"items":[null]}`, `{"date_created":"2021-11-26T06:22:19.123456789+03:00"}`,
+		`{"date_created":"2021-11-26 06:22:19Z"}`, `{"date_created":1}`, `{"date_created":"\u0032021-11-26T06:22:19Z"}`,
+		`{"payment":{"amount":1,"amount":2}}`, `{"payment":{"AMOUNT":1}}`, `{"items":[{"price":"1"}]}`,
+		`{"tracK_number":"x"}`, `{"ſhardkey":"x"}`, `{} `, `{}x`, `{"a":1}}`,
+		`{"x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`,
+	} {
+		checkFastAgrees(t, []byte(in))
 	}
 }

@@ -31,6 +31,7 @@ func FuzzDecode(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkFastAgrees(t, data)
 		o, err := model.Decode(data)
 		if err != nil {
 			if o != nil {

@@ -6,3 +6,7 @@ var (
 	DecodeFast   = decodeFast
 	DecodeStrict = decodeStrict
 )
+
+// ValidateLibrary is Validate with every field's invopop/validation rules
+// applied, the shortcuts ignored: what Validate must always agree with.
+func ValidateLibrary(o *Order) error { return Validator{}.validate(o, true) }

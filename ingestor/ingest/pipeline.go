@@ -464,7 +464,9 @@ func (p *Pipeline) prepareOne(m *Message) entry {
 		e.tombstone, e.uid = true, string(m.Key)
 		return e
 	}
-	o, err := p.decoder.Decode(m.Value)
+	// Most messages are already canonical (the producer sends orders so):
+	// then the bytes to hash and cache are the message's own.
+	o, canonical, err := p.decoder.DecodeCanonical(m.Value)
 	switch {
 	case errors.Is(err, model.ErrTooLarge):
 		e.reason, e.err = ReasonTooLarge, err.Error()
@@ -481,10 +483,11 @@ func (p *Pipeline) prepareOne(m *Message) entry {
 		}
 		e.rules = ve.Rules()
 	}
-	canonical, err := o.Canonical()
-	if err != nil {
-		e.reason, e.err = ReasonInvalid, err.Error()
-		return e
+	if canonical == nil {
+		if canonical, err = o.AppendCanonical(make([]byte, 0, len(m.Value)+256)); err != nil {
+			e.reason, e.err = ReasonInvalid, err.Error()
+			return e
+		}
 	}
 	e.order, e.canonical, e.sha = o, canonical, sha256.Sum256(canonical)
 	return e

@@ -278,7 +278,7 @@ func TestDecodeAccepts(t *testing.T) {
 				t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
 			}
 			// Every one of these is an order the fast path must take.
-			if fast, ok := model.DecodeFast(bytes.TrimSpace(tc.in)); !ok || !reflect.DeepEqual(fast, want) {
+			if fast, _, ok := model.DecodeFast(bytes.TrimSpace(tc.in)); !ok || !reflect.DeepEqual(fast, want) {
 				t.Fatalf("fast path: %v\n%+v\nwant\n%+v", ok, fast, want)
 			}
 		})
@@ -294,9 +294,15 @@ func checkFastAgrees(t *testing.T, data []byte) {
 	if len(data) > model.DefaultMaxSize || len(trimmed) == 0 || !utf8.Valid(trimmed) || trimmed[0] != '{' {
 		return
 	}
-	fast, ok := model.DecodeFast(trimmed)
+	fast, canonical, ok := model.DecodeFast(trimmed)
 	if !ok {
 		return
+	}
+	if canonical {
+		// The claim must hold byte for byte.
+		if c, err := fast.Canonical(); err != nil || !bytes.Equal(c, trimmed) {
+			t.Fatalf("fast path calls %.200q canonical; Canonical gives %.200q (%v)", trimmed, c, err)
+		}
 	}
 	strict, err := model.DecodeStrict(trimmed)
 	if err != nil {
@@ -324,11 +330,22 @@ func TestDecodeFastTakes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, in := range [][]byte{canon, marshalled} {
-			got, ok := model.DecodeFast(in)
+			got, _, ok := model.DecodeFast(in)
 			if !ok || !equalOrders(got, o) {
 				t.Fatalf("order %d: fast path %v, %+v, want %+v", i, ok, got, o)
 			}
 			checkFastAgrees(t, in)
+		}
+		// The producer's encoding is recognised as canonical, surrounding
+		// whitespace or not; one space inside is enough to make it not.
+		for _, in := range [][]byte{canon, append(append([]byte(" \n"), canon...), '\n')} {
+			if _, got, err := (model.Decoder{}).DecodeCanonical(in); err != nil || !bytes.Equal(got, canon) {
+				t.Fatalf("order %d: DecodeCanonical(%.80q) = %.80q, %v; want the input", i, in, got, err)
+			}
+		}
+		spaced := bytes.Replace(canon, []byte(`":`), []byte(`": `), 1)
+		if _, got, err := (model.Decoder{}).DecodeCanonical(spaced); err != nil || got != nil {
+			t.Fatalf("order %d: DecodeCanonical of a spaced encoding = %.80q, %v; want nil", i, got, err)
 		}
 	}
 	for _, in := range []string{
@@ -349,5 +366,59 @@ func TestDecodeFastTakes(t *testing.T) {
 		`{"x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`,
 	} {
 		checkFastAgrees(t, []byte(in))
+	}
+}
+
+// DecodeCanonical returns the input only when it is byte for byte what
+// Canonical writes: variants of a canonical encoding, each one change away.
+func TestDecodeCanonicalVariants(t *testing.T) {
+	canon, err := wantSample().Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := string(canon)
+	cases := []struct {
+		name      string
+		in        string
+		canonical bool
+	}{
+		{"as encoded", c, true},
+		{"escaped ampersand", strings.Replace(c, `"Vivienne Sabo"`, `"Vivienne \u0026 Sabo"`, 1), true},
+		{"raw ampersand", strings.Replace(c, `"Vivienne Sabo"`, `"Vivienne & Sabo"`, 1), false},
+		{"raw <", strings.Replace(c, `"Mascaras"`, `"<b>"`, 1), false},
+		{"escaped < in upper case", strings.Replace(c, `"Mascaras"`, `"\u003Cb"`, 1), false},
+		{"needless escape", strings.Replace(c, `"Mascaras"`, `"Masc\u0061ras"`, 1), false},
+		{"escaped slash", strings.Replace(c, `"Mascaras"`, `"a\/b"`, 1), false},
+		{"escaped newline", strings.Replace(c, `"Mascaras"`, `"a\nb"`, 1), true},
+		{"raw U+2028", strings.Replace(c, `"Mascaras"`, "\"a\u2028b\"", 1), false},
+		{"escaped U+2028", strings.Replace(c, `"Mascaras"`, `"a\u2028b"`, 1), true},
+		{"non-ASCII", strings.Replace(c, `"Mascaras"`, `"Тушь"`, 1), true},
+		{"minus zero", strings.Replace(c, `"custom_fee":0`, `"custom_fee":-0`, 1), false},
+		{"space after a colon", strings.Replace(c, `"sm_id":99`, `"sm_id": 99`, 1), false},
+		{"space between members", strings.Replace(c, `,"sm_id"`, `, "sm_id"`, 1), false},
+		{"two fields swapped", strings.Replace(c, `"locale":"en","internal_signature":""`, `"internal_signature":"","locale":"en"`, 1), false},
+		{"a field missing", strings.Replace(c, `"locale":"en",`, ``, 1), false},
+		{"an item field missing", strings.Replace(c, `,"status":202`, ``, 1), false},
+		{"an unknown field", strings.Replace(c, `"locale":"en"`, `"locale":"en","x":1`, 1), false},
+		{"date with zero offset", strings.Replace(c, `06:22:19Z`, `06:22:19+00:00`, 1), false},
+		{"date with a zero fraction", strings.Replace(c, `06:22:19Z`, `06:22:19.000Z`, 1), false},
+		{"date with microseconds", strings.Replace(c, `06:22:19Z`, `06:22:19.123456Z`, 1), true},
+		{"date with nanoseconds", strings.Replace(c, `06:22:19Z`, `06:22:19.123456789Z`, 1), false},
+		{"date in another zone", strings.Replace(c, `06:22:19Z`, `09:22:19+03:00`, 1), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkFastAgrees(t, []byte(tc.in))
+			o, got, err := model.Decoder{}.DecodeCanonical([]byte(tc.in))
+			if err != nil {
+				t.Fatalf("DecodeCanonical: %v", err)
+			}
+			if (got != nil) != tc.canonical {
+				t.Fatalf("canonical %q, want %v", got, tc.canonical)
+			}
+			if want, _ := o.Canonical(); got != nil && !bytes.Equal(got, want) {
+				t.Fatalf("canonical %s, Canonical %s", got, want)
+			}
+		})
 	}
 }

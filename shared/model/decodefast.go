@@ -164,7 +164,11 @@ func (d *fastDecoder) strEnd() (end int, escaped, ok bool) {
 		return 0, false, false
 	}
 	for i := d.pos + 1; i < len(d.data); i++ {
-		switch c := d.data[i]; {
+		c := d.data[i]
+		if plainByte[c] {
+			continue // most bytes of most strings: one lookup each
+		}
+		switch {
 		case c == '"':
 			return i, escaped, true
 		case c < 0x20:
@@ -198,6 +202,18 @@ func (d *fastDecoder) strEnd() (end int, escaped, ok bool) {
 	}
 	return 0, false, false
 }
+
+// plainByte is true for the bytes strEnd has nothing to do about.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < len(t); c++ {
+		switch c {
+		case '"', '\\', '<', '>', '&', 0xe2:
+		default:
+			t[c] = true
+		}
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'

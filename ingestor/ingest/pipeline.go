@@ -236,8 +236,8 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 	// Resolve uids repeated within the batch; only first occurrences go to
 	// the database.
 	firstOf := make(map[string]int, len(entries))
-	var writes []StoredOrder
-	var writeIdx []int
+	writes := make([]StoredOrder, 0, len(entries))
+	writeIdx := make([]int, 0, len(entries))
 	for i := range entries {
 		e := &entries[i]
 		if e.reason != "" || e.outcome != "" {
@@ -257,7 +257,7 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 		return err
 	}
 	committed := p.now()
-	var cache []CacheEntry
+	cache := make([]CacheEntry, 0, len(results))
 	for k, r := range results {
 		e := &entries[writeIdx[k]]
 		switch r.Status {

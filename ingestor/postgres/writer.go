@@ -39,6 +39,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -221,9 +222,11 @@ RETURNING uid_sha256`
 // erasure committed before.
 func notErased(ctx context.Context, tx pgx.Tx, orders []ingest.StoredOrder) ([]ingest.StoredOrder, []bool, error) {
 	hashes := make([][]byte, len(orders))
+	flat := make([]byte, 0, len(orders)*sha256.Size) // one allocation for every hash
 	for i := range orders {
 		h := ingest.HashUID(orders[i].OrderUID)
-		hashes[i] = h[:]
+		flat = append(flat, h[:]...)
+		hashes[i] = flat[len(flat)-len(h):]
 	}
 	b := &pgx.Batch{}
 	b.Queue(lockShared, erasureLock)

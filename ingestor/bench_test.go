@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"io"
 	"net/http"
 	"os"
@@ -26,10 +27,10 @@ import (
 //   - peak-rss-MiB: the ingestor process's maximum resident set size.
 //
 // The broker and the database run outside that process, so their CPU is
-// not counted. INGESTOR_BENCH_CPUPROFILE=path saves a 4-second CPU profile
-// of the ingestor; INGESTOR_BENCH_LOG=path keeps its log;
-// INGESTOR_BENCH_BATCH_SIZE and INGESTOR_BENCH_BATCHES_IN_FLIGHT override
-// the batch defaults. Run it with a fixed size:
+// not counted. INGESTOR_BENCH_CPUPROFILE=path saves a CPU profile of the
+// ingestor, the first INGESTOR_BENCH_CPUPROFILE_SECONDS (4) of its run;
+// INGESTOR_BENCH_LOG=path keeps its log; INGESTOR_BENCH_BATCH_SIZE and
+// INGESTOR_BENCH_BATCHES_IN_FLIGHT override the batch defaults. Run it with a fixed size:
 //
 //	go test -run XXX -bench BenchmarkIngest -benchtime=100000x .
 func BenchmarkIngest(b *testing.B) {
@@ -67,8 +68,9 @@ func BenchmarkIngest(b *testing.B) {
 	p := startBinary(b, cfg, "bench")
 	if path := os.Getenv("INGESTOR_BENCH_CPUPROFILE"); path != "" && b.N > 1 {
 		// Profile the ingestor process (not the test) for a few seconds.
+		seconds := cmp.Or(os.Getenv("INGESTOR_BENCH_CPUPROFILE_SECONDS"), "4")
 		go func() {
-			resp, err := http.Get("http://" + p.ops + "/debug/pprof/profile?seconds=4")
+			resp, err := http.Get("http://" + p.ops + "/debug/pprof/profile?seconds=" + seconds)
 			if err != nil {
 				return
 			}

@@ -236,8 +236,8 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 	// Resolve uids repeated within the batch; only first occurrences go to
 	// the database.
 	firstOf := make(map[string]int, len(entries))
-	var writes []StoredOrder
-	var writeIdx []int
+	writes := make([]StoredOrder, 0, len(entries))
+	writeIdx := make([]int, 0, len(entries))
 	for i := range entries {
 		e := &entries[i]
 		if e.reason != "" || e.outcome != "" {
@@ -257,7 +257,7 @@ func (p *Pipeline) Commit(ctx context.Context, b *Batch, wait WaitFunc) error {
 		return err
 	}
 	committed := p.now()
-	var cache []CacheEntry
+	cache := make([]CacheEntry, 0, len(results))
 	for k, r := range results {
 		e := &entries[writeIdx[k]]
 		switch r.Status {
@@ -464,7 +464,9 @@ func (p *Pipeline) prepareOne(m *Message) entry {
 		e.tombstone, e.uid = true, string(m.Key)
 		return e
 	}
-	o, err := p.decoder.Decode(m.Value)
+	// Most messages are already canonical (the producer sends orders so):
+	// then the bytes to hash and cache are the message's own.
+	o, canonical, err := p.decoder.DecodeCanonical(m.Value)
 	switch {
 	case errors.Is(err, model.ErrTooLarge):
 		e.reason, e.err = ReasonTooLarge, err.Error()
@@ -481,10 +483,11 @@ func (p *Pipeline) prepareOne(m *Message) entry {
 		}
 		e.rules = ve.Rules()
 	}
-	canonical, err := o.Canonical()
-	if err != nil {
-		e.reason, e.err = ReasonInvalid, err.Error()
-		return e
+	if canonical == nil {
+		if canonical, err = o.AppendCanonical(make([]byte, 0, len(m.Value)+256)); err != nil {
+			e.reason, e.err = ReasonInvalid, err.Error()
+			return e
+		}
 	}
 	e.order, e.canonical, e.sha = o, canonical, sha256.Sum256(canonical)
 	return e

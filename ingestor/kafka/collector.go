@@ -21,10 +21,20 @@ func newCollector(size int, linger time.Duration) collector {
 	return collector{size: max(size, 1), linger: linger}
 }
 
+// presize bounds the room a collector makes for a batch at once.
+const presize = 4096
+
 // add appends m; the first message held starts the linger.
 func (c *collector) add(m ingest.Message, now time.Time) {
 	if len(c.msgs) == 0 {
 		c.due = now.Add(c.linger)
+	}
+	if c.msgs == nil {
+		// Room for a batch at once (up to a few thousand messages, so that
+		// a large BATCH_SIZE on a trickle does not cost megabytes per
+		// message): growing it by appends copied every message about
+		// twice, since take hands the whole array over.
+		c.msgs = make([]ingest.Message, 0, min(c.size, presize))
 	}
 	c.msgs = append(c.msgs, m)
 }
@@ -42,7 +52,11 @@ func (c *collector) ready(now time.Time) bool {
 func (c *collector) take(now time.Time) []ingest.Message {
 	n := min(len(c.msgs), c.size)
 	out := c.msgs[:n:n]
-	c.msgs = append([]ingest.Message(nil), c.msgs[n:]...)
+	rest := c.msgs[n:]
+	c.msgs = nil
+	if len(rest) > 0 {
+		c.msgs = append(make([]ingest.Message, 0, max(min(c.size, presize), len(rest))), rest...)
+	}
 	c.due = time.Time{}
 	if len(c.msgs) > 0 {
 		c.due = now.Add(c.linger)

@@ -39,6 +39,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -221,9 +222,11 @@ RETURNING uid_sha256`
 // erasure committed before.
 func notErased(ctx context.Context, tx pgx.Tx, orders []ingest.StoredOrder) ([]ingest.StoredOrder, []bool, error) {
 	hashes := make([][]byte, len(orders))
+	flat := make([]byte, 0, len(orders)*sha256.Size) // one allocation for every hash
 	for i := range orders {
 		h := ingest.HashUID(orders[i].OrderUID)
-		hashes[i] = h[:]
+		flat = append(flat, h[:]...)
+		hashes[i] = flat[len(flat)-len(h):]
 	}
 	b := &pgx.Batch{}
 	b.Queue(lockShared, erasureLock)
@@ -310,16 +313,28 @@ const storedHashes = `SELECT order_uid, content_sha256 FROM orders WHERE order_u
 // The orders row carries a copy of what a line of an order list shows:
 // the payment's amount and currency and the number of items (migration
 // 000021), written with the rows they copy, so that the reader's search
-// reads nothing but an index of orders.
+// reads nothing but an index of orders. Each table's columns are listed in
+// the order its row encoder below writes them.
 var (
-	orderCols = []string{"order_uid", "track_number", "entry", "locale", "internal_signature", "customer_id",
-		"delivery_service", "shardkey", "sm_id", "date_created", "oof_shard", "content_sha256",
-		"amount", "currency", "item_count"}
-	deliveryCols = []string{"order_uid", "name", "phone", "zip", "city", "address", "region", "email"}
-	paymentCols  = []string{"order_uid", "transaction", "request_id", "currency", "provider", "amount",
-		"payment_dt", "bank", "delivery_cost", "goods_total", "custom_fee"}
-	itemCols = []string{"order_uid", "position", "chrt_id", "track_number", "price", "rid", "name",
-		"sale", "size", "total_price", "nm_id", "brand", "status"}
+	ordersTable = newCopyTable("orders",
+		column{"order_uid", colText}, column{"track_number", colText}, column{"entry", colText},
+		column{"locale", colText}, column{"internal_signature", colText}, column{"customer_id", colText},
+		column{"delivery_service", colText}, column{"shardkey", colText}, column{"sm_id", colInt8},
+		column{"date_created", colTimestamptz}, column{"oof_shard", colText}, column{"content_sha256", colBytea},
+		column{"amount", colInt8}, column{"currency", colText}, column{"item_count", colInt2})
+	deliveryTable = newCopyTable("delivery",
+		column{"order_uid", colText}, column{"name", colText}, column{"phone", colText}, column{"zip", colText},
+		column{"city", colText}, column{"address", colText}, column{"region", colText}, column{"email", colText})
+	paymentTable = newCopyTable("payment",
+		column{"order_uid", colText}, column{"transaction", colText}, column{"request_id", colText},
+		column{"currency", colText}, column{"provider", colText}, column{"amount", colInt8},
+		column{"payment_dt", colInt8}, column{"bank", colText}, column{"delivery_cost", colInt8},
+		column{"goods_total", colInt8}, column{"custom_fee", colInt8})
+	itemsTable = newCopyTable("items",
+		column{"order_uid", colText}, column{"position", colInt2}, column{"chrt_id", colInt8},
+		column{"track_number", colText}, column{"price", colInt8}, column{"rid", colText}, column{"name", colText},
+		column{"sale", colInt2}, column{"size", colText}, column{"total_price", colInt8}, column{"nm_id", colInt8},
+		column{"brand", colText}, column{"status", colInt8})
 )
 
 // copyAll streams every order and its children: the fast path, for a batch
@@ -413,16 +428,28 @@ func insertCareful(ctx context.Context, tx pgx.Tx, orders []ingest.StoredOrder) 
 // unique violation.
 func copyOrders(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) error {
 	i := 0
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"orders"}, orderCols, pgx.CopyFromFunc(func() ([]any, error) {
+	err := ordersTable.copy(ctx, tx, func(b []byte) ([]byte, bool) {
 		if i == len(orders) {
-			return nil, nil
+			return b, false
 		}
 		o := orders[i]
 		i++
-		return []any{o.OrderUID, o.TrackNumber, o.Entry, o.Locale, o.InternalSignature, o.CustomerID,
-			o.DeliveryService, o.ShardKey, o.SmID, o.DateCreated, o.OofShard, o.SHA256[:],
-			o.Payment.Amount, o.Payment.Currency, int16(len(o.Items))}, nil
-	}))
+		b = appendText(b, o.OrderUID)
+		b = appendText(b, o.TrackNumber)
+		b = appendText(b, o.Entry)
+		b = appendText(b, o.Locale)
+		b = appendText(b, o.InternalSignature)
+		b = appendText(b, o.CustomerID)
+		b = appendText(b, o.DeliveryService)
+		b = appendText(b, o.ShardKey)
+		b = appendInt8(b, o.SmID)
+		b = appendTimestamptz(b, o.DateCreated)
+		b = appendText(b, o.OofShard)
+		b = appendBytea(b, o.SHA256[:])
+		b = appendInt8(b, o.Payment.Amount)
+		b = appendText(b, o.Payment.Currency)
+		return appendInt2(b, int16(len(o.Items))), true
+	})
 	if err != nil {
 		return fmt.Errorf("copy orders: %w", err)
 	}
@@ -437,47 +464,73 @@ func copyChildren(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) 
 		return nil
 	}
 	i := 0
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"delivery"}, deliveryCols, pgx.CopyFromFunc(func() ([]any, error) {
+	err := deliveryTable.copy(ctx, tx, func(b []byte) ([]byte, bool) {
 		if i == len(orders) {
-			return nil, nil
+			return b, false
 		}
 		o := orders[i]
 		d := &o.Delivery
 		i++
-		return []any{o.OrderUID, d.Name, d.Phone, d.Zip, d.City, d.Address, d.Region, d.Email}, nil
-	}))
+		b = appendText(b, o.OrderUID)
+		b = appendText(b, d.Name)
+		b = appendText(b, d.Phone)
+		b = appendText(b, d.Zip)
+		b = appendText(b, d.City)
+		b = appendText(b, d.Address)
+		b = appendText(b, d.Region)
+		return appendText(b, d.Email), true
+	})
 	if err != nil {
 		return fmt.Errorf("copy delivery: %w", err)
 	}
 	i = 0
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"payment"}, paymentCols, pgx.CopyFromFunc(func() ([]any, error) {
+	err = paymentTable.copy(ctx, tx, func(b []byte) ([]byte, bool) {
 		if i == len(orders) {
-			return nil, nil
+			return b, false
 		}
 		o := orders[i]
 		p := &o.Payment
 		i++
-		return []any{o.OrderUID, p.Transaction, p.RequestID, p.Currency, p.Provider, p.Amount,
-			p.PaymentDT, p.Bank, p.DeliveryCost, p.GoodsTotal, p.CustomFee}, nil
-	}))
+		b = appendText(b, o.OrderUID)
+		b = appendText(b, p.Transaction)
+		b = appendText(b, p.RequestID)
+		b = appendText(b, p.Currency)
+		b = appendText(b, p.Provider)
+		b = appendInt8(b, p.Amount)
+		b = appendInt8(b, p.PaymentDT)
+		b = appendText(b, p.Bank)
+		b = appendInt8(b, p.DeliveryCost)
+		b = appendInt8(b, p.GoodsTotal)
+		return appendInt8(b, p.CustomFee), true
+	})
 	if err != nil {
 		return fmt.Errorf("copy payment: %w", err)
 	}
 	oi, ii := 0, 0
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"items"}, itemCols, pgx.CopyFromFunc(func() ([]any, error) {
+	err = itemsTable.copy(ctx, tx, func(b []byte) ([]byte, bool) {
 		for oi < len(orders) && ii >= len(orders[oi].Items) {
 			oi, ii = oi+1, 0
 		}
 		if oi == len(orders) {
-			return nil, nil
+			return b, false
 		}
 		o := orders[oi]
 		it := &o.Items[ii]
-		pos := int16(ii)
+		b = appendText(b, o.OrderUID)
+		b = appendInt2(b, int16(ii))
 		ii++
-		return []any{o.OrderUID, pos, it.ChrtID, it.TrackNumber, it.Price, it.RID, it.Name,
-			int16(it.Sale), it.Size, it.TotalPrice, it.NmID, it.Brand, it.Status}, nil
-	}))
+		b = appendInt8(b, it.ChrtID)
+		b = appendText(b, it.TrackNumber)
+		b = appendInt8(b, it.Price)
+		b = appendText(b, it.RID)
+		b = appendText(b, it.Name)
+		b = appendInt2(b, int16(it.Sale))
+		b = appendText(b, it.Size)
+		b = appendInt8(b, it.TotalPrice)
+		b = appendInt8(b, it.NmID)
+		b = appendText(b, it.Brand)
+		return appendInt8(b, it.Status), true
+	})
 	if err != nil {
 		return fmt.Errorf("copy items: %w", err)
 	}

@@ -52,26 +52,50 @@ func Decode(data []byte) (*Order, error) { return Decoder{}.Decode(data) }
 // and nothing after the object. Decode does not validate the values; call
 // Order.Validate for that.
 func (d Decoder) Decode(data []byte) (*Order, error) {
+	o, _, err := d.DecodeCanonical(data)
+	return o, err
+}
+
+// DecodeCanonical decodes data as Decode does and also returns the order's
+// canonical encoding when data already is it (trimmed of the whitespace
+// around it), as the producer sends orders: then canonical is that part of
+// data, bytes.Equal to what o.Canonical() would return, and the caller
+// need not encode the order again. Otherwise canonical is nil. The
+// ingestor hashes and caches the canonical bytes of every order it stores.
+func (d Decoder) DecodeCanonical(data []byte) (o *Order, canonical []byte, err error) {
 	limit := d.MaxSize
 	if limit <= 0 {
 		limit = DefaultMaxSize
 	}
 	if len(data) > limit {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), limit)
+		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), limit)
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
-		return nil, ErrEmpty
+		return nil, nil, ErrEmpty
 	}
 	if !utf8.Valid(trimmed) {
 		// encoding/json would silently replace bad bytes with U+FFFD,
 		// storing something other than what was sent.
-		return nil, fmt.Errorf("%w: input is not valid UTF-8", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: input is not valid UTF-8", ErrMalformed)
 	}
 	if trimmed[0] != '{' {
-		return nil, fmt.Errorf("%w: expected a JSON object", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: expected a JSON object", ErrMalformed)
 	}
+	if o, isCanonical, ok := decodeFast(trimmed); ok {
+		if isCanonical {
+			canonical = trimmed
+		}
+		return o, canonical, nil
+	}
+	o, err = decodeStrict(trimmed)
+	return o, nil, err
+}
 
+// decodeStrict is Decode after its first checks, through encoding/json
+// and checkKeys: the definition of what Decode accepts, and the source of
+// its error texts. decodeFast is the shortcut for the common order.
+func decodeStrict(trimmed []byte) (*Order, error) {
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	var o Order
 	if err := dec.Decode(&o); err != nil {

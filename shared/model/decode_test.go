@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/orderservice/orders/shared/model"
+	"github.com/orderservice/orders/shared/ordergen"
 )
 
 // patch returns the sample with the value at path replaced by raw JSON.
@@ -156,6 +158,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			checkFastAgrees(t, tc.in)
 			o, err := model.Decode(tc.in)
 			if err == nil {
 				t.Fatalf("Decode(%.80q) = %+v, want an error", tc.in, o)
@@ -273,6 +276,148 @@ func TestDecodeAccepts(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
+			}
+			// Every one of these is an order the fast path must take.
+			if fast, _, ok := model.DecodeFast(bytes.TrimSpace(tc.in)); !ok || !reflect.DeepEqual(fast, want) {
+				t.Fatalf("fast path: %v\n%+v\nwant\n%+v", ok, fast, want)
+			}
+		})
+	}
+}
+
+// checkFastAgrees checks that the fast decoding path returns no order that
+// the strict path (encoding/json and checkKeys) would not return, equal
+// field for field, for data that passes Decode's first checks.
+func checkFastAgrees(t *testing.T, data []byte) {
+	t.Helper()
+	trimmed := bytes.TrimSpace(data)
+	if len(data) > model.DefaultMaxSize || len(trimmed) == 0 || !utf8.Valid(trimmed) || trimmed[0] != '{' {
+		return
+	}
+	fast, canonical, ok := model.DecodeFast(trimmed)
+	if !ok {
+		return
+	}
+	if canonical {
+		// The claim must hold byte for byte.
+		if c, err := fast.Canonical(); err != nil || !bytes.Equal(c, trimmed) {
+			t.Fatalf("fast path calls %.200q canonical; Canonical gives %.200q (%v)", trimmed, c, err)
+		}
+	}
+	strict, err := model.DecodeStrict(trimmed)
+	if err != nil {
+		t.Fatalf("fast path decoded %.200q, which the strict path refuses: %v", trimmed, err)
+	}
+	if !reflect.DeepEqual(fast, strict) {
+		t.Fatalf("fast and strict paths disagree on %.200q:\n%+v\n%+v", trimmed, fast, strict)
+	}
+}
+
+// TestDecodeFastTakes checks that generated orders, as the producer and the
+// tests encode them, take the fast path (a silent fall back to the strict
+// one would cost the ingestor most of its decoding time), and that inputs
+// near its edges agree with the strict path.
+func TestDecodeFastTakes(t *testing.T) {
+	g := ordergen.New(7)
+	for i := range 200 {
+		o := g.Order()
+		canon, err := o.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		marshalled, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range [][]byte{canon, marshalled} {
+			got, _, ok := model.DecodeFast(in)
+			if !ok || !equalOrders(got, o) {
+				t.Fatalf("order %d: fast path %v, %+v, want %+v", i, ok, got, o)
+			}
+			checkFastAgrees(t, in)
+		}
+		// The producer's encoding is recognised as canonical, surrounding
+		// whitespace or not; one space inside is enough to make it not.
+		for _, in := range [][]byte{canon, append(append([]byte(" \n"), canon...), '\n')} {
+			if _, got, err := (model.Decoder{}).DecodeCanonical(in); err != nil || !bytes.Equal(got, canon) {
+				t.Fatalf("order %d: DecodeCanonical(%.80q) = %.80q, %v; want the input", i, in, got, err)
+			}
+		}
+		spaced := bytes.Replace(canon, []byte(`":`), []byte(`": `), 1)
+		if _, got, err := (model.Decoder{}).DecodeCanonical(spaced); err != nil || got != nil {
+			t.Fatalf("order %d: DecodeCanonical of a spaced encoding = %.80q, %v; want nil", i, got, err)
+		}
+	}
+	for _, in := range []string{
+		`{}`, `{ }`, `{"items":[]}`, `{"items":[{}]}`, `{"items":[{},]}`, `{"items":[,{}]}`, `{"items":[{}`,
+		`{"sm_id":-0}`, `{"sm_id":01}`, `{"sm_id":-}`, `{"sm_id":1.}`, `{"sm_id":1e1}`, `{"sm_id":1E1}`,
+		`{"sm_id":9223372036854775807}`, `{"sm_id":9223372036854775808}`, `{"sm_id":-9223372036854775808}`,
+		`{"sm_id":-9223372036854775809}`, `{"sm_id":99999999999999999999}`, `{"sm_id":1x}`,
+		`{"x":[1,-0.5e+3,true,false,null,"a\u00e9\n",{"y":{}}]}`, `{"x":tru}`, `{"x":nulll}`, `{"x":-}`,
+		`{"x":01}`, `{"x":1.e3}`, `{"x":"\x"}`, `{"x":"\u12G4"}`, `{"x":"\u12"}`, `{"x":"a` + "	" + `"}`,
+		`{"x":[1,]}`, `{"x":{"a":1,}}`, `{"x":{,}}`, `{"x":{"a"}}`, `{"x":1 "y":2}`,
+		`{"order_uid":"a\"b\\c\/\u00e9\ud800"}`, `{"order_uid":"\u0000"}`, `{"ORDER_UID":"a"}`,
+		`{"order_uid":"a","order_uid":"b"}`, `{"order\u005fuid":"a"}`, `{"x\u0041":1}`,
+		`{"order_uid":null}`, `{"order_uid":1}`, `{"delivery":null}`, `{"delivery":[]}`, `{"items":{}}`,
+		`{"items":[null]}`, `{"date_created":"2021-11-26T06:22:19.123456789+03:00"}`,
+		`{"date_created":"2021-11-26 06:22:19Z"}`, `{"date_created":1}`, `{"date_created":"\u0032021-11-26T06:22:19Z"}`,
+		`{"payment":{"amount":1,"amount":2}}`, `{"payment":{"AMOUNT":1}}`, `{"items":[{"price":"1"}]}`,
+		`{"tracK_number":"x"}`, `{"ſhardkey":"x"}`, `{} `, `{}x`, `{"a":1}}`,
+		`{"x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`,
+	} {
+		checkFastAgrees(t, []byte(in))
+	}
+}
+
+// DecodeCanonical returns the input only when it is byte for byte what
+// Canonical writes: variants of a canonical encoding, each one change away.
+func TestDecodeCanonicalVariants(t *testing.T) {
+	canon, err := wantSample().Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := string(canon)
+	cases := []struct {
+		name      string
+		in        string
+		canonical bool
+	}{
+		{"as encoded", c, true},
+		{"escaped ampersand", strings.Replace(c, `"Vivienne Sabo"`, `"Vivienne \u0026 Sabo"`, 1), true},
+		{"raw ampersand", strings.Replace(c, `"Vivienne Sabo"`, `"Vivienne & Sabo"`, 1), false},
+		{"raw <", strings.Replace(c, `"Mascaras"`, `"<b>"`, 1), false},
+		{"escaped < in upper case", strings.Replace(c, `"Mascaras"`, `"\u003Cb"`, 1), false},
+		{"needless escape", strings.Replace(c, `"Mascaras"`, `"Masc\u0061ras"`, 1), false},
+		{"escaped slash", strings.Replace(c, `"Mascaras"`, `"a\/b"`, 1), false},
+		{"escaped newline", strings.Replace(c, `"Mascaras"`, `"a\nb"`, 1), true},
+		{"raw U+2028", strings.Replace(c, `"Mascaras"`, "\"a\u2028b\"", 1), false},
+		{"escaped U+2028", strings.Replace(c, `"Mascaras"`, `"a\u2028b"`, 1), true},
+		{"non-ASCII", strings.Replace(c, `"Mascaras"`, `"Тушь"`, 1), true},
+		{"minus zero", strings.Replace(c, `"custom_fee":0`, `"custom_fee":-0`, 1), false},
+		{"space after a colon", strings.Replace(c, `"sm_id":99`, `"sm_id": 99`, 1), false},
+		{"space between members", strings.Replace(c, `,"sm_id"`, `, "sm_id"`, 1), false},
+		{"two fields swapped", strings.Replace(c, `"locale":"en","internal_signature":""`, `"internal_signature":"","locale":"en"`, 1), false},
+		{"a field missing", strings.Replace(c, `"locale":"en",`, ``, 1), false},
+		{"an item field missing", strings.Replace(c, `,"status":202`, ``, 1), false},
+		{"an unknown field", strings.Replace(c, `"locale":"en"`, `"locale":"en","x":1`, 1), false},
+		{"date with zero offset", strings.Replace(c, `06:22:19Z`, `06:22:19+00:00`, 1), false},
+		{"date with a zero fraction", strings.Replace(c, `06:22:19Z`, `06:22:19.000Z`, 1), false},
+		{"date with microseconds", strings.Replace(c, `06:22:19Z`, `06:22:19.123456Z`, 1), true},
+		{"date with nanoseconds", strings.Replace(c, `06:22:19Z`, `06:22:19.123456789Z`, 1), false},
+		{"date in another zone", strings.Replace(c, `06:22:19Z`, `09:22:19+03:00`, 1), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkFastAgrees(t, []byte(tc.in))
+			o, got, err := model.Decoder{}.DecodeCanonical([]byte(tc.in))
+			if err != nil {
+				t.Fatalf("DecodeCanonical: %v", err)
+			}
+			if (got != nil) != tc.canonical {
+				t.Fatalf("canonical %q, want %v", got, tc.canonical)
+			}
+			if want, _ := o.Canonical(); got != nil && !bytes.Equal(got, want) {
+				t.Fatalf("canonical %s, Canonical %s", got, want)
 			}
 		})
 	}

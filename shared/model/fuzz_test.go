@@ -31,6 +31,7 @@ func FuzzDecode(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkFastAgrees(t, data)
 		o, err := model.Decode(data)
 		if err != nil {
 			if o != nil {
@@ -47,6 +48,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		verr := o.Validate()
+		checkLibraryAgrees(t, o, verr)
 		if verr != nil {
 			var ve *model.ValidationError
 			if !errors.As(verr, &ve) || len(ve.Fields) == 0 || !errors.Is(verr, model.ErrInvalid) {

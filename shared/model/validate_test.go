@@ -208,6 +208,7 @@ func TestValidateRules(t *testing.T) {
 			o := sample(t)
 			tc.set(o)
 			err := o.Validate()
+			checkLibraryAgrees(t, o, err)
 			if tc.fields == nil {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
@@ -394,5 +395,15 @@ func TestFieldErrorJSON(t *testing.T) {
 		if string(b) != tc.want {
 			t.Errorf("json = %s, want %s", b, tc.want)
 		}
+	}
+}
+
+// checkLibraryAgrees checks that err, what Validate said of o, is what the
+// library's rules say with no shortcut taken.
+func checkLibraryAgrees(t *testing.T, o *model.Order, err error) {
+	t.Helper()
+	lib := model.ValidateLibrary(o)
+	if (err == nil) != (lib == nil) || err != nil && err.Error() != lib.Error() {
+		t.Fatalf("Validate and the library's rules disagree:\n%v\n%v", err, lib)
 	}
 }

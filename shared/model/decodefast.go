@@ -418,7 +418,12 @@ var (
 	itemNames     = orderShape.fields[orderShape.index["items"]].elem.names
 )
 
-func (d *fastDecoder) order(o *Order) bool {
+// object decodes one JSON object of the order's shape, whose known member
+// names are names, in Canonical's order: value decodes the value of the
+// member key into v and returns its index in names (decoded), or
+// memberUnknown for a key that is not one of them. Every member is taken
+// at most once.
+func object[T any](d *fastDecoder, v *T, names []string, value func(d *fastDecoder, v *T, key []byte) int) bool {
 	if !d.open('{') {
 		return false
 	}
@@ -429,45 +434,72 @@ func (d *fastDecoder) order(o *Order) bool {
 			return false
 		}
 		if !more {
-			d.closed(&f, uint(len(orderNames)))
+			d.closed(&f, uint(len(names)))
 			return true
 		}
-		switch string(key) {
-		case "order_uid":
-			ok = d.once(&f, 0) && d.str(&o.OrderUID)
-		case "track_number":
-			ok = d.once(&f, 1) && d.str(&o.TrackNumber)
-		case "entry":
-			ok = d.once(&f, 2) && d.str(&o.Entry)
-		case "delivery":
-			ok = d.once(&f, 3) && d.delivery(&o.Delivery)
-		case "payment":
-			ok = d.once(&f, 4) && d.payment(&o.Payment)
-		case "items":
-			ok = d.once(&f, 5) && d.items(o)
-		case "locale":
-			ok = d.once(&f, 6) && d.str(&o.Locale)
-		case "internal_signature":
-			ok = d.once(&f, 7) && d.str(&o.InternalSignature)
-		case "customer_id":
-			ok = d.once(&f, 8) && d.str(&o.CustomerID)
-		case "delivery_service":
-			ok = d.once(&f, 9) && d.str(&o.DeliveryService)
-		case "shardkey":
-			ok = d.once(&f, 10) && d.str(&o.ShardKey)
-		case "sm_id":
-			ok = d.once(&f, 11) && d.int(&o.SmID)
-		case "date_created":
-			ok = d.once(&f, 12) && d.date(o)
-		case "oof_shard":
-			ok = d.once(&f, 13) && d.str(&o.OofShard)
+		switch i := value(d, v, key); i {
+		case memberUnknown:
+			ok = d.unknown(key, names)
+		case memberFailed:
+			ok = false
 		default:
-			ok = d.unknown(key, orderNames)
+			ok = d.once(&f, uint(i))
 		}
 		if !ok {
 			return false
 		}
 	}
+}
+
+// What a member's value function returns besides the member's index.
+const (
+	memberFailed  = -1 // the value could not be decoded here
+	memberUnknown = -2 // the key is none of the object's names
+)
+
+// decoded is the result of a member's value function: the member's
+// index i if its value was decoded.
+func decoded(i int, ok bool) int {
+	if ok {
+		return i
+	}
+	return memberFailed
+}
+
+func (d *fastDecoder) order(o *Order) bool { return object(d, o, orderNames, orderMember) }
+
+func orderMember(d *fastDecoder, o *Order, key []byte) int {
+	switch string(key) {
+	case "order_uid":
+		return decoded(0, d.str(&o.OrderUID))
+	case "track_number":
+		return decoded(1, d.str(&o.TrackNumber))
+	case "entry":
+		return decoded(2, d.str(&o.Entry))
+	case "delivery":
+		return decoded(3, d.delivery(&o.Delivery))
+	case "payment":
+		return decoded(4, d.payment(&o.Payment))
+	case "items":
+		return decoded(5, d.items(o))
+	case "locale":
+		return decoded(6, d.str(&o.Locale))
+	case "internal_signature":
+		return decoded(7, d.str(&o.InternalSignature))
+	case "customer_id":
+		return decoded(8, d.str(&o.CustomerID))
+	case "delivery_service":
+		return decoded(9, d.str(&o.DeliveryService))
+	case "shardkey":
+		return decoded(10, d.str(&o.ShardKey))
+	case "sm_id":
+		return decoded(11, d.int(&o.SmID))
+	case "date_created":
+		return decoded(12, d.date(o))
+	case "oof_shard":
+		return decoded(13, d.str(&o.OofShard))
+	}
+	return memberUnknown
 }
 
 // date decodes date_created with time.Time's own UnmarshalJSON, given the
@@ -490,86 +522,54 @@ func (d *fastDecoder) date(o *Order) bool {
 	return true
 }
 
-func (d *fastDecoder) delivery(v *Delivery) bool {
-	if !d.open('{') {
-		return false
+func (d *fastDecoder) delivery(v *Delivery) bool { return object(d, v, deliveryNames, deliveryMember) }
+
+func deliveryMember(d *fastDecoder, v *Delivery, key []byte) int {
+	switch string(key) {
+	case "name":
+		return decoded(0, d.str(&v.Name))
+	case "phone":
+		return decoded(1, d.str(&v.Phone))
+	case "zip":
+		return decoded(2, d.str(&v.Zip))
+	case "city":
+		return decoded(3, d.str(&v.City))
+	case "address":
+		return decoded(4, d.str(&v.Address))
+	case "region":
+		return decoded(5, d.str(&v.Region))
+	case "email":
+		return decoded(6, d.str(&v.Email))
 	}
-	var f fields
-	for first := true; ; first = false {
-		key, more, ok := d.member(first)
-		if !ok {
-			return false
-		}
-		if !more {
-			d.closed(&f, uint(len(deliveryNames)))
-			return true
-		}
-		switch string(key) {
-		case "name":
-			ok = d.once(&f, 0) && d.str(&v.Name)
-		case "phone":
-			ok = d.once(&f, 1) && d.str(&v.Phone)
-		case "zip":
-			ok = d.once(&f, 2) && d.str(&v.Zip)
-		case "city":
-			ok = d.once(&f, 3) && d.str(&v.City)
-		case "address":
-			ok = d.once(&f, 4) && d.str(&v.Address)
-		case "region":
-			ok = d.once(&f, 5) && d.str(&v.Region)
-		case "email":
-			ok = d.once(&f, 6) && d.str(&v.Email)
-		default:
-			ok = d.unknown(key, deliveryNames)
-		}
-		if !ok {
-			return false
-		}
-	}
+	return memberUnknown
 }
 
-func (d *fastDecoder) payment(v *Payment) bool {
-	if !d.open('{') {
-		return false
+func (d *fastDecoder) payment(v *Payment) bool { return object(d, v, paymentNames, paymentMember) }
+
+func paymentMember(d *fastDecoder, v *Payment, key []byte) int {
+	switch string(key) {
+	case "transaction":
+		return decoded(0, d.str(&v.Transaction))
+	case "request_id":
+		return decoded(1, d.str(&v.RequestID))
+	case "currency":
+		return decoded(2, d.str(&v.Currency))
+	case "provider":
+		return decoded(3, d.str(&v.Provider))
+	case "amount":
+		return decoded(4, d.int(&v.Amount))
+	case "payment_dt":
+		return decoded(5, d.int(&v.PaymentDT))
+	case "bank":
+		return decoded(6, d.str(&v.Bank))
+	case "delivery_cost":
+		return decoded(7, d.int(&v.DeliveryCost))
+	case "goods_total":
+		return decoded(8, d.int(&v.GoodsTotal))
+	case "custom_fee":
+		return decoded(9, d.int(&v.CustomFee))
 	}
-	var f fields
-	for first := true; ; first = false {
-		key, more, ok := d.member(first)
-		if !ok {
-			return false
-		}
-		if !more {
-			d.closed(&f, uint(len(paymentNames)))
-			return true
-		}
-		switch string(key) {
-		case "transaction":
-			ok = d.once(&f, 0) && d.str(&v.Transaction)
-		case "request_id":
-			ok = d.once(&f, 1) && d.str(&v.RequestID)
-		case "currency":
-			ok = d.once(&f, 2) && d.str(&v.Currency)
-		case "provider":
-			ok = d.once(&f, 3) && d.str(&v.Provider)
-		case "amount":
-			ok = d.once(&f, 4) && d.int(&v.Amount)
-		case "payment_dt":
-			ok = d.once(&f, 5) && d.int(&v.PaymentDT)
-		case "bank":
-			ok = d.once(&f, 6) && d.str(&v.Bank)
-		case "delivery_cost":
-			ok = d.once(&f, 7) && d.int(&v.DeliveryCost)
-		case "goods_total":
-			ok = d.once(&f, 8) && d.int(&v.GoodsTotal)
-		case "custom_fee":
-			ok = d.once(&f, 9) && d.int(&v.CustomFee)
-		default:
-			ok = d.unknown(key, paymentNames)
-		}
-		if !ok {
-			return false
-		}
-	}
+	return memberUnknown
 }
 
 // items decodes the items array; [] is an empty, non-nil slice, as
@@ -594,48 +594,32 @@ func (d *fastDecoder) items(o *Order) bool {
 	}
 }
 
-func (d *fastDecoder) item(v *Item) bool {
-	if !d.open('{') {
-		return false
+func (d *fastDecoder) item(v *Item) bool { return object(d, v, itemNames, itemMember) }
+
+func itemMember(d *fastDecoder, v *Item, key []byte) int {
+	switch string(key) {
+	case "chrt_id":
+		return decoded(0, d.int(&v.ChrtID))
+	case "track_number":
+		return decoded(1, d.str(&v.TrackNumber))
+	case "price":
+		return decoded(2, d.int(&v.Price))
+	case "rid":
+		return decoded(3, d.str(&v.RID))
+	case "name":
+		return decoded(4, d.str(&v.Name))
+	case "sale":
+		return decoded(5, d.int(&v.Sale))
+	case "size":
+		return decoded(6, d.str(&v.Size))
+	case "total_price":
+		return decoded(7, d.int(&v.TotalPrice))
+	case "nm_id":
+		return decoded(8, d.int(&v.NmID))
+	case "brand":
+		return decoded(9, d.str(&v.Brand))
+	case "status":
+		return decoded(10, d.int(&v.Status))
 	}
-	var f fields
-	for first := true; ; first = false {
-		key, more, ok := d.member(first)
-		if !ok {
-			return false
-		}
-		if !more {
-			d.closed(&f, uint(len(itemNames)))
-			return true
-		}
-		switch string(key) {
-		case "chrt_id":
-			ok = d.once(&f, 0) && d.int(&v.ChrtID)
-		case "track_number":
-			ok = d.once(&f, 1) && d.str(&v.TrackNumber)
-		case "price":
-			ok = d.once(&f, 2) && d.int(&v.Price)
-		case "rid":
-			ok = d.once(&f, 3) && d.str(&v.RID)
-		case "name":
-			ok = d.once(&f, 4) && d.str(&v.Name)
-		case "sale":
-			ok = d.once(&f, 5) && d.int(&v.Sale)
-		case "size":
-			ok = d.once(&f, 6) && d.str(&v.Size)
-		case "total_price":
-			ok = d.once(&f, 7) && d.int(&v.TotalPrice)
-		case "nm_id":
-			ok = d.once(&f, 8) && d.int(&v.NmID)
-		case "brand":
-			ok = d.once(&f, 9) && d.str(&v.Brand)
-		case "status":
-			ok = d.once(&f, 10) && d.int(&v.Status)
-		default:
-			ok = d.unknown(key, itemNames)
-		}
-		if !ok {
-			return false
-		}
-	}
+	return memberUnknown
 }

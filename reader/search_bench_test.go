@@ -289,12 +289,12 @@ func BenchmarkSearch(b *testing.B) {
 			for i, c := range cases {
 				searches0 := scrape(b, ops, "reader_db_search_batch_searches_sum")
 				batches0 := scrape(b, ops, "reader_db_search_batch_searches_count")
-				pg0 := backendCPU(b, pg)
+				pg0 := testenv.BackendCPU(b, pg.Pool, "order_reader")
 				r, ok := wrkLoad(b, base, keys.read, c.paths, d, benchProfile("search-"+c.name, round+1))
 				if !ok {
 					r = goLoad(b, base, keys.read, c.paths, d, false)
 				}
-				pgCPU := backendCPU(b, pg).since(pg0)
+				pgCPU := testenv.BackendCPU(b, pg.Pool, "order_reader").Since(pg0)
 				if r.errors > 0 {
 					b.Errorf("%s: %d errors", c.name, r.errors)
 				}
@@ -320,52 +320,4 @@ func BenchmarkSearch(b *testing.B) {
 		}
 		b.ReportMetric(0, "ns/op")
 	}
-}
-
-// backendTimes is the CPU time of each PostgreSQL backend serving the
-// reader, by pid.
-type backendTimes map[int]time.Duration
-
-// backendCPU reads the CPU time of pg's order_reader backends from /proc:
-// empty when the server runs elsewhere (a container, another host).
-func backendCPU(b *testing.B, pg *testenv.PG) backendTimes {
-	b.Helper()
-	rows, err := pg.Pool.Query(context.Background(),
-		"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = 'order_reader'")
-	if err != nil {
-		b.Fatal(err)
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := backendTimes{}
-	for _, pid := range pids {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// The fields after the command, which is in parentheses and may
-		// hold spaces: utime and stime are the 12th and 13th, in ticks of
-		// 1/100 s (USER_HZ).
-		_, rest, ok := strings.Cut(string(stat), ") ")
-		f := strings.Fields(rest)
-		if !ok || len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		out[int(pid)] = time.Duration(u+s) * 10 * time.Millisecond
-	}
-	return out
-}
-
-// since is the CPU time the backends used after before was read; a backend
-// started meanwhile counts whole.
-func (t backendTimes) since(before backendTimes) time.Duration {
-	var d time.Duration
-	for pid, cpu := range t {
-		d += cpu - before[pid]
-	}
-	return d
 }

@@ -12,41 +12,6 @@ import (
 // Linux architecture Go supports (sysconf(_SC_CLK_TCK) would need cgo).
 const clockTicks = 100
 
-// processCPU is the user + system CPU time a process has used so far, from
-// /proc/<pid>/stat.
-func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseProcessStat(string(b))
-}
-
-// parseProcessStat reads utime and stime (fields 14 and 15) out of the text
-// of a /proc/<pid>/stat file. The command name (field 2) is in parentheses
-// and may itself hold spaces and parentheses, so the fields are counted
-// from the last ')'.
-func parseProcessStat(stat string) (time.Duration, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("%q is not a /proc/<pid>/stat line", stat)
-	}
-	f := strings.Fields(stat[i+1:])
-	// f[0] is field 3 (state): utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("%q: too few fields", stat)
-	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%q: CPU time %q: %w", stat, v, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
-}
-
 // machineCPU is the machine's CPU time so far, from the first line of
 // /proc/stat: busy (every state but idle and iowait) and total.
 type machineCPU struct {

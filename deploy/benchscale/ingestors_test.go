@@ -350,7 +350,7 @@ func (e ingestEnv) runIngestors(b *testing.B, k, n int) ingestResult {
 	cpuOfIngestors := func() map[int]time.Duration {
 		m := map[int]time.Duration{}
 		for _, p := range procs {
-			d, err := processCPU(p.cmd.Process.Pid)
+			d, err := testenv.ProcessCPU(p.cmd.Process.Pid)
 			if err != nil {
 				b.Fatalf("ingestor CPU: %v", err)
 			}
@@ -508,7 +508,7 @@ type cpuSample struct {
 func (e ingestEnv) sampleCPU(ctx context.Context, b *testing.B, pg *testenv.PG) cpuSample {
 	s := cpuSample{postgres: postgresCPU(ctx, b, pg.Pool)}
 	var err error
-	if s.redis, err = processCPU(e.redisPID); err != nil {
+	if s.redis, err = testenv.ProcessCPU(e.redisPID); err != nil {
 		b.Fatalf("redis-server CPU: %v", err)
 	}
 	var ru syscall.Rusage
@@ -541,7 +541,7 @@ func postgresCPU(ctx context.Context, t testing.TB, pool *pgxpool.Pool) map[int]
 		// A backend that ended in between is not counted; one whose
 		// /proc entry cannot be read fails the run rather than report a
 		// figure without it.
-		d, err := processCPU(int(pid))
+		d, err := testenv.ProcessCPU(int(pid))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

@@ -125,7 +125,7 @@ func (r *run) warmUpCPU(ctx context.Context, n int) (warmed, time.Duration, time
 	rr := r.startReader(n, "warm-"+strconv.Itoa(n))
 	defer rr.stop(r)
 	pgCPU := cpuDelta(before, postgresCPU(ctx, t, r.pg.Pool))
-	readerCPU, err := processCPU(rr.cmd.Process.Pid)
+	readerCPU, err := testenv.ProcessCPU(rr.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,19 +2,17 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderservice/orders/reader/cache"
 	"github.com/orderservice/orders/reader/postgres"
+	"github.com/orderservice/orders/shared/testenv"
 )
 
 // BenchmarkRecent reads the warm-up's pages alone (Store.Recent: the page
@@ -58,7 +56,7 @@ func BenchmarkRecent(b *testing.B) {
 	// a warm-up's are once the caches hold their bytes.
 	var pgCPU time.Duration
 	for b.Loop() {
-		before := readerBackendCPU(b, admin)
+		before := testenv.BackendCPU(b, admin, "order_reader")
 		got := 0
 		err := s.Recent(ctx, n, 500, func(page []cache.Entry) error {
 			got += len(page)
@@ -70,53 +68,7 @@ func BenchmarkRecent(b *testing.B) {
 		if got != n {
 			b.Fatalf("read %d orders, want %d", got, n)
 		}
-		pgCPU += readerBackendCPU(b, admin).since(before)
+		pgCPU += testenv.BackendCPU(b, admin, "order_reader").Since(before)
 	}
 	b.ReportMetric(pgCPU.Seconds()/float64(b.N), "pg-cpu-s/op")
-}
-
-// backendTimes is the CPU time of each PostgreSQL backend, by pid.
-type backendTimes map[int]time.Duration
-
-// readerBackendCPU reads the CPU time of the order_reader backends of
-// admin's database from /proc.
-func readerBackendCPU(b *testing.B, admin *pgxpool.Pool) backendTimes {
-	b.Helper()
-	rows, err := admin.Query(context.Background(),
-		"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = 'order_reader'")
-	if err != nil {
-		b.Fatal(err)
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := backendTimes{}
-	for _, pid := range pids {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// utime and stime are the 12th and 13th fields after the
-		// command (in parentheses, it may hold spaces), in 1/100 s.
-		_, rest, ok := strings.Cut(string(stat), ") ")
-		f := strings.Fields(rest)
-		if !ok || len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		out[int(pid)] = time.Duration(u+st) * 10 * time.Millisecond
-	}
-	return out
-}
-
-// since is the CPU time used after before was read; a backend started
-// meanwhile counts whole.
-func (t backendTimes) since(before backendTimes) time.Duration {
-	var d time.Duration
-	for pid, cpu := range t {
-		d += cpu - before[pid]
-	}
-	return d
 }

@@ -427,13 +427,7 @@ func insertCareful(ctx context.Context, tx pgx.Tx, orders []ingest.StoredOrder) 
 // copyOrders streams the orders rows; a stored uid makes it fail with a
 // unique violation.
 func copyOrders(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) error {
-	i := 0
-	err := ordersTable.copy(ctx, tx, func(b []byte) ([]byte, bool) {
-		if i == len(orders) {
-			return b, false
-		}
-		o := orders[i]
-		i++
+	err := ordersTable.copy(ctx, tx, eachOrder(orders, func(b []byte, o *ingest.StoredOrder) []byte {
 		b = appendText(b, o.OrderUID)
 		b = appendText(b, o.TrackNumber)
 		b = appendText(b, o.Entry)
@@ -448,8 +442,8 @@ func copyOrders(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) er
 		b = appendBytea(b, o.SHA256[:])
 		b = appendInt8(b, o.Payment.Amount)
 		b = appendText(b, o.Payment.Currency)
-		return appendInt2(b, int16(len(o.Items))), true
-	})
+		return appendInt2(b, int16(len(o.Items)))
+	}))
 	if err != nil {
 		return fmt.Errorf("copy orders: %w", err)
 	}
@@ -463,14 +457,8 @@ func copyChildren(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) 
 	if len(orders) == 0 {
 		return nil
 	}
-	i := 0
-	err := deliveryTable.copy(ctx, tx, func(b []byte) ([]byte, bool) {
-		if i == len(orders) {
-			return b, false
-		}
-		o := orders[i]
+	err := deliveryTable.copy(ctx, tx, eachOrder(orders, func(b []byte, o *ingest.StoredOrder) []byte {
 		d := &o.Delivery
-		i++
 		b = appendText(b, o.OrderUID)
 		b = appendText(b, d.Name)
 		b = appendText(b, d.Phone)
@@ -478,19 +466,13 @@ func copyChildren(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) 
 		b = appendText(b, d.City)
 		b = appendText(b, d.Address)
 		b = appendText(b, d.Region)
-		return appendText(b, d.Email), true
-	})
+		return appendText(b, d.Email)
+	}))
 	if err != nil {
 		return fmt.Errorf("copy delivery: %w", err)
 	}
-	i = 0
-	err = paymentTable.copy(ctx, tx, func(b []byte) ([]byte, bool) {
-		if i == len(orders) {
-			return b, false
-		}
-		o := orders[i]
+	err = paymentTable.copy(ctx, tx, eachOrder(orders, func(b []byte, o *ingest.StoredOrder) []byte {
 		p := &o.Payment
-		i++
 		b = appendText(b, o.OrderUID)
 		b = appendText(b, p.Transaction)
 		b = appendText(b, p.RequestID)
@@ -501,8 +483,8 @@ func copyChildren(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) 
 		b = appendText(b, p.Bank)
 		b = appendInt8(b, p.DeliveryCost)
 		b = appendInt8(b, p.GoodsTotal)
-		return appendInt8(b, p.CustomFee), true
-	})
+		return appendInt8(b, p.CustomFee)
+	}))
 	if err != nil {
 		return fmt.Errorf("copy payment: %w", err)
 	}
@@ -535,6 +517,19 @@ func copyChildren(ctx context.Context, tx pgx.Tx, orders []*ingest.StoredOrder) 
 		return fmt.Errorf("copy items: %w", err)
 	}
 	return nil
+}
+
+// eachOrder is the row source of a table with one row per order: row
+// appends o's row to b.
+func eachOrder(orders []*ingest.StoredOrder, row func(b []byte, o *ingest.StoredOrder) []byte) rowSource {
+	i := 0
+	return func(b []byte) ([]byte, bool) {
+		if i == len(orders) {
+			return b, false
+		}
+		i++
+		return row(b, orders[i-1]), true
+	}
 }
 
 // isPermanent reports whether err is a database error that retrying cannot

@@ -38,21 +38,7 @@ func TestGetIsCanonical(t *testing.T) {
 	pg := testenv.Postgres(t)
 	gen := ordergen.New(21)
 	orders := append([]*model.Order{testenv.Sample(t)}, gen.Orders(20)...)
-	// Edge cases the schema allows: empty optional strings, JSON-special
-	// and non-ASCII characters, many items (their order must hold), a
-	// non-UTC, sub-second creation time.
-	odd := gen.Order()
-	odd.InternalSignature = ""
-	odd.Payment.RequestID = ""
-	odd.Delivery.Name = `Quote " back\slash <tag> & Ünïcødé 日本`
-	odd.DateCreated = time.Date(2024, 2, 29, 23, 59, 59, 123456000, time.FixedZone("X", 3*3600+1800))
-	for i := range 40 {
-		it := odd.Items[0]
-		it.ChrtID = int64(1000 - i)
-		it.Name = string(rune('A' + i%26))
-		odd.Items = append(odd.Items, it)
-	}
-	orders = append(orders, odd)
+	orders = append(orders, oddOrder(gen))
 	testenv.InsertOrders(t, pg.Pool, orders...)
 	s := open(t, pg)
 	ctx := context.Background()
@@ -74,6 +60,24 @@ func TestGetIsCanonical(t *testing.T) {
 	}
 }
 
+// oddOrder is an order with the edge cases the schema allows: empty
+// optional strings, JSON-special and non-ASCII characters, many items
+// (their order must hold), a non-UTC, sub-second creation time.
+func oddOrder(gen *ordergen.Generator) *model.Order {
+	odd := gen.Order()
+	odd.InternalSignature = ""
+	odd.Payment.RequestID = ""
+	odd.Delivery.Name = `Quote " back\slash <tag> & Ünïcødé 日本`
+	odd.DateCreated = time.Date(2024, 2, 29, 23, 59, 59, 123456000, time.FixedZone("X", 3*3600+1800))
+	for i := range 40 {
+		it := odd.Items[0]
+		it.ChrtID = int64(1000 - i)
+		it.Name = string(rune('A' + i%26))
+		odd.Items = append(odd.Items, it)
+	}
+	return odd
+}
+
 // TestRecentIsGet: the warm-up's pages hold what the lookups answer, byte
 // for byte, and each entry's decoded order encodes to its JSON (the cache
 // masks that order): for the edge cases of TestGetIsCanonical, an order
@@ -85,17 +89,7 @@ func TestRecentIsGet(t *testing.T) {
 	pg := testenv.Postgres(t)
 	gen := ordergen.New(26)
 	orders := append([]*model.Order{testenv.Sample(t)}, gen.Orders(30)...)
-	odd := gen.Order()
-	odd.InternalSignature = ""
-	odd.Delivery.Name = `Quote " back\slash <tag> & Ünïcødé 日本`
-	odd.DateCreated = time.Date(2024, 2, 29, 23, 59, 59, 123456000, time.FixedZone("X", 3*3600+1800))
-	for i := range 40 {
-		it := odd.Items[0]
-		it.ChrtID = int64(1000 - i)
-		it.Name = string(rune('A' + i%26))
-		odd.Items = append(odd.Items, it)
-	}
-	orders = append(orders, odd)
+	orders = append(orders, oddOrder(gen))
 	orders[1].DateCreated = time.Date(1999, time.December, 31, 23, 59, 59, 999999000, time.UTC)
 	orders[2].DateCreated = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
 	testenv.InsertOrders(t, pg.Pool, orders...)

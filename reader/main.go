@@ -140,6 +140,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		awaitSubscribed(ctx, events, subscribeWait)
 		warmUp(ctx, log, tiers, m, cfg.WarmCount, cfg.WarmTimeout)
 		ready.Store(true)
+		if cfg.WarmCount > 0 {
+			awaitWarmFill(ctx, log, tiers, m)
+		}
 	})
 	if err := srv.serve(ctx); err != nil {
 		return err
@@ -367,6 +370,21 @@ func warmUp(ctx context.Context, log *slog.Logger, tiers *cache.Tiered, m *metri
 		return
 	}
 	log.Info("warm-up done", "orders", count, "duration", elapsed, "collection", collected)
+}
+
+// awaitWarmFill logs the outcome of the warm-up's Redis fill, which runs
+// after the warm-up (see cache.Tiered.Warm), once it has ended.
+func awaitWarmFill(ctx context.Context, log *slog.Logger, tiers *cache.Tiered, m *metrics.Metrics) {
+	select {
+	case f := <-tiers.WarmFilled():
+		m.WarmupRedisDuration.Set(f.Duration.Seconds())
+		if f.Err != nil {
+			log.Warn("warm-up: redis fill incomplete", "written", f.Written, "left", f.Left, "duration", f.Duration, "err", f.Err)
+			return
+		}
+		log.Info("warm-up: redis filled", "written", f.Written, "left", f.Left, "duration", f.Duration)
+	case <-ctx.Done():
+	}
 }
 
 // servers are the public port (API, web UI, Swagger, health) and the ops

@@ -533,8 +533,9 @@ func (t *Tiered) undoErasedFills(ctx context.Context, entries []Entry) {
 // With a Remote, the same orders are then written to it in the
 // background, a page per pipeline (see fillWarmed), and WarmFilled reports
 // the outcome: the local tier is what this reader serves from, and Redis's
-// writes (a third of the warm-up's CPU with Redis's own, on the same
-// cores) would only delay it. Warm is meant to run once, at start.
+// writes (with redis-server's own work, about a sixth of a warm-up's CPU,
+// on the same cores) would only delay it. Warm is meant to run once, at
+// start.
 //
 // It logs where the time went (at debug level): waiting for the store's
 // pages and preparing them. Whichever dominates paces the warm-up.

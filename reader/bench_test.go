@@ -83,8 +83,15 @@ func cpuTime() time.Duration {
 }
 
 func (r loadResult) String() string {
-	return fmt.Sprintf("%s: %.0f req/s, p99 %v, %d requests, %d errors, %v CPU/request in this process",
+	s := fmt.Sprintf("%s: %.0f req/s, p99 %v, %d requests, %d errors, %v CPU/request in this process",
 		r.tool, r.rps, r.p99.Round(10*time.Microsecond), r.requests, r.errors, r.cpuPerReq.Round(100*time.Nanosecond))
+	if r.clientCPUPerReq > 0 {
+		// The client's share of a core: near 1 for one wrk thread, it
+		// would be what limits the rate.
+		s += fmt.Sprintf(", wrk %v CPU/request (%.2f of a core)", r.clientCPUPerReq.Round(100*time.Nanosecond),
+			r.clientCPUPerReq.Seconds()*r.rps)
+	}
+	return s
 }
 
 // goLoad sends GETs of paths (round robin, each worker its own stride) over
@@ -152,12 +159,22 @@ var (
 	wrkErr = regexp.MustCompile(`Non-2xx or 3xx responses: ([0-9]+)`)
 )
 
-// wrkLoad runs wrk with 2 threads and benchConns connections; paths are
-// spread over the threads by a Lua script, each request with token as its
-// bearer credential. When profile is not empty, the load window's CPU
+// compareThreads is wrk's threads in compare. One: on the 2-core machine,
+// two wrk threads and the server's two (GOMAXPROCS) took turns on the
+// cores, and a round's p99 moved with how the scheduler happened to share
+// them: with two threads the rounds' p99 ratios of one run spread over
+// 1.12–1.66× and their p99s were 6–12 ms; with one, 0.82–1.05× and 5 ms,
+// at higher rates on both sides (2026-12-01, load 3–4). One thread needs
+// about a third of a core at the ceiling's rate (logged with each result),
+// so it does not limit the rate measured.
+const compareThreads = 1
+
+// wrkLoad runs wrk with threads threads and benchConns connections; paths
+// are spread over the threads by a Lua script, each request with token as
+// its bearer credential. When profile is not empty, the load window's CPU
 // profile of this process is written to that file. It returns ok=false
 // when wrk is not installed.
-func wrkLoad(b *testing.B, base, token string, paths []string, d time.Duration, profile string) (loadResult, bool) {
+func wrkLoad(b *testing.B, base, token string, paths []string, d time.Duration, threads int, profile string) (loadResult, bool) {
 	b.Helper()
 	bin, err := exec.LookPath("wrk")
 	if err != nil {
@@ -168,7 +185,7 @@ func wrkLoad(b *testing.B, base, token string, paths []string, d time.Duration, 
 	for _, p := range paths {
 		fmt.Fprintf(&script, "%q,\n", p)
 	}
-	fmt.Fprintf(&script, "}\nlocal headers = {Authorization = %q}\n", authtest.Bearer(token))
+	fmt.Fprintf(&script, "}\nlocal headers = {Authorization = %q}\nlocal threads = %d\n", authtest.Bearer(token), threads)
 	// Each thread formats its requests once, in init: wrk.format per
 	// request cost more of wrk's CPU than the rest of its work, CPU that
 	// the 2-core machine takes from the server measured. The bytes sent
@@ -181,7 +198,7 @@ function init(args)
   for k, p in ipairs(paths) do reqs[k] = wrk.format("GET", p, headers) end
 end
 function request()
-  i = i + 2
+  i = i + threads
   return reqs[(i % #reqs) + 1]
 end
 `)
@@ -203,7 +220,7 @@ end
 		defer pprof.StopCPUProfile()
 	}
 	cpu0 := cpuTime()
-	cmd := exec.Command(bin, "-t2", "-c"+strconv.Itoa(benchConns), "-d"+strconv.Itoa(secs)+"s",
+	cmd := exec.Command(bin, "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(benchConns), "-d"+strconv.Itoa(secs)+"s",
 		"--latency", "-s", lua, base)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -454,7 +471,7 @@ func compare(b *testing.B, name, readerBase, token string, paths []string, body 
 		if round > 0 {
 			profile = benchProfile(name+"-"+side, round)
 		}
-		if r, ok := wrkLoad(b, base, token, paths, d, profile); ok {
+		if r, ok := wrkLoad(b, base, token, paths, d, compareThreads, profile); ok {
 			return r
 		}
 		return goLoad(b, base, token, paths, d, false)

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -71,6 +72,19 @@ type loadResult struct {
 	// clientCPUPerReq is wrk's CPU time per request (0 with the Go
 	// client, which runs in this process).
 	clientCPUPerReq time.Duration
+	// allocsPerReq and bytesPerReq are this process's heap allocations
+	// per request, gcs its collections in the window (wrk only: the Go
+	// client allocates in this process too).
+	allocsPerReq, bytesPerReq float64
+	gcs                       uint64
+}
+
+// heapCounts reads the process's allocations so far (objects and bytes)
+// and its completed GC cycles.
+func heapCounts() (objects, bytes, gcs uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()
 }
 
 // cpuTime is the CPU time this process has used.
@@ -90,6 +104,9 @@ func (r loadResult) String() string {
 		// would be what limits the rate.
 		s += fmt.Sprintf(", wrk %v CPU/request (%.2f of a core)", r.clientCPUPerReq.Round(100*time.Nanosecond),
 			r.clientCPUPerReq.Seconds()*r.rps)
+	}
+	if r.allocsPerReq > 0 {
+		s += fmt.Sprintf(", %.1f allocations (%.0f B) per request, %d GCs", r.allocsPerReq, r.bytesPerReq, r.gcs)
 	}
 	return s
 }
@@ -220,6 +237,7 @@ end
 		defer pprof.StopCPUProfile()
 	}
 	cpu0 := cpuTime()
+	objects0, bytes0, gcs0 := heapCounts()
 	cmd := exec.Command(bin, "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(benchConns), "-d"+strconv.Itoa(secs)+"s",
 		"--latency", "-s", lua, base)
 	out, err := cmd.CombinedOutput()
@@ -247,6 +265,10 @@ end
 	}
 	if res.requests > 0 {
 		res.cpuPerReq = (cpuTime() - cpu0) / time.Duration(res.requests)
+		objects, bytes, gcs := heapCounts()
+		res.allocsPerReq = float64(objects-objects0) / float64(res.requests)
+		res.bytesPerReq = float64(bytes-bytes0) / float64(res.requests)
+		res.gcs = gcs - gcs0
 		res.clientCPUPerReq = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) / time.Duration(res.requests)
 	}
 	return res, true
@@ -511,8 +533,8 @@ func benchProfile(what string, round int) string {
 	return fmt.Sprintf("%s.%s-%d.pprof", prefix, strings.ReplaceAll(what, " ", "_"), round)
 }
 
-// median takes the median req/s and the median p99 of rounds, and sums the
-// counts.
+// median takes the median req/s, p99, CPU and allocations per request of
+// rounds, and sums the counts.
 func median(rounds []loadResult) loadResult {
 	rps := make([]float64, len(rounds))
 	p99 := make([]time.Duration, len(rounds))
@@ -525,12 +547,21 @@ func median(rounds []loadResult) loadResult {
 	slices.Sort(rps)
 	slices.Sort(p99)
 	out.rps, out.p99 = rps[len(rps)/2], p99[len(p99)/2]
-	cpu := make([]time.Duration, len(rounds))
+	cpu, client := make([]time.Duration, len(rounds)), make([]time.Duration, len(rounds))
 	for i, r := range rounds {
-		cpu[i] = r.cpuPerReq
+		cpu[i], client[i] = r.cpuPerReq, r.clientCPUPerReq
 	}
 	slices.Sort(cpu)
-	out.cpuPerReq = cpu[len(cpu)/2]
+	slices.Sort(client)
+	out.cpuPerReq, out.clientCPUPerReq = cpu[len(cpu)/2], client[len(client)/2]
+	allocs, bytes := make([]float64, len(rounds)), make([]float64, len(rounds))
+	for i, r := range rounds {
+		allocs[i], bytes[i] = r.allocsPerReq, r.bytesPerReq
+		out.gcs += r.gcs
+	}
+	slices.Sort(allocs)
+	slices.Sort(bytes)
+	out.allocsPerReq, out.bytesPerReq = allocs[len(allocs)/2], bytes[len(bytes)/2]
 	return out
 }
 

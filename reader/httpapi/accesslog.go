@@ -45,10 +45,14 @@ type AccessLog struct {
 	direct  bool       // write each line at once: unbuffered, or after Close
 	stop    chan struct{}
 	stopped chan struct{}
+	full    chan struct{} // tells flushLoop that accessLogMaxPending bytes wait
 }
 
-// accessLogMaxPending is how many bytes of lines wait at most: a burst
-// larger than that is written before the timer fires.
+// accessLogMaxPending is how many bytes of lines wait before they are
+// written: a burst larger than that is written by the flushing goroutine
+// before the timer fires, while requests go on adding lines. Only when
+// four times that wait (the file is slower than the lines come) does the
+// request that adds a line write them itself, which bounds the memory.
 const accessLogMaxPending = 256 << 10
 
 // NewAccessLog writes each line to w as it is made; attrs are fixed string
@@ -65,7 +69,7 @@ func NewAccessLog(w io.Writer, attrs ...string) *AccessLog {
 // server has stopped, or lines are lost.
 func NewBufferedAccessLog(w io.Writer, flushEvery time.Duration, attrs ...string) *AccessLog {
 	a := newAccessLog(w, attrs)
-	a.stop, a.stopped = make(chan struct{}), make(chan struct{})
+	a.stop, a.stopped, a.full = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
 	go a.flushLoop(flushEvery)
 	return a
 }
@@ -79,6 +83,8 @@ func (a *AccessLog) flushLoop(every time.Duration) {
 		case <-a.stop:
 			return
 		case <-t.C:
+			_ = a.Flush()
+		case <-a.full:
 			_ = a.Flush()
 		}
 	}
@@ -162,11 +168,19 @@ func (a *AccessLog) write(e *accessEntry) {
 	b = append(b, "}\n"...)
 	a.mu.Lock()
 	a.buf = append(a.buf, b...)
-	now := a.direct || len(a.buf) >= accessLogMaxPending
+	pending, direct := len(a.buf), a.direct
 	a.mu.Unlock()
-	if now {
-		// A log that cannot be written must not fail the request.
+	// A log that cannot be written must not fail the request.
+	switch {
+	case direct || pending >= 4*accessLogMaxPending:
 		_ = a.Flush()
+	case pending >= accessLogMaxPending:
+		// A write of the file in the request's goroutine would add
+		// its time to the request's.
+		select {
+		case a.full <- struct{}{}:
+		default: // already told
+		}
 	}
 	*bp = b
 	a.pool.Put(bp)

@@ -45,14 +45,10 @@ type AccessLog struct {
 	direct  bool       // write each line at once: unbuffered, or after Close
 	stop    chan struct{}
 	stopped chan struct{}
-	full    chan struct{} // tells flushLoop that accessLogMaxPending bytes wait
 }
 
-// accessLogMaxPending is how many bytes of lines wait before they are
-// written: a burst larger than that is written by the flushing goroutine
-// before the timer fires, while requests go on adding lines. Only when
-// four times that wait (the file is slower than the lines come) does the
-// request that adds a line write them itself, which bounds the memory.
+// accessLogMaxPending is how many bytes of lines wait at most: a burst
+// larger than that is written before the timer fires.
 const accessLogMaxPending = 256 << 10
 
 // NewAccessLog writes each line to w as it is made; attrs are fixed string
@@ -69,7 +65,7 @@ func NewAccessLog(w io.Writer, attrs ...string) *AccessLog {
 // server has stopped, or lines are lost.
 func NewBufferedAccessLog(w io.Writer, flushEvery time.Duration, attrs ...string) *AccessLog {
 	a := newAccessLog(w, attrs)
-	a.stop, a.stopped, a.full = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+	a.stop, a.stopped = make(chan struct{}), make(chan struct{})
 	go a.flushLoop(flushEvery)
 	return a
 }
@@ -83,8 +79,6 @@ func (a *AccessLog) flushLoop(every time.Duration) {
 		case <-a.stop:
 			return
 		case <-t.C:
-			_ = a.Flush()
-		case <-a.full:
 			_ = a.Flush()
 		}
 	}
@@ -168,19 +162,11 @@ func (a *AccessLog) write(e *accessEntry) {
 	b = append(b, "}\n"...)
 	a.mu.Lock()
 	a.buf = append(a.buf, b...)
-	pending, direct := len(a.buf), a.direct
+	now := a.direct || len(a.buf) >= accessLogMaxPending
 	a.mu.Unlock()
-	// A log that cannot be written must not fail the request.
-	switch {
-	case direct || pending >= 4*accessLogMaxPending:
+	if now {
+		// A log that cannot be written must not fail the request.
 		_ = a.Flush()
-	case pending >= accessLogMaxPending:
-		// A write of the file in the request's goroutine would add
-		// its time to the request's.
-		select {
-		case a.full <- struct{}{}:
-		default: // already told
-		}
 	}
 	*bp = b
 	a.pool.Put(bp)

@@ -396,41 +396,6 @@ func TestBufferedAccessLog(t *testing.T) {
 			a.write(entry(i))
 		}
 	})
-	t.Run("a burst is written by the flushing goroutine, not the request", func(t *testing.T) {
-		t.Parallel()
-		var one bytes.Buffer
-		NewAccessLog(&one, "service", "reader").write(entry(0))
-		// Twice the pending limit: past it, and short of the four times
-		// at which a request writes the lines itself.
-		lines := 2 * accessLogMaxPending / one.Len()
-		w := &blockingWriter{writing: make(chan struct{}, 1), release: make(chan struct{})}
-		a := NewBufferedAccessLog(w, time.Hour, "service", "reader")
-		written := make(chan struct{})
-		go func() {
-			defer close(written)
-			for i := range lines {
-				a.write(entry(i))
-			}
-		}()
-		for _, ev := range []struct {
-			what string
-			ch   <-chan struct{}
-		}{{"the lines to be written", w.writing}, {"the requests to go on while the file is written", written}} {
-			select {
-			case <-ev.ch:
-			case <-time.After(10 * time.Second):
-				close(w.release)
-				t.Fatalf("waited 10 s for %s", ev.what)
-			}
-		}
-		close(w.release)
-		if err := a.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if got := len(ids(w.String())); got != lines {
-			t.Errorf("%d lines, want %d", got, lines)
-		}
-	})
 	t.Run("concurrent writers lose nothing", func(t *testing.T) {
 		t.Parallel()
 		out := &testenv.Buffer{}
@@ -451,31 +416,6 @@ func TestBufferedAccessLog(t *testing.T) {
 			t.Errorf("%d lines, want 8000", got)
 		}
 	})
-}
-
-// blockingWriter says when a write starts and holds it until release is
-// closed.
-type blockingWriter struct {
-	writing, release chan struct{}
-	mu               sync.Mutex
-	buf              bytes.Buffer
-}
-
-func (w *blockingWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
-func (w *blockingWriter) Write(p []byte) (int, error) {
-	select {
-	case w.writing <- struct{}{}:
-	default:
-	}
-	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
 }
 
 // BenchmarkAccessLogSink: what writing the lines costs, against io.Discard

@@ -182,8 +182,9 @@ var (
 // them: with two threads the rounds' p99 ratios of one run spread over
 // 1.12–1.66× and their p99s were 6–12 ms; with one, 0.82–1.05× and 5 ms,
 // at higher rates on both sides (2026-12-01, load 3–4). One thread used
-// 0.54–0.67 of a core at either side's rate (logged with each result):
-// the server, not the client, sets the rate measured.
+// 0.3–0.67 of a core at either side's rate (logged with each result; the
+// least when other jobs took the CPU): the server, not the client, sets
+// the rate measured.
 const compareThreads = 1
 
 // wrkLoad runs wrk with threads threads and benchConns connections; paths

@@ -408,19 +408,7 @@ func listen(ctx context.Context, cfg *config.Config, log *slog.Logger, deps http
 	}
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	s := &servers{publicLn: ln, opsLn: opsLn,
-		public: &http.Server{
-			Handler:           httpapi.NewServer(deps),
-			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-			ReadTimeout:       cfg.ReadTimeout,
-			WriteTimeout:      cfg.WriteTimeout,
-			IdleTimeout:       cfg.IdleTimeout,
-			MaxHeaderBytes:    16 << 10,
-			ErrorLog:          errorLog,
-			// Requests keep ctx's values but not its cancellation:
-			// shutdown lets in-flight requests finish (Shutdown's grace
-			// period).
-			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		},
+		public: publicServer(cfg, httpapi.NewServer(deps)),
 		ops: &http.Server{
 			Handler:           httpapi.NewOps(deps),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -430,8 +418,27 @@ func listen(ctx context.Context, cfg *config.Config, log *slog.Logger, deps http
 			ErrorLog:    errorLog,
 		},
 	}
+	s.public.ErrorLog = errorLog
+	// Requests keep ctx's values but not its cancellation: shutdown lets
+	// in-flight requests finish (Shutdown's grace period).
+	s.public.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	log.Info("reader listening", "addr", ln.Addr().String(), "ops_addr", opsLn.Addr().String())
 	return s, nil
+}
+
+// publicServer is the public port's server: its timeouts and limits,
+// which net/http applies to every request (a deadline update per
+// timeout). The benchmarks' ceiling runs on one too, so that it is
+// compared under the same settings.
+func publicServer(cfg *config.Config, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+	}
 }
 
 // serve serves both ports until ctx ends (nil) or one of them fails.

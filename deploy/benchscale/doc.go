@@ -67,6 +67,18 @@
 // runs, comparing reader binaries round by round (SCALE_WARM_READERS): a
 // minute per comparison instead of a run; see its documentation.
 //
+// TestWriteCost and TestInsertCost (build tag benchscale) price the
+// writes of the ingestor's writer against a copy of such a kept database,
+// a copy per trial (CREATE DATABASE ... TEMPLATE): TestWriteCost times
+// postgres.Writer itself, as bench-scale's measured write (a CHECKPOINT, a
+// lead-in, then the measured orders), variant by variant (an index or
+// constraint dropped, batches sorted by order_uid), with the CPU of the
+// writer's backends, the WAL, each statement's figures and each index's
+// buffer traffic; TestInsertCost prices each table's insert and each
+// index's share of it on one backend, with the index dropped (or made
+// non-unique) in a transaction that is rolled back. See their
+// documentation.
+//
 // BenchmarkIngestors (`make bench-ingestors`, no build tag: a benchmark,
 // so that `make test` compiles it and never runs it) measures the total
 // ingest rate of 1, 2, 3 and 6 ingestor processes sharing a 6-partition

@@ -436,10 +436,11 @@ type remoteAnswer struct {
 // request) and takes whichever answer settles it first: a Redis that is
 // slow for a moment (a busy machine, a pipeline waiting behind another)
 // costs the lookup at most the hedge delay plus the database's time,
-// instead of Redis's own. The database settles the lookup with an order
-// or a not-found (it is the truth); when it failed, the lookup waits for
-// Redis after all, which may hold the order. A Redis hit settles it too;
-// the database's lookup then ends with the load (its context).
+// instead of Redis's own. The database settles the lookup with an order;
+// its not-found or its failure waits for Redis's answer after all, which
+// may hold the order, so that the hedge changes how soon a lookup is
+// answered, never what. A Redis hit settles it too; the database's lookup
+// then ends with the load (its context).
 func (t *Tiered) askRemote(ctx context.Context, uid string) remoteAnswer {
 	if t.hedge <= 0 {
 		body, err := t.remote.Get(ctx, uid)
@@ -467,7 +468,7 @@ func (t *Tiered) askRemote(ctx context.Context, uid string) remoteAnswer {
 	case f := <-fromRemote:
 		return remoteAnswer{fetched: f, answered: true, store: fromStore}
 	case d := <-fromStore:
-		if d.err == nil || errors.Is(d.err, ErrNotFound) {
+		if d.err == nil {
 			return remoteAnswer{db: &d}
 		}
 		return remoteAnswer{fetched: <-fromRemote, answered: true, db: &d}

@@ -29,18 +29,18 @@ func (s *stalledRemote) Get(ctx context.Context, uid string) ([]byte, error) {
 	return s.Remote.Get(ctx, uid)
 }
 
-// watchedStore counts the store's lookups; with fail, each fails, and
-// failed closes at the first failure.
+// watchedStore counts the store's lookups, and closes answered once the
+// first has its answer; with fail, each fails.
 type watchedStore struct {
 	cache.Store
-	gets   atomic.Int64
-	fail   bool
-	failed chan struct{}
+	gets     atomic.Int64
+	fail     bool
+	answered chan struct{}
 }
 
-func (s *watchedStore) Get(ctx context.Context, uid string) ([]byte, error) {
-	if s.gets.Add(1) == 1 && s.fail {
-		close(s.failed)
+func (s *watchedStore) Get(ctx context.Context, uid string) (body []byte, err error) {
+	if s.gets.Add(1) == 1 {
+		defer close(s.answered)
 	}
 	if s.fail {
 		return nil, errors.New("database down")
@@ -49,10 +49,11 @@ func (s *watchedStore) Get(ctx context.Context, uid string) ([]byte, error) {
 }
 
 // TestRemoteHedge: a lookup that Redis does not answer within the hedge
-// delay asks PostgreSQL as well and is settled by the first answer: the
-// database's order or not-found without waiting for Redis, Redis's order
-// when the database fails; a Redis that answers in time is the only tier
-// asked.
+// delay asks PostgreSQL as well and is settled by the first answer that
+// settles it: the database's order without waiting for Redis; when the
+// database does not hold it or fails, Redis's answer, which comes after
+// the database's (an order, or not found); a Redis that answers in time
+// is the only tier asked.
 func TestRemoteHedge(t *testing.T) {
 	t.Parallel()
 	never := make(chan struct{}) // Redis stalled for the whole lookup
@@ -60,7 +61,7 @@ func TestRemoteHedge(t *testing.T) {
 		name       string
 		inDB       bool // the order is in the database
 		inRedis    bool // and in Redis
-		stalled    bool // Redis answers only after the database (never if it does not fail)
+		stalled    bool // Redis answers only after the database (never, with the order in it)
 		dbFails    bool
 		hedge      time.Duration
 		wantSource cache.Source
@@ -70,9 +71,11 @@ func TestRemoteHedge(t *testing.T) {
 	}{
 		{name: "stalled redis, stored order", inDB: true, stalled: true, hedge: 10 * time.Millisecond,
 			wantSource: cache.DB, wantGets: 1, wantSlow: 1},
-		{name: "stalled redis, unknown order", stalled: true, hedge: 10 * time.Millisecond,
+		{name: "slow redis, unknown order", stalled: true, hedge: 10 * time.Millisecond,
 			wantErr: cache.ErrNotFound, wantGets: 1, wantSlow: 1},
-		{name: "slow redis holds it, database down", inRedis: true, stalled: true, dbFails: true, hedge: 10 * time.Millisecond,
+		{name: "slow redis holds it, not in the database", inRedis: true, stalled: true, hedge: 10 * time.Millisecond,
+			wantSource: cache.Redis, wantGets: 1, wantSlow: 1},
+		{name: "slow redis holds it, database down", inDB: true, inRedis: true, stalled: true, dbFails: true, hedge: 10 * time.Millisecond,
 			wantSource: cache.Redis, wantGets: 1, wantSlow: 1},
 		{name: "redis in time", inDB: true, inRedis: true, hedge: time.Minute,
 			wantSource: cache.Redis, wantGets: 0, wantSlow: 0},
@@ -82,12 +85,12 @@ func TestRemoteHedge(t *testing.T) {
 			var store *watchedStore
 			f := newFixture(t, 1<<20, func(o *cache.Options) {
 				o.RemoteHedge = tc.hedge
-				store = &watchedStore{Store: o.Store, fail: tc.dbFails, failed: make(chan struct{})}
+				store = &watchedStore{Store: o.Store, fail: tc.dbFails, answered: make(chan struct{})}
 				o.Store = store
 				if tc.stalled {
 					release := never
-					if tc.dbFails {
-						release = store.failed
+					if !tc.inDB || tc.dbFails {
+						release = store.answered
 					}
 					o.Remote = &stalledRemote{Remote: o.Remote, release: release}
 				}

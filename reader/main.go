@@ -140,6 +140,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		awaitSubscribed(ctx, events, subscribeWait)
 		warmUp(ctx, log, tiers, m, cfg.WarmCount, cfg.WarmTimeout)
 		ready.Store(true)
+		if cfg.WarmCount > 0 {
+			awaitWarmFill(ctx, log, tiers, m)
+		}
 	})
 	if err := srv.serve(ctx); err != nil {
 		return err
@@ -369,6 +372,21 @@ func warmUp(ctx context.Context, log *slog.Logger, tiers *cache.Tiered, m *metri
 	log.Info("warm-up done", "orders", count, "duration", elapsed, "collection", collected)
 }
 
+// awaitWarmFill logs the outcome of the warm-up's Redis fill, which runs
+// after the warm-up (see cache.Tiered.Warm), once it has ended.
+func awaitWarmFill(ctx context.Context, log *slog.Logger, tiers *cache.Tiered, m *metrics.Metrics) {
+	select {
+	case f := <-tiers.WarmFilled():
+		m.WarmupRedisDuration.Set(f.Duration.Seconds())
+		if f.Err != nil {
+			log.Warn("warm-up: redis fill incomplete", "written", f.Written, "left", f.Left, "duration", f.Duration, "err", f.Err)
+			return
+		}
+		log.Info("warm-up: redis filled", "written", f.Written, "left", f.Left, "duration", f.Duration)
+	case <-ctx.Done():
+	}
+}
+
 // servers are the public port (API, web UI, Swagger, health) and the ops
 // port (metrics, profiles, health).
 type servers struct {
@@ -390,19 +408,7 @@ func listen(ctx context.Context, cfg *config.Config, log *slog.Logger, deps http
 	}
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	s := &servers{publicLn: ln, opsLn: opsLn,
-		public: &http.Server{
-			Handler:           httpapi.NewServer(deps),
-			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-			ReadTimeout:       cfg.ReadTimeout,
-			WriteTimeout:      cfg.WriteTimeout,
-			IdleTimeout:       cfg.IdleTimeout,
-			MaxHeaderBytes:    16 << 10,
-			ErrorLog:          errorLog,
-			// Requests keep ctx's values but not its cancellation:
-			// shutdown lets in-flight requests finish (Shutdown's grace
-			// period).
-			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		},
+		public: publicServer(cfg, httpapi.NewServer(deps)),
 		ops: &http.Server{
 			Handler:           httpapi.NewOps(deps),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -412,8 +418,27 @@ func listen(ctx context.Context, cfg *config.Config, log *slog.Logger, deps http
 			ErrorLog:    errorLog,
 		},
 	}
+	s.public.ErrorLog = errorLog
+	// Requests keep ctx's values but not its cancellation: shutdown lets
+	// in-flight requests finish (Shutdown's grace period).
+	s.public.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	log.Info("reader listening", "addr", ln.Addr().String(), "ops_addr", opsLn.Addr().String())
 	return s, nil
+}
+
+// publicServer is the public port's server: its timeouts and limits,
+// which net/http applies to every request (a deadline update per
+// timeout). The benchmarks' ceiling runs on one too, so that it is
+// compared under the same settings.
+func publicServer(cfg *config.Config, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+	}
 }
 
 // serve serves both ports until ctx ends (nil) or one of them fails.

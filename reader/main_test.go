@@ -418,14 +418,22 @@ func TestTiersAndWarmUp(t *testing.T) {
 	if logs := r.logs.String(); !strings.Contains(logs, `"msg":"warm-up done"`) || !strings.Contains(logs, `"orders":25,"duration":`) {
 		t.Fatalf("no warm-up log line with the count:\n%s", r.logs)
 	}
-	// The 25 most recent are in Redis under the test's prefix.
+	// The 25 most recent are in Redis under the test's prefix once the
+	// fill that follows the warm-up has ended (it logs when).
 	ctx := context.Background()
+	testenv.Await(t, "the warm-up's Redis fill", 10*time.Second, func() bool {
+		logs := r.logs.String()
+		return strings.Contains(logs, `"msg":"warm-up: redis filled"`) && strings.Contains(logs, `"written":25,"left":0,`)
+	})
 	keys, err := e.redis.Client.Keys(ctx, e.redis.Prefix+"order:*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(keys) != 25 {
-		t.Fatalf("%d orders in redis after warm-up, want 25", len(keys))
+		t.Fatalf("%d orders in redis after the warm-up's fill, want 25", len(keys))
+	}
+	if got := r.metric(t, "reader_warmup_redis_duration_seconds"); got <= 0 {
+		t.Fatalf("reader_warmup_redis_duration_seconds = %v", got)
 	}
 	newest := mostRecent(warm)
 	resp := r.do(t, http.MethodGet, "/order/"+newest.OrderUID)

@@ -290,7 +290,7 @@ func BenchmarkSearch(b *testing.B) {
 				searches0 := scrape(b, ops, "reader_db_search_batch_searches_sum")
 				batches0 := scrape(b, ops, "reader_db_search_batch_searches_count")
 				pg0 := testenv.BackendCPU(b, pg.Pool, "order_reader")
-				r, ok := wrkLoad(b, base, keys.read, c.paths, d, benchProfile("search-"+c.name, round+1))
+				r, ok := wrkLoad(b, base, keys.read, c.paths, d, 2, benchProfile("search-"+c.name, round+1))
 				if !ok {
 					r = goLoad(b, base, keys.read, c.paths, d, false)
 				}

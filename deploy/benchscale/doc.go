@@ -61,7 +61,8 @@
 // names it.
 //
 // TestWarm (build tag benchscale) times the reader's warm-up alone, with
-// the reader's and PostgreSQL's CPU, against a database of
+// the reader's, PostgreSQL's and redis-server's CPU (and the Redis fill
+// that follows the warm-up), against a database of
 // SCALE_WARM_STORED orders loaded once by the same loader and kept between
 // runs, comparing reader binaries round by round (SCALE_WARM_READERS): a
 // minute per comparison instead of a run; see its documentation.

@@ -570,7 +570,7 @@ func (s cpuSample) since(before cpuSample, orders int, elapsed time.Duration) in
 }
 
 // redisProcess is the PID of the redis-server of rc (INFO server).
-func redisProcess(b *testing.B, rc *redis.Client) int {
+func redisProcess(b testing.TB, rc *redis.Client) int {
 	info, err := rc.Info(context.Background(), "server").Result()
 	if err != nil {
 		b.Fatal(err)

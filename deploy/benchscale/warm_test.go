@@ -4,6 +4,7 @@ package benchscale
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -33,7 +34,10 @@ import (
 // binaries to compare (default: one built from this checkout), run in
 // turn for SCALE_WARM_ROUNDS rounds (default 5), each warming
 // SCALE_WARM_COUNT orders (default 100,000) into an empty Redis key
-// space; SCALE_READER_ENV adds variables to their environment.
+// space; SCALE_READER_ENV adds variables to their environment (e.g.
+// READER_LOG_LEVEL=debug for the warm-up's stage log) and SCALE_WARM_LOGS
+// names a directory that keeps the readers' logs (default: the test's
+// temporary directory, removed at its end).
 func TestWarm(t *testing.T) {
 	stored, err := parseCount(os.Getenv("SCALE_WARM_STORED"))
 	if err != nil || stored == 0 {
@@ -51,7 +55,13 @@ func TestWarm(t *testing.T) {
 		return n
 	}
 	rounds, warm := count("SCALE_WARM_ROUNDS", 5), count("SCALE_WARM_COUNT", 100_000)
-	r := &run{t: t, logs: t.TempDir(), stored: stored}
+	logs := os.Getenv("SCALE_WARM_LOGS")
+	if logs == "" {
+		logs = t.TempDir()
+	} else if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{t: t, logs: logs, stored: stored}
 	if r.set.readerEnv, err = parseEnv(os.Getenv("SCALE_READER_ENV")); err != nil {
 		t.Fatalf("SCALE_READER_ENV: %v", err)
 	}
@@ -83,15 +93,22 @@ func TestWarm(t *testing.T) {
 	}
 	r.pg = pg
 	r.redis = testenv.Redis(t)
-	type warmRun struct{ wall, reader, pg time.Duration }
+	redisPID := redisProcess(t, r.redis.Client)
+	type warmRun struct{ wall, reader, pg, redis time.Duration }
 	runs := make([][]warmRun, len(readers))
 	for round := range rounds {
 		for i, bin := range readers {
 			r.bins = map[string]string{"reader": bin}
-			w, readerCPU, pgCPU := r.warmUpCPU(ctx, warm)
-			runs[i] = append(runs[i], warmRun{w.duration, readerCPU, pgCPU})
-			t.Logf("round %d, %s: %d orders warmed in %.2f s, CPU: reader %.2f s, PostgreSQL %.2f s; RSS %s; load average %s",
-				round+1, bin, w.orders, w.duration.Seconds(), readerCPU.Seconds(), pgCPU.Seconds(), megabytes(w.mem.RSS), readLoad(t))
+			w, cpu := r.warmUpCPU(ctx, warm, fmt.Sprintf("warm-%d-round%d-reader%d", warm, round+1, i+1), redisPID)
+			runs[i] = append(runs[i], warmRun{w.duration, cpu.reader, cpu.pg, cpu.redis})
+			fill := ""
+			if cpu.fill > 0 {
+				fill = fmt.Sprintf("; Redis filled %.2f s later (CPU: reader %.2f s, Redis %.2f s)",
+					cpu.fill.Seconds(), cpu.fillReader.Seconds(), cpu.fillRedis.Seconds())
+			}
+			t.Logf("round %d, %s: %d orders warmed in %.2f s, CPU: reader %.2f s, PostgreSQL %.2f s, Redis %.2f s%s; RSS %s; load average %s",
+				round+1, bin, w.orders, w.duration.Seconds(), cpu.reader.Seconds(), cpu.pg.Seconds(), cpu.redis.Seconds(), fill,
+				megabytes(w.mem.RSS), readLoad(t))
 		}
 	}
 	median := func(rs []warmRun, f func(warmRun) time.Duration) float64 {
@@ -107,28 +124,47 @@ func TestWarm(t *testing.T) {
 		for k, w := range runs[i] {
 			all[k] = strconv.FormatFloat(w.wall.Seconds(), 'f', 2, 64)
 		}
-		t.Logf("%s: warm-up of %d among %d stored: median %.2f s (rounds: %s); median CPU: reader %.2f s, PostgreSQL %.2f s",
+		t.Logf("%s: warm-up of %d among %d stored: median %.2f s (rounds: %s); median CPU: reader %.2f s, PostgreSQL %.2f s, Redis %.2f s",
 			bin, warm, stored, median(runs[i], func(w warmRun) time.Duration { return w.wall }), strings.Join(all, ", "),
 			median(runs[i], func(w warmRun) time.Duration { return w.reader }),
-			median(runs[i], func(w warmRun) time.Duration { return w.pg }))
+			median(runs[i], func(w warmRun) time.Duration { return w.pg }),
+			median(runs[i], func(w warmRun) time.Duration { return w.redis }))
 	}
 }
 
+// warmCPU is the CPU a warm-up took, per process, until the reader was
+// ready; fillReader and fillRedis are the reader's and redis-server's
+// afterwards, until the warm-up's Redis fill had ended (a reader that
+// fills Redis after its warm-up), of duration fill.
+type warmCPU struct {
+	reader, pg, redis, fillReader, fillRedis, fill time.Duration
+}
+
 // warmUpCPU is warmUp, with the CPU the warm-up took: the reader
-// process's until it was ready (its start-up included) and the
-// PostgreSQL server's meanwhile (the database's backends, the
-// checkpointer, background writer and WAL writer), read from /proc. The
-// CPU figures vary less than the time with the load of a shared machine.
-func (r *run) warmUpCPU(ctx context.Context, n int) (warmed, time.Duration, time.Duration) {
+// process's until it was ready (its start-up included), the PostgreSQL
+// server's meanwhile (the database's backends, the checkpointer,
+// background writer and WAL writer) and redis-server's (redisPID), read
+// from /proc. The CPU figures vary less than the time with the load of a
+// shared machine. The reader's log is name's.
+func (r *run) warmUpCPU(ctx context.Context, n int, name string, redisPID int) (warmed, warmCPU) {
 	t := r.t
-	before := postgresCPU(ctx, t, r.pg.Pool)
-	rr := r.startReader(n, "warm-"+strconv.Itoa(n))
-	defer rr.stop(r)
-	pgCPU := cpuDelta(before, postgresCPU(ctx, t, r.pg.Pool))
-	readerCPU, err := testenv.ProcessCPU(rr.cmd.Process.Pid)
+	var cpu warmCPU
+	redisBefore, err := testenv.ProcessCPU(redisPID)
 	if err != nil {
+		t.Fatalf("redis-server CPU: %v", err)
+	}
+	before := postgresCPU(ctx, t, r.pg.Pool)
+	rr := r.startReader(n, name)
+	defer rr.stop(r)
+	cpu.pg = cpuDelta(before, postgresCPU(ctx, t, r.pg.Pool))
+	if cpu.reader, err = testenv.ProcessCPU(rr.cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
+	redisAfter, err := testenv.ProcessCPU(redisPID)
+	if err != nil {
+		t.Fatalf("redis-server CPU: %v", err)
+	}
+	cpu.redis = redisAfter - redisBefore
 	scraped := scrapeMetrics(strings.TrimPrefix(rr.ops, "http://"))
 	secs, ok := sample(scraped, "reader_warmup_duration_seconds")
 	orders, ok2 := sample(scraped, "reader_warmup_orders")
@@ -139,5 +175,26 @@ func (r *run) warmUpCPU(ctx context.Context, n int) (warmed, time.Duration, time
 	if err != nil {
 		t.Fatal(err)
 	}
-	return warmed{duration: time.Duration(secs * float64(time.Second)), orders: int(orders), mem: mem}, readerCPU, pgCPU
+	if _, ok := sample(scraped, "reader_warmup_redis_duration_seconds"); ok {
+		var fill float64
+		deadline := time.Now().Add(time.Minute)
+		for fill == 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // polled: the reader announces the fill's end nowhere else
+			fill, _ = sample(scrapeMetrics(strings.TrimPrefix(rr.ops, "http://")), "reader_warmup_redis_duration_seconds")
+		}
+		if fill == 0 {
+			t.Fatalf("warm-up of %d: no reader_warmup_redis_duration_seconds a minute after it", n)
+		}
+		cpu.fill = time.Duration(fill * float64(time.Second))
+		readerNow, err := testenv.ProcessCPU(rr.cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		redisNow, err := testenv.ProcessCPU(redisPID)
+		if err != nil {
+			t.Fatalf("redis-server CPU: %v", err)
+		}
+		cpu.fillReader, cpu.fillRedis = readerNow-cpu.reader, redisNow-redisAfter
+	}
+	return warmed{duration: time.Duration(secs * float64(time.Second)), orders: int(orders), mem: mem}, cpu
 }

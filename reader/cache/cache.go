@@ -90,6 +90,9 @@ type Tiered struct {
 	fills            chan Entry // orders loaded from the database, for Redis
 	stopFills        context.CancelFunc
 	fillsDone        chan struct{}
+	fillCtx          context.Context // the fills' (writeFills, fillWarmed), cancelled by Close
+	warmFills        sync.WaitGroup
+	warmFilled       chan WarmFill
 	c                counters
 }
 
@@ -124,7 +127,7 @@ func New(o Options) (*Tiered, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, hedge: o.RemoteHedge, mask: o.Mask, maskOrder: o.MaskOrder, log: o.Logger,
-		fills: make(chan Entry, fillQueue), fillsDone: make(chan struct{})}
+		fills: make(chan Entry, fillQueue), fillsDone: make(chan struct{}), warmFilled: make(chan WarmFill, 1)}
 	if o.LocalBytes > 0 {
 		local, err := otter.New(&otter.Options[string, *Order]{
 			MaximumWeight: uint64(o.LocalBytes),
@@ -174,7 +177,7 @@ func New(o Options) (*Tiered, error) {
 	// Started last: an error above leaves no goroutine behind.
 	if o.Remote != nil {
 		ctx, stop := context.WithCancel(context.Background())
-		t.stopFills = stop
+		t.fillCtx, t.stopFills = ctx, stop
 		go t.writeFills(ctx)
 	} else {
 		close(t.fillsDone)
@@ -197,6 +200,7 @@ func (t *Tiered) Close() {
 		t.stopFills()
 	}
 	<-t.fillsDone
+	t.warmFills.Wait()
 	if t.local != nil {
 		t.local.StopAllGoroutines()
 	}
@@ -612,39 +616,28 @@ func (t *Tiered) undoErasedFills(ctx context.Context, entries []Entry) {
 	}
 }
 
-// Warm loads the n most recent orders into both tiers, a page of orders per
-// query and per Redis pipeline. It returns how many orders it loaded; a
-// Redis failure is logged, not returned. A page's pipeline is written while
-// the next pages are prepared, and Warm returns once every page written.
+// Warm loads the n most recent orders into the local tier, a page of
+// orders per query, and returns how many it loaded once they are all
+// there. A page is prepared (both views) while the next pages are read.
+//
+// With a Remote, the same orders are then written to it in the
+// background, a page per pipeline (see fillWarmed), and WarmFilled reports
+// the outcome: the local tier is what this reader serves from, and Redis's
+// writes (with redis-server's own work, about a sixth of a warm-up's CPU,
+// on the same cores) would only delay it. Warm is meant to run once, at
+// start.
 //
 // It logs where the time went (at debug level): waiting for the store's
-// pages, preparing them, waiting to queue them for Redis, writing them to
-// Redis (alongside the rest), and the writes left once the last page was
-// prepared. Whichever of the first three dominates paces the warm-up.
+// pages and preparing them. Whichever dominates paces the warm-up.
 func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 	count, pages := 0, 0
 	epoch := t.epoch.Load()
 	warmWorkers := runtime.GOMAXPROCS(0)
 	var (
-		toRemote          chan []Entry
-		writer            sync.WaitGroup
-		start             = time.Now()
-		prepare, queueing time.Duration
-		writing           time.Duration // the writer's, read after writer.Wait
+		start   = time.Now()
+		prepare time.Duration
+		fill    [][]Entry // the pages for Redis, written once all are in the local tier
 	)
-	if t.remote != nil {
-		toRemote = make(chan []Entry, warmPagesQueued)
-		writer.Go(func() {
-			for page := range toRemote {
-				began := time.Now()
-				if err := t.remote.SetMany(ctx, page); err != nil {
-					t.log.Warn("warm-up could not fill redis", "orders", len(page), "err", err)
-				}
-				t.undoErasedFills(ctx, page)
-				writing += time.Since(began)
-			}
-		})
-	}
 	err := t.store.Recent(ctx, n, warmPage, func(page []Entry) error {
 		began := time.Now()
 		defer func() { prepare += time.Since(began) }()
@@ -668,6 +661,7 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 					part[i].Order = nil
 					if err != nil {
 						t.log.Error("warm-up: an order could not be prepared, leaving it out", "order_uid", e.UID, "err", err)
+						part[i].UID = "" // not written to Redis either
 						continue
 					}
 					t.keep(e.UID, o, epoch)
@@ -676,36 +670,91 @@ func (t *Tiered) Warm(ctx context.Context, n int) (int, error) {
 		}
 		prepared.Wait()
 		count += len(page)
-		if toRemote != nil {
-			queued := time.Now()
-			defer func() { queueing += time.Since(queued) }()
-			select {
-			case toRemote <- page:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
+		if t.remote != nil {
+			fill = append(fill, page)
 		}
 		return nil
 	})
 	read := time.Since(start)
-	if toRemote != nil {
-		close(toRemote)
-		writer.Wait()
-	}
 	t.log.Debug("warm-up stages", "orders", count, "pages", pages,
-		"store_wait", read-prepare, "prepare", prepare-queueing, "redis_queue_wait", queueing,
-		"redis_write", writing, "redis_after_last_page", time.Since(start)-read)
+		"store_wait", read-prepare, "prepare", prepare)
+	if t.remote != nil {
+		t.warmFills.Go(func() {
+			f := t.fillWarmed(fill, start, epoch)
+			select {
+			case t.warmFilled <- f:
+			default: // a second Warm's: WarmFilled has the first's
+			}
+		})
+	}
 	if err != nil {
 		return count, fmt.Errorf("warm-up: %w", err)
 	}
 	return count, nil
 }
 
+// WarmFill is the outcome of a warm-up's Redis fill (see Warm).
+type WarmFill struct {
+	// Written is the orders sent to Redis (each kept there if it was
+	// already: SetMany's SETNX), Left those not written: erased meanwhile,
+	// or left when the fill stopped (a resync, warmFillLimit, Close, or a
+	// page that failed, Err).
+	Written, Left int
+	// Duration is the fill's, from the end of the local warm-up.
+	Duration time.Duration
+	// Err is the first failure to write a page, nil when none failed.
+	Err error
+}
+
+// WarmFilled delivers the outcome of the Redis fill of Warm once it has
+// ended; nothing without a Remote or before Warm.
+func (t *Tiered) WarmFilled() <-chan WarmFill { return t.warmFilled }
+
+// fillWarmed writes the pages of a warm-up that began at start (at epoch)
+// to Redis, after the local tier is filled. A page's orders erased
+// meanwhile are left out, and those erased while it was being written
+// are deleted again (as writeFills does): that relies on the erased uids
+// being remembered (erasedMemory) for longer than a page can wait, so the
+// fill gives up past warmFillLimit from the start of the warm-up (the
+// pages were read after it). It stops at a resync too, since erasures
+// announced while the reader was not subscribed were missed; a page that
+// fails (Redis down: its circuit opens, and the next are skipped at once)
+// is left out, and the fill goes on.
+func (t *Tiered) fillWarmed(pages [][]Entry, start time.Time, epoch uint64) WarmFill {
+	began := time.Now()
+	var f WarmFill
+	for i, page := range pages {
+		if t.fillCtx.Err() != nil || t.epoch.Load() != epoch || time.Since(start) > warmFillLimit {
+			for _, p := range pages[i:] {
+				f.Left += len(p)
+			}
+			break
+		}
+		n := len(page)
+		page = slices.DeleteFunc(page, func(e Entry) bool { return e.UID == "" || t.isErased(e.UID) })
+		f.Left += n - len(page)
+		if err := t.remote.SetMany(t.fillCtx, page); err != nil {
+			if f.Err == nil {
+				f.Err = err
+			}
+			f.Left += len(page)
+		} else {
+			f.Written += len(page)
+		}
+		t.undoErasedFills(t.fillCtx, page)
+		pages[i] = nil // the page's bytes stay only as long as the local tier keeps them
+	}
+	f.Duration = time.Since(began)
+	return f
+}
+
 const (
 	// warmPage is the orders of one warm-up query and Redis pipeline.
 	warmPage = 500
-	// warmPagesQueued bounds the prepared pages waiting for Redis.
-	warmPagesQueued = 2
+	// warmFillLimit is how long after the warm-up's start its Redis fill
+	// may still write: half of erasedMemory, so that an order erased
+	// after it was read is still known as erased when its page is written.
+	warmFillLimit = erasedMemory / 2
 )
 
 // Search returns a page of order summaries (see Store.Search). Lists are

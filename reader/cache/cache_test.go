@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,6 +173,9 @@ func TestLocalTierBoundedByBytes(t *testing.T) {
 	if err != nil || n != 100 {
 		t.Fatalf("Warm: %d, %v", n, err)
 	}
+	if fill := <-f.tiers.WarmFilled(); fill.Written != 100 || fill.Err != nil {
+		t.Fatalf("Redis fill: %+v", fill)
+	}
 	testenv.Await(t, "eviction down to the bound", 10*time.Second, func() bool { return f.tiers.LocalBytes() <= bound })
 	if f.tiers.LocalBytes() == 0 {
 		t.Fatal("local tier empty")
@@ -269,8 +273,8 @@ func TestMaskedViewPreparedOnce(t *testing.T) {
 }
 
 // TestWarmManyPages: a warm-up of several pages (read ahead, prepared in
-// parallel, written to Redis while the next is prepared) has, once Warm
-// returns, every order in both tiers, each with its masked view.
+// parallel) has, once Warm returns, every order in the local tier, each
+// with its masked view, and once its Redis fill has ended, in Redis.
 func TestWarmManyPages(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -280,6 +284,9 @@ func TestWarmManyPages(t *testing.T) {
 	n, err := f.tiers.Warm(ctx, len(orders))
 	if err != nil || n != len(orders) {
 		t.Fatalf("Warm: %d, %v", n, err)
+	}
+	if fill := <-f.tiers.WarmFilled(); fill.Written != len(orders) || fill.Left != 0 || fill.Err != nil {
+		t.Fatalf("Redis fill: %+v", fill)
 	}
 	rc, err := redis.New(redis.Options{URL: f.rd.URL, Prefix: f.rd.Prefix, TTL: time.Minute, Timeout: time.Second})
 	if err != nil {
@@ -300,4 +307,90 @@ func TestWarmManyPages(t *testing.T) {
 			t.Fatalf("redis, %s: %v", o.OrderUID, err)
 		}
 	}
+}
+
+// gatedRemote is a Remote whose SetMany waits for gate to close.
+type gatedRemote struct {
+	cache.Remote
+	entered chan struct{} // closed by the first SetMany
+	once    sync.Once
+	gate    chan struct{}
+}
+
+func (g *gatedRemote) SetMany(ctx context.Context, entries []cache.Entry) error {
+	g.once.Do(func() { close(g.entered) })
+	<-g.gate
+	return g.Remote.SetMany(ctx, entries)
+}
+
+// TestWarmFillAfterLocal: Warm returns once the local tier holds the
+// orders, before Redis has any; the Redis fill that follows leaves out an
+// order erased meanwhile, and stops at a resync (erasures announced while
+// the reader was not subscribed were missed).
+func TestWarmFillAfterLocal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// during runs while the first page's write waits.
+		during func(tiers *cache.Tiered, erased string)
+		// wantWritten is the orders the fill writes, of the three pages.
+		wantWritten func(orders int) int
+	}{
+		{"erasure", func(tiers *cache.Tiered, erased string) {
+			tiers.Invalidate(context.Background(), cache.Changes{Erased: []string{erased}})
+		}, func(orders int) int { return orders - 1 }},
+		{"resync", func(tiers *cache.Tiered, _ string) { tiers.Resync() }, func(int) int { return 500 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			gate := &gatedRemote{entered: make(chan struct{}), gate: make(chan struct{})}
+			f := newMaskingFixture(t, 64<<20, pii.MaskJSON, func(o *cache.Options) {
+				o.MaskOrder = pii.Mask
+				gate.Remote = o.Remote
+				o.Remote = gate
+			})
+			orders := ordergen.New(72).Orders(1234) // pages of 500: three
+			testenv.InsertOrders(t, f.pg.Pool, orders...)
+			n, err := f.tiers.Warm(ctx, len(orders))
+			if err != nil || n != len(orders) {
+				t.Fatalf("Warm: %d, %v", n, err)
+			}
+			// The newest page is written first; erase an order of the
+			// last one, not yet checked.
+			erased := oldest(orders).OrderUID
+			for _, o := range orders {
+				if c, err := f.tiers.Cached(o.OrderUID); err != nil || c == nil {
+					t.Fatalf("local tier, %s: %v, %v", o.OrderUID, c, err)
+				}
+			}
+			<-gate.entered
+			if keys := f.rd.Client.Keys(ctx, f.rd.Prefix+"order:*").Val(); len(keys) != 0 {
+				t.Fatalf("%d orders in Redis before its fill wrote", len(keys))
+			}
+			tc.during(f.tiers, erased)
+			close(gate.gate)
+			fill := <-f.tiers.WarmFilled()
+			want := tc.wantWritten(len(orders))
+			if fill.Written != want || fill.Left != len(orders)-want || fill.Err != nil {
+				t.Fatalf("Redis fill: %+v, want %d written", fill, want)
+			}
+			if keys := f.rd.Client.Keys(ctx, f.rd.Prefix+"order:*").Val(); len(keys) != want {
+				t.Fatalf("%d orders in Redis, want %d", len(keys), want)
+			}
+			if err := f.rd.Client.Get(ctx, f.rd.Prefix+"order:"+erased).Err(); err == nil {
+				t.Fatal("the erased order was written to Redis")
+			}
+		})
+	}
+}
+
+func oldest(orders []*model.Order) *model.Order {
+	best := orders[0]
+	for _, o := range orders[1:] {
+		if o.DateCreated.Before(best.DateCreated) || o.DateCreated.Equal(best.DateCreated) && o.OrderUID < best.OrderUID {
+			best = o
+		}
+	}
+	return best
 }

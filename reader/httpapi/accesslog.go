@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -35,6 +36,7 @@ type AccessLog struct {
 	w      io.Writer
 	prefix string // fixed attributes, e.g. `"service":"reader",`
 	pool   sync.Pool
+	times  timeText
 
 	flushMu sync.Mutex // held while writing to w, so that lines keep their order
 	mu      sync.Mutex // guards the fields below
@@ -136,7 +138,7 @@ func (a *AccessLog) write(e *accessEntry) {
 	bp := a.pool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
-	b = e.time.AppendFormat(b, time.RFC3339Nano)
+	b = a.times.append(b, e.time)
 	b = append(b, `","level":"INFO","msg":"request",`...)
 	b = append(b, a.prefix...)
 	b = append(b, `"request_id":`...)
@@ -168,6 +170,54 @@ func (a *AccessLog) write(e *accessEntry) {
 	}
 	*bp = b
 	a.pool.Put(bp)
+}
+
+// timeText formats times as time.RFC3339Nano does, for lines that come
+// many a second: the lines of one second share its formatted date and
+// zone, which AppendFormat would work out again for each (a sizeable part
+// of a line's cost). The same instant in the same location has the same
+// zone offset, so the text is the same. The zero value is ready; it is
+// safe for concurrent use.
+type timeText struct {
+	last atomic.Pointer[secondText]
+}
+
+// secondText is one second, formatted: the date and time up to the
+// second, and the zone.
+type secondText struct {
+	unix int64
+	loc  *time.Location
+	date string // "2006-01-02T15:04:05"
+	zone string // "Z07:00"
+}
+
+// append appends t as t.AppendFormat(b, time.RFC3339Nano) does: the
+// fraction without its trailing zeros, and no dot when it is zero.
+func (tt *timeText) append(b []byte, t time.Time) []byte {
+	s := tt.last.Load()
+	if s == nil || s.unix != t.Unix() || s.loc != t.Location() {
+		if y := t.Year(); y < 0 || y > 9999 {
+			return t.AppendFormat(b, time.RFC3339Nano)
+		}
+		s = &secondText{unix: t.Unix(), loc: t.Location(),
+			date: t.Format("2006-01-02T15:04:05"), zone: t.Format("Z07:00")}
+		tt.last.Store(s)
+	}
+	b = append(b, s.date...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, s.zone...)
 }
 
 const hexDigits = "0123456789abcdef"

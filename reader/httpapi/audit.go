@@ -29,6 +29,7 @@ type AuditLog struct {
 	err     error // the first write error, reported by Close
 	reads   *prometheus.CounterVec
 	counted sync.Map // metric label → prometheus.Counter
+	times   timeText
 }
 
 // AuditFlushInterval is the longest an audit record waits in memory.
@@ -78,7 +79,7 @@ func (a *AuditLog) piiRead(p *auth.Principal, uid, requestID string, client neti
 	a.mu.Lock()
 	b := a.w.AvailableBuffer()
 	b = append(b, `{"time":"`...)
-	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = a.times.append(b, at.UTC())
 	b = append(b, `","log":"audit","event":"pii_read","credential":`...)
 	b = appendJSONString(b, p.Name)
 	b = append(b, `,"kind":`...)

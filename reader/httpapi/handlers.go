@@ -127,7 +127,7 @@ func (h *orderHandler) serve(w http.ResponseWriter, r *http.Request, uid string)
 	hd["Cache-Control"] = immutable
 	hd["X-Cache"] = xCacheVals[src]
 	hd["X-Pii"] = pii
-	if etagMatches(r.Header.Get("If-None-Match"), view.ETag) {
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm[0], view.ETag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}

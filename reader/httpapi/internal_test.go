@@ -457,3 +457,39 @@ func BenchmarkAccessLogSink(b *testing.B) {
 		})
 	}
 }
+
+// TestTimeText: the log lines' time is what time.RFC3339Nano gives, for
+// lines of the same second (its cached date and zone) and of the next, in
+// any zone, with and without a fraction.
+func TestTimeText(t *testing.T) {
+	t.Parallel()
+	var tt timeText
+	east := time.FixedZone("east", 5*3600+30*60)
+	west := time.FixedZone("west", -8*3600)
+	base := time.Date(2026, 12, 1, 23, 59, 59, 0, time.UTC)
+	for _, tc := range []time.Time{
+		base,
+		base.Add(123456789),
+		base.Add(1),
+		base.Add(500 * time.Millisecond),
+		base.Add(999999999),
+		base.Add(time.Second), // the next second, and the next day
+		base.Add(time.Second + 10),
+		base.In(east),
+		base.Add(120000).In(east),
+		base.In(west),
+		base.Add(time.Second).In(west),
+		time.Now(),
+		time.Now().Add(time.Hour),
+		time.Date(0, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, east),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		for range 2 { // formatted, then from the second's cache
+			if got, want := string(tt.append(nil, tc)), tc.Format(time.RFC3339Nano); got != want {
+				t.Errorf("%v: %s, want %s", tc, got, want)
+			}
+		}
+	}
+}

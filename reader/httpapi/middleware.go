@@ -185,7 +185,12 @@ func (o *observer) handler(route string, next http.Handler) http.Handler {
 
 func (o *observer) serve(w http.ResponseWriter, r *http.Request, fixedRoute string, next http.Handler) {
 	start := time.Now()
-	id := r.Header.Get("X-Request-Id")
+	// The map read by the canonical key is Header.Get without its
+	// canonicalisation of the key (here and for If-None-Match).
+	var id string
+	if v := r.Header["X-Request-Id"]; len(v) > 0 {
+		id = v[0]
+	}
 	if !validRequestID(id) {
 		id = o.ids.next()
 	}

@@ -38,9 +38,12 @@ type Metrics struct {
 	SingleflightShared prometheus.Counter
 	// RedisUp is 1 while the Redis tier is used, 0 while its circuit is open.
 	RedisUp prometheus.Gauge
-	// WarmupOrders and WarmupDuration describe the start-up warm-up.
-	WarmupOrders   prometheus.Gauge
-	WarmupDuration prometheus.Gauge
+	// WarmupOrders and WarmupDuration describe the start-up warm-up (of
+	// the local tier, which readiness waits for); WarmupRedisDuration is
+	// how long its orders' Redis fill took after it.
+	WarmupOrders        prometheus.Gauge
+	WarmupDuration      prometheus.Gauge
+	WarmupRedisDuration prometheus.Gauge
 	// LocalCacheBytes is the weighted size of the in-process cache.
 	LocalCacheBytes prometheus.GaugeFunc
 	// PIIReads counts the answers that carried an order's personal data
@@ -116,7 +119,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		WarmupDuration: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "reader_warmup_duration_seconds",
-			Help: "Duration of the start-up warm-up.",
+			Help: "Duration of the start-up warm-up of the in-process cache (readiness waits for it).",
+		}),
+		WarmupRedisDuration: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reader_warmup_redis_duration_seconds",
+			Help: "Duration of the Redis fill of the warm-up's orders, which follows the warm-up (set once it has ended).",
 		}),
 		PIIReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reader_pii_reads_total",
@@ -140,7 +147,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.CacheLookups, m.DBQueryDuration,
 		m.DBLookupBatch, m.DBSearchBatch, m.DBTargetLookups, m.DBReplicaRechecks, m.DBReplicaUp, m.SingleflightShared, m.RedisUp,
-		m.WarmupOrders, m.WarmupDuration, m.PIIReads,
+		m.WarmupOrders, m.WarmupDuration, m.WarmupRedisDuration, m.PIIReads,
 		m.InvalidationSubscribed, m.Invalidations, m.InvalidationResyncs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.RedisUp.Set(1)

@@ -204,14 +204,23 @@ func (l *Limiter) Allow(ctx context.Context, key string, r Rate) Result {
 	}
 	b := l.bucket(key)
 	start := time.Now()
-	b.mu.Lock()
+	// The lock is usually free, and the event's time is then start; one
+	// that waited for it (behind another event's Redis call) reads the
+	// clock again.
+	contended := !b.mu.TryLock()
+	if contended {
+		b.mu.Lock()
+	}
 	defer b.mu.Unlock()
 	for waited := false; ; waited = true {
 		if b.rate != r { // a new key, or its rate changed
 			b.state = state{rate: r, leaseSize: 1}
 			b.gen++
 		}
-		now := time.Now()
+		now := start
+		if contended || waited {
+			now = time.Now()
+		}
 		b.lastUsed = now
 		var wait time.Duration // for Redis, as Result.Waited
 		if waited {

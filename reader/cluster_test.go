@@ -13,15 +13,20 @@ import (
 )
 
 // clusterEnv is a reader's environment on a private Redis Cluster, with
-// the in-process tier off so that X-Cache names the tier behind it, and
-// n orders stored in PostgreSQL and cached in the cluster as the ingestor
-// caches them.
+// the in-process tier and the hedge off so that X-Cache names the tier
+// behind it, and n orders stored in PostgreSQL and cached in the cluster
+// as the ingestor caches them.
 func clusterEnv(t *testing.T, replicas, n int) (*env, *testenv.RedisClusterEnv, []*model.Order) {
 	t.Helper()
 	e := newEnv(t)
 	rc := testenv.RedisCluster(t, replicas)
 	e.vars["REDIS_URL"], e.vars["READER_REDIS_KEY_PREFIX"] = rc.URL, rc.Prefix
 	e.vars["READER_WARM_COUNT"], e.vars["READER_CACHE_BYTES"] = "0", "0"
+	// No hedge: a Redis node's first command (its connection, the
+	// cluster's slots after a master is lost) may take longer than the
+	// hedge delay, and X-Cache would then name whichever tier answered
+	// first rather than the one that holds the order.
+	e.vars["READER_REDIS_HEDGE"] = "0"
 	gen := ordergen.New(41)
 	orders := make([]*model.Order, n)
 	for i := range orders {

@@ -306,7 +306,7 @@ func newTiers(cfg *config.Config, store cache.Store, remote cache.Remote, log *s
 	reg prometheus.Registerer, m *metrics.Metrics) (*cache.Tiered, error) {
 	tiers, err := cache.New(cache.Options{
 		Store: store, Remote: remote, LocalBytes: cfg.CacheBytes, NegativeTTL: cfg.NegativeTTL,
-		LoadTimeout: cfg.DBQueryTimeout, Mask: pii.MaskJSON, MaskOrder: pii.Mask, Metrics: m, Logger: log.With("component", "cache"),
+		LoadTimeout: cfg.DBQueryTimeout, RemoteHedge: cfg.RedisHedge, Mask: pii.MaskJSON, MaskOrder: pii.Mask, Metrics: m, Logger: log.With("component", "cache"),
 	})
 	if err != nil {
 		return nil, err

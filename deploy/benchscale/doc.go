@@ -79,6 +79,11 @@
 // non-unique) in a transaction that is rolled back. See their
 // documentation.
 //
+// TestGets (build tag benchscale) runs the uncached GETs alone as TestWarm
+// runs the warm-up, against a kept database of SCALE_GETS_STORED orders, comparing
+// reader binaries (SCALE_GETS_READERS) and settings (SCALE_GETS_ENVS)
+// round by round; see its documentation.
+//
 // BenchmarkIngestors (`make bench-ingestors`, no build tag: a benchmark,
 // so that `make test` compiles it and never runs it) measures the total
 // ingest rate of 1, 2, 3 and 6 ingestor processes sharing a 6-partition

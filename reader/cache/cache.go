@@ -54,6 +54,10 @@ type Options struct {
 	NegativeTTL time.Duration
 	// LoadTimeout limits one shared load (Redis then PostgreSQL).
 	LoadTimeout time.Duration
+	// RemoteHedge is how long a load waits for Remote before it asks the
+	// Store as well, taking the first answer (see askRemote); 0 waits for
+	// Remote's answer, however long it takes.
+	RemoteHedge time.Duration
 	// Mask turns an order's canonical JSON into the canonical JSON of its
 	// masked view (pii.MaskJSON). It runs once per order entering the
 	// local tier, never per request; nil prepares no masked view.
@@ -78,6 +82,7 @@ type Tiered struct {
 	// load compares them before and after (see rememberUnknown, keep).
 	storedGen, epoch atomic.Uint64
 	loadTimeout      time.Duration
+	hedge            time.Duration
 	mask             func([]byte) ([]byte, error)
 	maskOrder        func(model.Order) model.Order
 	log              *slog.Logger
@@ -94,9 +99,9 @@ type Tiered struct {
 // counters are resolved once: a label lookup per request would cost more
 // than the local cache hit it counts.
 type counters struct {
-	localHit, localMiss, negHit, redisHit, redisMiss, redisErr, dbHit, dbMiss, dbErr prometheus.Counter
-	shared                                                                           prometheus.Counter
-	invStored, invErased, resyncs                                                    prometheus.Counter
+	localHit, localMiss, negHit, redisHit, redisMiss, redisErr, redisSlow, dbHit, dbMiss, dbErr prometheus.Counter
+	shared                                                                                      prometheus.Counter
+	invStored, invErased, resyncs                                                               prometheus.Counter
 }
 
 type nopCounter struct{ prometheus.Counter }
@@ -121,7 +126,7 @@ func New(o Options) (*Tiered, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, mask: o.Mask, maskOrder: o.MaskOrder, log: o.Logger,
+	t := &Tiered{store: o.Store, remote: o.Remote, loadTimeout: o.LoadTimeout, hedge: o.RemoteHedge, mask: o.Mask, maskOrder: o.MaskOrder, log: o.Logger,
 		fills: make(chan Entry, fillQueue), fillsDone: make(chan struct{}), warmFilled: make(chan WarmFill, 1)}
 	if o.LocalBytes > 0 {
 		local, err := otter.New(&otter.Options[string, *Order]{
@@ -158,8 +163,8 @@ func New(o Options) (*Tiered, error) {
 			localHit: l.WithLabelValues("local", "hit"), localMiss: l.WithLabelValues("local", "miss"),
 			negHit:   l.WithLabelValues("negative", "hit"),
 			redisHit: l.WithLabelValues("redis", "hit"), redisMiss: l.WithLabelValues("redis", "miss"),
-			redisErr: l.WithLabelValues("redis", "error"),
-			dbHit:    l.WithLabelValues("db", "hit"), dbMiss: l.WithLabelValues("db", "miss"),
+			redisErr: l.WithLabelValues("redis", "error"), redisSlow: l.WithLabelValues("redis", "slow"),
+			dbHit: l.WithLabelValues("db", "hit"), dbMiss: l.WithLabelValues("db", "miss"),
 			dbErr:     l.WithLabelValues("db", "error"),
 			shared:    m.SingleflightShared,
 			invStored: m.Invalidations.WithLabelValues("stored"), invErased: m.Invalidations.WithLabelValues("erased"),
@@ -167,7 +172,7 @@ func New(o Options) (*Tiered, error) {
 		}
 	} else {
 		n := nopCounter{}
-		t.c = counters{n, n, n, n, n, n, n, n, n, n, n, n, n}
+		t.c = counters{n, n, n, n, n, n, n, n, n, n, n, n, n, n}
 	}
 	// Started last: an error above leaves no goroutine behind.
 	if o.Remote != nil {
@@ -367,34 +372,27 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 			return loaded{o, Local}, nil
 		}
 	}
+	var db fetched
+	asked := false // db holds the database's answer
 	if t.remote != nil {
-		body, err := t.remote.Get(ctx, uid)
-		var o *Order
-		if err == nil {
-			o, err = t.prepare(body)
+		r := t.askRemote(ctx, uid)
+		if r.answered {
+			if l, ok, err := t.settleRemote(uid, r.fetched, epoch); ok {
+				return l, err
+			}
 		}
 		switch {
-		case err == nil:
-			t.c.redisHit.Inc()
-			if !t.keep(uid, o, epoch) {
-				return loaded{}, notFound
-			}
-			return loaded{o, Redis}, nil
-		case errors.Is(err, errMalformed):
-			// Never serve what is not an order; the database has the
-			// truth. The error names no field value.
-			t.c.redisErr.Inc()
-			t.log.Error("redis holds a malformed order, reading the database", "order_uid", uid, "err", err)
-		case errors.Is(err, ErrMiss):
-			t.c.redisMiss.Inc()
-		case errors.Is(err, ErrSkipped):
-			// The circuit is open: counted once, when it opened.
-		default:
-			t.c.redisErr.Inc()
-			t.log.Warn("redis lookup failed, reading the database", "order_uid", uid, "err", err)
+		case r.db != nil:
+			db, asked = *r.db, true
+		case r.store != nil:
+			db, asked = <-r.store, true
 		}
 	}
-	body, err := t.store.Get(ctx, uid)
+	if !asked {
+		body, err := t.store.Get(ctx, uid)
+		db = fetched{body, err}
+	}
+	body, err := db.body, db.err
 	if errors.Is(err, ErrNotFound) {
 		t.c.dbMiss.Inc()
 		t.rememberUnknown(uid, gen)
@@ -419,6 +417,98 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 		t.fillRemote(uid, body)
 	}
 	return loaded{o, DB}, nil
+}
+
+// fetched is one tier's answer.
+type fetched struct {
+	body []byte
+	err  error
+}
+
+// remoteAnswer is what askRemote learnt: the shared tier's answer, if it
+// came (answered), and the database's lookup if the hedge started one:
+// its answer (db) when it came first, else its channel (store).
+type remoteAnswer struct {
+	fetched
+	answered bool
+	db       *fetched
+	store    <-chan fetched
+}
+
+// askRemote asks the shared tier for uid. A lookup that Redis has not
+// answered within the hedge delay asks the database as well (a hedged
+// request) and takes whichever answer settles it first: a Redis that is
+// slow for a moment (a busy machine, a pipeline waiting behind another)
+// costs the lookup at most the hedge delay plus the database's time,
+// instead of Redis's own. The database settles the lookup with an order;
+// its not-found or its failure waits for Redis's answer after all, which
+// may hold the order, so that the hedge changes how soon a lookup is
+// answered, never what. A Redis hit settles it too; the database's lookup
+// then ends with the load (its context).
+func (t *Tiered) askRemote(ctx context.Context, uid string) remoteAnswer {
+	if t.hedge <= 0 {
+		body, err := t.remote.Get(ctx, uid)
+		return remoteAnswer{fetched: fetched{body, err}, answered: true}
+	}
+	fromRemote := make(chan fetched, 1)
+	go func() {
+		body, err := t.remote.Get(ctx, uid)
+		fromRemote <- fetched{body, err}
+	}()
+	hedge := time.NewTimer(t.hedge)
+	defer hedge.Stop()
+	select {
+	case f := <-fromRemote:
+		return remoteAnswer{fetched: f, answered: true}
+	case <-hedge.C:
+	}
+	t.c.redisSlow.Inc()
+	fromStore := make(chan fetched, 1)
+	go func() {
+		body, err := t.store.Get(ctx, uid)
+		fromStore <- fetched{body, err}
+	}()
+	select {
+	case f := <-fromRemote:
+		return remoteAnswer{fetched: f, answered: true, store: fromStore}
+	case d := <-fromStore:
+		if d.err == nil {
+			return remoteAnswer{db: &d}
+		}
+		return remoteAnswer{fetched: <-fromRemote, answered: true, db: &d}
+	}
+}
+
+// settleRemote handles the shared tier's answer: ok reports that it
+// settled the lookup (a hit, or a hit on an order erased meanwhile);
+// otherwise the database's answer decides.
+func (t *Tiered) settleRemote(uid string, f fetched, epoch uint64) (l loaded, ok bool, err error) {
+	var o *Order
+	err = f.err
+	if err == nil {
+		o, err = t.prepare(f.body)
+	}
+	switch {
+	case err == nil:
+		t.c.redisHit.Inc()
+		if !t.keep(uid, o, epoch) {
+			return loaded{}, true, fmt.Errorf("order %q: %w", uid, ErrNotFound)
+		}
+		return loaded{o, Redis}, true, nil
+	case errors.Is(err, errMalformed):
+		// Never serve what is not an order; the database has the
+		// truth. The error names no field value.
+		t.c.redisErr.Inc()
+		t.log.Error("redis holds a malformed order, reading the database", "order_uid", uid, "err", err)
+	case errors.Is(err, ErrMiss):
+		t.c.redisMiss.Inc()
+	case errors.Is(err, ErrSkipped):
+		// The circuit is open: counted once, when it opened.
+	default:
+		t.c.redisErr.Inc()
+		t.log.Warn("redis lookup failed, reading the database", "order_uid", uid, "err", err)
+	}
+	return loaded{}, false, nil
 }
 
 // errMalformed marks bytes that are not an order: not JSON, or (with a

@@ -47,6 +47,7 @@ type Config struct {
 	RedisKeyPrefix string        `split_words:"true" default:"" desc:"prefix of Redis keys (<prefix>order:<order_uid>)"`
 	RedisTTL       time.Duration `split_words:"true" default:"24h" desc:"TTL of orders the reader writes to Redis"`
 	RedisTimeout   time.Duration `split_words:"true" default:"100ms" desc:"limit of one Redis command, and of one request's Redis waits in all (its rate limit and its lookup); Redis is a cache, a slow one is skipped"`
+	RedisHedge     time.Duration `split_words:"true" default:"5ms" desc:"how long a cache miss waits for Redis before it asks PostgreSQL as well and takes the first answer (0: wait for Redis, up to REDIS_TIMEOUT)"`
 
 	CacheBytes  int64         `split_words:"true" default:"268435456" desc:"in-process cache bound in bytes of heap: each order's JSON, its masked view's changed bytes and the entry's objects (256 MiB)"`
 	NegativeTTL time.Duration `split_words:"true" default:"2s" desc:"how long an unknown order_uid is remembered as unknown (0 disables)"`
@@ -118,6 +119,7 @@ func (c *Config) Validate(p *envconf.Problems) {
 	p.Check("DB_QUERY_TIMEOUT", envconf.Positive(c.DBQueryTimeout))
 	p.Check("REDIS_TTL", envconf.Positive(c.RedisTTL))
 	p.Check("REDIS_TIMEOUT", envconf.Positive(c.RedisTimeout))
+	p.Check("REDIS_HEDGE", envconf.Range(c.RedisHedge, 0, time.Second))
 	p.Check("WARM_TIMEOUT", envconf.Positive(c.WarmTimeout))
 	p.Check("READ_HEADER_TIMEOUT", envconf.Positive(c.ReadHeaderTimeout))
 	p.Check("READ_TIMEOUT", envconf.Positive(c.ReadTimeout))

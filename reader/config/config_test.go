@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := config.Config{
 		ListenAddr: ":8080", OpsAddr: ":9102", DatabaseURL: minimal["DATABASE_URL"], DBMaxConns: 16, DBLoaders: 2, DBSearchers: 2, DBQueryTimeout: 3 * time.Second,
-		RedisURL: minimal["REDIS_URL"], RedisTTL: 24 * time.Hour, RedisTimeout: 100 * time.Millisecond,
+		RedisURL: minimal["REDIS_URL"], RedisTTL: 24 * time.Hour, RedisTimeout: 100 * time.Millisecond, RedisHedge: 5 * time.Millisecond,
 		CacheBytes: 256 << 20, NegativeTTL: 2 * time.Second, WarmCount: 1000, WarmTimeout: 30 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		IdleTimeout: 120 * time.Second, RequestTimeout: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
@@ -80,6 +80,9 @@ func TestLoad(t *testing.T) {
 		{"bad duration", with(map[string]string{"READER_REDIS_TTL": "forever"}), nil, []string{"READER_REDIS_TTL", "not a duration"}},
 		{"bad integer", with(map[string]string{"READER_CACHE_BYTES": "1GB"}), nil, []string{"READER_CACHE_BYTES", "not an integer"}},
 		{"negative ttl too long", with(map[string]string{"READER_NEGATIVE_TTL": "2m"}), nil, []string{"READER_NEGATIVE_TTL"}},
+		{"hedge off", with(map[string]string{"READER_REDIS_HEDGE": "0"}),
+			func(c *config.Config) bool { return c.RedisHedge == 0 }, nil},
+		{"negative hedge", with(map[string]string{"READER_REDIS_HEDGE": "-1ms"}), nil, []string{"READER_REDIS_HEDGE"}},
 		{"bad scheme, named as set", with(map[string]string{"DATABASE_URL": "mysql://x"}), nil, []string{"configuration: DATABASE_URL: scheme must be postgres or postgresql"}},
 		{"redis socket", with(map[string]string{"REDIS_URL": "unix:///run/redis/redis.sock"}),
 			func(c *config.Config) bool { return c.RedisURL == "unix:///run/redis/redis.sock" }, nil},

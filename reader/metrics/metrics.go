@@ -16,7 +16,8 @@ type Metrics struct {
 	// HTTPDuration is request latency by route pattern.
 	HTTPDuration *prometheus.HistogramVec
 	// CacheLookups counts order lookups by tier (local, negative, redis,
-	// db) and result (hit, miss, error).
+	// db) and result (hit, miss, error; and redis "slow": not answered
+	// within the hedge delay, so the database was asked as well).
 	CacheLookups *prometheus.CounterVec
 	// DBQueryDuration is PostgreSQL query latency by query name.
 	DBQueryDuration *prometheus.HistogramVec
@@ -75,7 +76,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"route"}),
 		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reader_cache_lookups_total",
-			Help: "Order lookups by tier (local, negative, redis, db) and result (hit, miss, error).",
+			Help: "Order lookups by tier (local, negative, redis, db) and result (hit, miss, error; redis slow: the database was asked as well).",
 		}, []string{"tier", "result"}),
 		DBQueryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "reader_db_query_duration_seconds",

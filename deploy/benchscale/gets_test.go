@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/orderservice/orders/reader/auth"
 	"github.com/orderservice/orders/reader/auth/authtest"
@@ -70,33 +69,11 @@ func TestGets(t *testing.T) {
 			envs = append(envs, env)
 		}
 	}
-	var readers []string
-	if v := os.Getenv("SCALE_GETS_READERS"); v != "" {
-		readers = strings.Split(v, ",")
-	} else {
-		readers = []string{buildBinaries(t, repoRoot(t))["reader"]}
-	}
+	readers := readerBinaries(t, "SCALE_GETS_READERS")
 	token, line := authtest.NewKey(t, "bench-gets", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
 	r.keys, r.token = authtest.NewKeys(t, line).File, token
 	ctx := context.Background()
-	pg, reused := testenv.KeptPostgres(t, "gets_"+strconv.Itoa(stored), func(pg *testenv.PG) error {
-		start := time.Now()
-		if err := loadOrders(ctx, pg, 0, stored, false); err != nil {
-			return err
-		}
-		t.Logf("loaded %d orders in %s", stored, time.Since(start).Round(time.Second))
-		for _, q := range []string{"VACUUM (ANALYZE) orders", "VACUUM (ANALYZE) delivery", "VACUUM (ANALYZE) payment",
-			"VACUUM (ANALYZE) items", "CHECKPOINT"} {
-			if _, err := pg.Pool.Exec(ctx, q); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if reused {
-		t.Logf("reusing %s", pg.Name)
-	}
-	r.pg = pg
+	r.pg = keptOrders(ctx, t, "gets", stored)
 	r.redis = testenv.Redis(t)
 	for round := range rounds {
 		for _, bin := range readers {

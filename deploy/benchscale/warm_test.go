@@ -65,33 +65,11 @@ func TestWarm(t *testing.T) {
 	if r.set.readerEnv, err = parseEnv(os.Getenv("SCALE_READER_ENV")); err != nil {
 		t.Fatalf("SCALE_READER_ENV: %v", err)
 	}
-	var readers []string
-	if v := os.Getenv("SCALE_WARM_READERS"); v != "" {
-		readers = strings.Split(v, ",")
-	} else {
-		readers = []string{buildBinaries(t, repoRoot(t))["reader"]}
-	}
+	readers := readerBinaries(t, "SCALE_WARM_READERS")
 	_, line := authtest.NewKey(t, "bench-warm", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
 	r.keys = authtest.NewKeys(t, line).File
 	ctx := context.Background()
-	pg, reused := testenv.KeptPostgres(t, "warm_"+strconv.Itoa(stored), func(pg *testenv.PG) error {
-		start := time.Now()
-		if err := loadOrders(ctx, pg, 0, stored, false); err != nil {
-			return err
-		}
-		t.Logf("loaded %d orders in %s", stored, time.Since(start).Round(time.Second))
-		for _, q := range []string{"VACUUM (ANALYZE) orders", "VACUUM (ANALYZE) delivery", "VACUUM (ANALYZE) payment",
-			"VACUUM (ANALYZE) items", "CHECKPOINT"} {
-			if _, err := pg.Pool.Exec(ctx, q); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if reused {
-		t.Logf("reusing %s", pg.Name)
-	}
-	r.pg = pg
+	r.pg = keptOrders(ctx, t, "warm", stored)
 	r.redis = testenv.Redis(t)
 	redisPID := redisProcess(t, r.redis.Client)
 	type warmRun struct{ wall, reader, pg, redis time.Duration }

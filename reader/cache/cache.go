@@ -372,8 +372,7 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 			return loaded{o, Local}, nil
 		}
 	}
-	var db fetched
-	asked := false // db holds the database's answer
+	var hedged <-chan fetched // the database's answer, when the hedge asked it
 	if t.remote != nil {
 		r := t.askRemote(ctx, uid)
 		if r.answered {
@@ -381,16 +380,13 @@ func (t *Tiered) load(ctx context.Context, uid string) (loaded, error) {
 				return l, err
 			}
 		}
-		switch {
-		case r.db != nil:
-			db, asked = *r.db, true
-		case r.store != nil:
-			db, asked = <-r.store, true
-		}
+		hedged = r.db
 	}
-	if !asked {
-		body, err := t.store.Get(ctx, uid)
-		db = fetched{body, err}
+	var db fetched
+	if hedged != nil {
+		db = <-hedged
+	} else {
+		db.body, db.err = t.store.Get(ctx, uid)
 	}
 	body, err := db.body, db.err
 	if errors.Is(err, ErrNotFound) {
@@ -426,13 +422,12 @@ type fetched struct {
 }
 
 // remoteAnswer is what askRemote learnt: the shared tier's answer, if it
-// came (answered), and the database's lookup if the hedge started one:
-// its answer (db) when it came first, else its channel (store).
+// came (answered), and the database's lookup if the hedge started one (db
+// delivers its answer, at once if it came first; nil when none started).
 type remoteAnswer struct {
 	fetched
 	answered bool
-	db       *fetched
-	store    <-chan fetched
+	db       <-chan fetched
 }
 
 // askRemote asks the shared tier for uid. A lookup that Redis has not
@@ -470,12 +465,13 @@ func (t *Tiered) askRemote(ctx context.Context, uid string) remoteAnswer {
 	}()
 	select {
 	case f := <-fromRemote:
-		return remoteAnswer{fetched: f, answered: true, store: fromStore}
+		return remoteAnswer{fetched: f, answered: true, db: fromStore}
 	case d := <-fromStore:
+		fromStore <- d // for the load, which reads it from db
 		if d.err == nil {
-			return remoteAnswer{db: &d}
+			return remoteAnswer{db: fromStore}
 		}
-		return remoteAnswer{fetched: <-fromRemote, answered: true, db: &d}
+		return remoteAnswer{fetched: <-fromRemote, answered: true, db: fromStore}
 	}
 }
 

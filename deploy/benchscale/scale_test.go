@@ -188,19 +188,19 @@ func (r *run) step(n int) row {
 	slice := r.generate(r.set.slice)
 	r.checkpoint(ctx)
 	r.leadIn(ctx, "bare", lead)
-	lsn := r.walLSN(ctx)
+	lsn := walLSN(ctx, r.t, r.pg.Pool)
 	pgBefore := postgresCPU(ctx, t, r.pg.Pool)
 	out.BareRate = r.bareCopy(ctx, slice)
 	barePG := cpuDelta(pgBefore, postgresCPU(ctx, t, r.pg.Pool))
 	t.Logf("step %d: bare COPY %.0f orders/s, PostgreSQL %.3f CPU-s per 1,000, %.0f WAL bytes per order (after a lead-in of %d)",
-		r.stored, out.BareRate, barePG.Seconds()/float64(len(slice))*1000, r.walSince(ctx, lsn)/float64(len(slice)), len(lead))
+		r.stored, out.BareRate, barePG.Seconds()/float64(len(slice))*1000, walSince(ctx, r.t, r.pg.Pool, lsn)/float64(len(slice)), len(lead))
 	r.checkpoint(ctx)
 	r.leadIn(ctx, "public", lead)
-	lsn = r.walLSN(ctx)
+	lsn = walLSN(ctx, r.t, r.pg.Pool)
 	ing := r.ingest(ctx, slice)
 	out.IngestRate, out.IngestCPU1k, out.IngestPeakRSS, out.IngestPGCPU1k = ing.rate, ing.cpu1k, ing.peakRSS, ing.pgCPU1k
 	t.Logf("step %d: ingest %.0f orders/s (%.2f of bare), %.3f CPU-s per 1,000; PostgreSQL %.3f CPU-s per 1,000 (%.2f cores busy); %.0f WAL bytes per order",
-		r.stored, ing.rate, out.ratio(), ing.cpu1k, ing.pgCPU1k, ing.busy, r.walSince(ctx, lsn)/float64(len(slice)))
+		r.stored, ing.rate, out.ratio(), ing.cpu1k, ing.pgCPU1k, ing.busy, walSince(ctx, r.t, r.pg.Pool, lsn)/float64(len(slice)))
 	r.stored += len(lead) + len(slice)
 	if _, err := r.pg.Pool.Exec(ctx, "ANALYZE"); err != nil {
 		t.Fatal(err)
@@ -244,20 +244,22 @@ func (r *run) checkpoint(ctx context.Context) {
 }
 
 // walLSN is the server's current WAL position.
-func (r *run) walLSN(ctx context.Context) string {
+func walLSN(ctx context.Context, t testing.TB, pool *pgxpool.Pool) string {
+	t.Helper()
 	var lsn string
-	if err := r.pg.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-		r.t.Fatalf("WAL position: %v", err)
+	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		t.Fatalf("WAL position: %v", err)
 	}
 	return lsn
 }
 
 // walSince is the WAL the server wrote since lsn (every database's: the
 // run's own server has no other, SCALE_DATABASE_URL's may).
-func (r *run) walSince(ctx context.Context, lsn string) float64 {
+func walSince(ctx context.Context, t testing.TB, pool *pgxpool.Pool, lsn string) float64 {
+	t.Helper()
 	var n float64
-	if err := r.pg.Pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8", lsn).Scan(&n); err != nil {
-		r.t.Fatalf("WAL since %s: %v", lsn, err)
+	if err := pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8", lsn).Scan(&n); err != nil {
+		t.Fatalf("WAL since %s: %v", lsn, err)
 	}
 	return n
 }

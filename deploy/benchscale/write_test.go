@@ -187,10 +187,7 @@ func writeTrialRun(ctx context.Context, t *testing.T, admin *testenv.PG, source 
 		mustExec(ctx, t, pg.Pool, "SELECT pg_stat_statements_reset()")
 	}
 	before := snapshotStats(ctx, t, pg.Pool)
-	var lsn string
-	if err := pg.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-		t.Fatal(err)
-	}
+	lsn := walLSN(ctx, t, pg.Pool)
 	backends := testenv.BackendCPU(t, pg.Pool, "order_ingestor")
 	server := postgresCPU(ctx, t, pg.Pool)
 	autovac := watchAutovacuum(ctx, t, pg)
@@ -201,10 +198,7 @@ func writeTrialRun(ctx context.Context, t *testing.T, admin *testenv.PG, source 
 	stopPerf()
 	backendCPU := testenv.BackendCPU(t, pg.Pool, "order_ingestor").Since(backends)
 	serverCPU := cpuDelta(server, postgresCPU(ctx, t, pg.Pool))
-	var wal float64 // the server's WAL, from its position: what the write made it write
-	if err := pg.Pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8", lsn).Scan(&wal); err != nil {
-		t.Fatal(err)
-	}
+	wal := walSince(ctx, t, pg.Pool, lsn) // the server's WAL, from its position: what the write made it write
 	seen := autovac()
 	// The backends' statistics reach the shared views when they end.
 	pool.Close()

@@ -301,3 +301,55 @@ x_seconds_count{query="get"} 100
 		}
 	}
 }
+
+func TestParsePressure(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, text string
+		want       pressure
+		err        bool
+	}{
+		{"io", "some avg10=1.27 avg60=0.74 avg300=0.25 total=8904460\nfull avg10=0.72 avg60=0.47 avg300=0.16 total=7108794\n",
+			pressure{Some: 8904460 * time.Microsecond, Full: 7108794 * time.Microsecond}, false},
+		{"cpu without full", "some avg10=9.30 avg60=3.47 avg300=3.39 total=140262803\n", pressure{Some: 140262803 * time.Microsecond}, false},
+		{"no total", "some avg10=1.00\n", pressure{}, true},
+		{"no some", "full avg10=0.00 avg60=0.00 avg300=0.00 total=5\n", pressure{}, true},
+		{"other line", "cpu 1 2 3\n", pressure{}, true},
+		{"empty", "", pressure{}, true},
+	}
+	for _, tt := range tests {
+		got, err := parsePressure(tt.text)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("%s: parsePressure = %+v, %v; want %+v, error %v", tt.name, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestWindows(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	// Ten requests 10 ms apart in windows of 30 ms: 0-2, 3-5, 6-8, 9.
+	lat := []time.Duration{1 * ms, 2 * ms, 3 * ms, 40 * ms, 30 * ms, 20 * ms, 2 * ms, 1 * ms, 2 * ms, 11 * ms}
+	got := windows(lat, 10*ms, 30*ms, 10*ms)
+	want := []latencyWindow{
+		{Start: 0, N: 3, Over: 0, Max: 3 * ms, Median: 2 * ms},
+		{Start: 30 * ms, N: 3, Over: 3, Max: 40 * ms, Median: 30 * ms},
+		{Start: 60 * ms, N: 3, Over: 0, Max: 2 * ms, Median: 2 * ms},
+		{Start: 90 * ms, N: 1, Over: 1, Max: 11 * ms, Median: 11 * ms},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("windows =\n%+v\nwant\n%+v", got, want)
+	}
+	if w := worst(got); w != 1 {
+		t.Errorf("worst = %d, want 1", w)
+	}
+	if lat[3] != 40*ms {
+		t.Error("windows reordered its input")
+	}
+	if got := windows(nil, ms, ms, ms); got != nil {
+		t.Errorf("windows of nothing = %v", got)
+	}
+	if w := worst(nil); w != -1 {
+		t.Errorf("worst of nothing = %d", w)
+	}
+}

@@ -550,6 +550,7 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	lat := make([]time.Duration, len(uids))
 	failed := make([]int, len(uids))
 	interval := time.Duration(float64(time.Second) / r.set.getRate)
+	waits := r.sampleWaits()
 	start := time.Now().Add(10 * time.Millisecond)
 	var wg sync.WaitGroup
 	for i, uid := range uids {
@@ -561,6 +562,7 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 		})
 	}
 	wg.Wait()
+	r.reportStalls(lat, start, interval, waits.finish()) // before percentile sorts lat
 	// A reader that sheds load (a 503 when a lookup misses its deadline on
 	// an overloaded machine) is measured, not dropped: the failures are
 	// counted in the figures, and only a reader that fails more than 1%

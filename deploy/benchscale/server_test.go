@@ -75,7 +75,9 @@ func postgresServer(t *testing.T, root, logs string) string {
 	srv, err := localserver.StartPostgres(ctx, bin, localserver.Options{
 		Dir: dir, Output: logf, Durable: true,
 		Pdeathsig: syscall.SIGQUIT, StopSignal: syscall.SIGQUIT, StopGrace: 30 * time.Second,
-		Args: serverArgs(settings, "listen_addresses"),
+		// Every autovacuum run in the log, to match with the GETs' stalls
+		// (a diagnostic: logging the few runs costs nothing measurable).
+		Args: append(serverArgs(settings, "listen_addresses"), "-c", "log_autovacuum_min_duration=0"),
 	})
 	if err != nil {
 		t.Fatalf("throwaway PostgreSQL with %s: %v", pgConfPath, err)

@@ -77,7 +77,7 @@ func recentPageSQL(from string, bounded bool, limit int) pageSQL {
 // items' (recentItemColumns, in no particular order).
 //
 // The items were an aggregate per order, eleven arrays, in the orders'
-// statement, as the lookups still read them (getQuery). For the warm-up's
+// statement, as the lookups still read them (getFrom). For the warm-up's
 // pages that aggregate was most of PostgreSQL's time and half the bytes
 // it sent: the arrays, their building (a memory context per aggregate per
 // order) and their sending, element by element, with a header and a

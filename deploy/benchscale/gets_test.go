@@ -75,6 +75,7 @@ func TestGets(t *testing.T) {
 	ctx := context.Background()
 	r.pg = keptOrders(ctx, t, "gets", stored)
 	r.redis = testenv.Redis(t)
+	r.redisPID = redisProcess(t, r.redis.Client)
 	for round := range rounds {
 		for _, bin := range readers {
 			for _, env := range envs {

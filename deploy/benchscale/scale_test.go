@@ -103,17 +103,19 @@ func loadSettings(t *testing.T, root string) settings {
 
 // run is the state of one bench-scale run.
 type run struct {
-	t      *testing.T
-	set    settings
-	bins   map[string]string
-	pg     *testenv.PG
-	redis  *testenv.RedisEnv
-	kafka  *testenv.KafkaEnv
-	logs   string
-	keys   string // the readers' API keys file
-	token  string // an API key of it, with orders:read and orders:pii
-	seq    int64  // orders generated so far: the next one's timeline number
-	stored int    // orders in the service's tables (and in bare)
+	t     *testing.T
+	set   settings
+	bins  map[string]string
+	pg    *testenv.PG
+	redis *testenv.RedisEnv
+	// redisPID is redis-server's process, for its CPU time.
+	redisPID int
+	kafka    *testenv.KafkaEnv
+	logs     string
+	keys     string // the readers' API keys file
+	token    string // an API key of it, with orders:read and orders:pii
+	seq      int64  // orders generated so far: the next one's timeline number
+	stored   int    // orders in the service's tables (and in bare)
 }
 
 // TestScale is `make bench-scale`: see the package documentation.
@@ -139,6 +141,7 @@ func TestScale(t *testing.T) {
 	pgSource := postgresServer(t, root, r.logs)
 	r.pg = testenv.Postgres(t)
 	r.redis = testenv.Redis(t)
+	r.redisPID = redisProcess(t, r.redis.Client)
 	r.kafka = testenv.Kafka(t)
 	ctx := context.Background()
 	if v := r.set.schemaVersion; v > 0 {
@@ -551,6 +554,7 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	failed := make([]int, len(uids))
 	interval := time.Duration(float64(time.Second) / r.set.getRate)
 	waits := r.sampleWaits()
+	cpu0 := r.getsCPU(ctx, rr)
 	start := time.Now().Add(10 * time.Millisecond)
 	var wg sync.WaitGroup
 	for i, uid := range uids {
@@ -562,7 +566,12 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 		})
 	}
 	wg.Wait()
+	elapsed := time.Since(start)
 	r.reportStalls(lat, start, interval, waits.finish()) // before percentile sorts lat
+	cpu1 := r.getsCPU(ctx, rr)
+	t.Logf("step %d: CPU during the GETs' %s, in cores: reader %.2f, PostgreSQL %.2f, redis-server %.2f, this process (client, broker, sampler) %.2f; the machine %.2f of %d",
+		r.stored, elapsed.Round(time.Millisecond), cores(cpu1.reader-cpu0.reader, elapsed), cores(cpuDelta(cpu0.postgres, cpu1.postgres), elapsed),
+		cores(cpu1.redis-cpu0.redis, elapsed), cores(cpu1.self-cpu0.self, elapsed), cores(cpu1.machine.Busy-cpu0.machine.Busy, elapsed), runtime.NumCPU())
 	// A reader that sheds load (a 503 when a lookup misses its deadline on
 	// an overloaded machine) is measured, not dropped: the failures are
 	// counted in the figures, and only a reader that fails more than 1%
@@ -794,3 +803,35 @@ func httpStatus(url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// getsSample is the CPU time so far of the processes the uncached GETs
+// involve.
+type getsSample struct {
+	reader, redis, self time.Duration
+	postgres            map[int]time.Duration
+	machine             machineCPU
+}
+
+func (r *run) getsCPU(ctx context.Context, rr *readerRun) getsSample {
+	t := r.t
+	s := getsSample{postgres: postgresCPU(ctx, t, r.pg.Pool)}
+	var err error
+	if s.reader, err = testenv.ProcessCPU(rr.cmd.Process.Pid); err != nil {
+		t.Fatalf("reader CPU: %v", err)
+	}
+	if s.redis, err = testenv.ProcessCPU(r.redisPID); err != nil {
+		t.Fatalf("redis-server CPU: %v", err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if s.machine, err = readMachineCPU(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// cores is CPU time d spread over elapsed.
+func cores(d, elapsed time.Duration) float64 { return d.Seconds() / elapsed.Seconds() }

@@ -506,18 +506,25 @@ type cpuSample struct {
 // lock keeps other benchmarks out, not other work), redis-server, this
 // process and the machine.
 func (e ingestEnv) sampleCPU(ctx context.Context, b *testing.B, pg *testenv.PG) cpuSample {
-	s := cpuSample{postgres: postgresCPU(ctx, b, pg.Pool)}
+	return sampleCPU(ctx, b, pg.Pool, e.redisPID)
+}
+
+// sampleCPU reads the CPU time so far of pool's PostgreSQL processes (see
+// postgresCPU), redis-server (redisPID), this process and the machine.
+func sampleCPU(ctx context.Context, t testing.TB, pool *pgxpool.Pool, redisPID int) cpuSample {
+	t.Helper()
+	s := cpuSample{postgres: postgresCPU(ctx, t, pool)}
 	var err error
-	if s.redis, err = testenv.ProcessCPU(e.redisPID); err != nil {
-		b.Fatalf("redis-server CPU: %v", err)
+	if s.redis, err = testenv.ProcessCPU(redisPID); err != nil {
+		t.Fatalf("redis-server CPU: %v", err)
 	}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	if s.machine, err = readMachineCPU(); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	return s
 }

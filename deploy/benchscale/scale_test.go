@@ -807,28 +807,15 @@ func httpStatus(url string) int {
 // getsSample is the CPU time so far of the processes the uncached GETs
 // involve.
 type getsSample struct {
-	reader, redis, self time.Duration
-	postgres            map[int]time.Duration
-	machine             machineCPU
+	cpuSample
+	reader time.Duration
 }
 
 func (r *run) getsCPU(ctx context.Context, rr *readerRun) getsSample {
-	t := r.t
-	s := getsSample{postgres: postgresCPU(ctx, t, r.pg.Pool)}
+	s := getsSample{cpuSample: sampleCPU(ctx, r.t, r.pg.Pool, r.redisPID)}
 	var err error
 	if s.reader, err = testenv.ProcessCPU(rr.cmd.Process.Pid); err != nil {
-		t.Fatalf("reader CPU: %v", err)
-	}
-	if s.redis, err = testenv.ProcessCPU(r.redisPID); err != nil {
-		t.Fatalf("redis-server CPU: %v", err)
-	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if s.machine, err = readMachineCPU(); err != nil {
-		t.Fatal(err)
+		r.t.Fatalf("reader CPU: %v", err)
 	}
 	return s
 }

@@ -31,6 +31,12 @@ import (
 // 3), and logs the p50, the p99 and the shares over 10 ms (at the client,
 // in the handler, of the lookup queries) with the load average: the
 // alternation is the comparison, on a machine whose load moves.
+// SCALE_GETS_LOGS names a directory that keeps the reader's logs and the
+// waits file (step-<n>-gets-waits.txt) after the run, which otherwise go
+// with the test's temporary directory. SCALE_GETS_TRACE and
+// SCALE_GETS_CPUPROFILE name files for the reader's
+// execution trace and CPU profile over the GETs (each round overwrites
+// them), to see where a slow request waited and where the CPU went.
 func TestGets(t *testing.T) {
 	stored, err := parseCount(os.Getenv("SCALE_GETS_STORED"))
 	if err != nil || stored == 0 {
@@ -42,7 +48,13 @@ func TestGets(t *testing.T) {
 			t.Fatalf("SCALE_GETS_ROUNDS=%q: want a positive count", v)
 		}
 	}
-	r := &run{t: t, logs: t.TempDir(), stored: stored}
+	logs := os.Getenv("SCALE_GETS_LOGS")
+	if logs == "" {
+		logs = t.TempDir()
+	} else if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{t: t, logs: logs, stored: stored}
 	r.set.gets, r.set.getRate = 10_000, 1000
 	if v := os.Getenv("SCALE_GETS"); v != "" {
 		if r.set.gets, err = parseCount(v); err != nil || r.set.gets == 0 {
@@ -54,6 +66,7 @@ func TestGets(t *testing.T) {
 			t.Fatalf("SCALE_GET_RATE=%q: want a positive rate", v)
 		}
 	}
+	r.set.trace, r.set.cpuProfile = os.Getenv("SCALE_GETS_TRACE"), os.Getenv("SCALE_GETS_CPUPROFILE")
 	base, err := parseEnv(os.Getenv("SCALE_READER_ENV"))
 	if err != nil {
 		t.Fatalf("SCALE_READER_ENV: %v", err)

@@ -325,6 +325,29 @@ func TestParsePressure(t *testing.T) {
 	}
 }
 
+func TestParseSchedstat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, text string
+		run, wait  time.Duration
+		slices     int64
+		err        bool
+	}{
+		{"thread", "1820377812 2914052177 41270\n", 1820377812, 2914052177, 41270, false},
+		{"never ran", "0 0 0", 0, 0, 0, false},
+		{"two fields", "1 2\n", 0, 0, 0, true},
+		{"not a number", "1 2 x\n", 0, 0, 0, true},
+		{"empty", "", 0, 0, 0, true},
+	}
+	for _, tt := range tests {
+		run, wait, slices, err := parseSchedstat(tt.text)
+		if (err != nil) != tt.err || run != tt.run || wait != tt.wait || slices != tt.slices {
+			t.Errorf("%s: parseSchedstat = %v, %v, %d, %v; want %v, %v, %d, error %v",
+				tt.name, run, wait, slices, err, tt.run, tt.wait, tt.slices, tt.err)
+		}
+	}
+}
+
 func TestWindows(t *testing.T) {
 	t.Parallel()
 	ms := time.Millisecond

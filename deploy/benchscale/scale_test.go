@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -52,6 +53,12 @@ type settings struct {
 	// readerEnv and ingestorEnv are extra variables of the services'
 	// environments (to measure a setting), KEY=VALUE separated by spaces.
 	readerEnv, ingestorEnv []string
+	// trace and cpuProfile, when set, are files that receive the reader's
+	// execution trace and CPU profile (from its ops port's /debug/pprof)
+	// over the uncached GETs, for `go tool trace` and `go tool pprof`:
+	// where a request waited (scheduler, network, locks, the GC) and where
+	// the reader's CPU went, when the figures say only that it was slow.
+	trace, cpuProfile string
 }
 
 func loadSettings(t *testing.T, root string) settings {
@@ -555,6 +562,9 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	interval := time.Duration(float64(time.Second) / r.set.getRate)
 	waits := r.sampleWaits()
 	cpu0 := r.getsCPU(ctx, rr)
+	span := time.Duration(float64(len(uids)) / r.set.getRate * float64(time.Second))
+	traced := r.profileReader(opsAddr, "trace", r.set.trace, span)
+	profiled := r.profileReader(opsAddr, "profile", r.set.cpuProfile, span)
 	start := time.Now().Add(10 * time.Millisecond)
 	var wg sync.WaitGroup
 	for i, uid := range uids {
@@ -567,11 +577,17 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	traced()
+	profiled()
 	r.reportStalls(lat, start, interval, waits.finish()) // before percentile sorts lat
 	cpu1 := r.getsCPU(ctx, rr)
 	t.Logf("step %d: CPU during the GETs' %s, in cores: reader %.2f, PostgreSQL %.2f, redis-server %.2f, this process (client, broker, sampler) %.2f; the machine %.2f of %d",
 		r.stored, elapsed.Round(time.Millisecond), cores(cpu1.reader-cpu0.reader, elapsed), cores(cpuDelta(cpu0.postgres, cpu1.postgres), elapsed),
 		cores(cpu1.redis-cpu0.redis, elapsed), cores(cpu1.self-cpu0.self, elapsed), cores(cpu1.machine.Busy-cpu0.machine.Busy, elapsed), runtime.NumCPU())
+	ran, waited, slices := cpu1.readerRun-cpu0.readerRun, cpu1.readerWait-cpu0.readerWait, cpu1.readerSlices-cpu0.readerSlices
+	t.Logf("step %d: the reader's threads waited runnable for a CPU %.2f s per s they ran (%s on a CPU, %s waiting, over %d times on a CPU: %s a wait)",
+		r.stored, waited.Seconds()/max(1e-9, ran.Seconds()), ran.Round(time.Millisecond), waited.Round(time.Millisecond),
+		slices, (waited / time.Duration(max(1, slices))).Round(time.Microsecond))
 	// A reader that sheds load (a 503 when a lookup misses its deadline on
 	// an overloaded machine) is measured, not dropped: the failures are
 	// counted in the figures, and only a reader that fails more than 1%
@@ -620,6 +636,39 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	t.Logf("step %d: GETs over 10 ms: %.2f%% as the client saw them, %.2f%% in the reader's handler, %.2f%% of its lookup queries",
 		r.stored, g.over10Client, g.over10Handler, g.over10Query)
 	return g
+}
+
+// profileReader starts the reader's /debug/pprof/<kind> (trace or
+// profile) over d when file is set; the function it returns waits for it
+// to be written to file.
+func (r *run) profileReader(ops, kind, file string, d time.Duration) (wait func()) {
+	if file == "" {
+		return func() {}
+	}
+	t := r.t
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", ops, kind, max(1, int(d.Seconds())))) //nolint:noctx // local, bounded by seconds
+		if err != nil {
+			t.Errorf("reader %s: %v", kind, err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(file)
+		if err != nil {
+			t.Errorf("reader %s: %v", kind, err)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			t.Errorf("reader %s: %v", kind, err)
+		}
+	}()
+	return func() {
+		<-done
+		t.Logf("the reader's %s over the GETs: %s", kind, file)
+	}
 }
 
 // sampleUIDs returns n distinct stored uids drawn uniformly over the
@@ -809,6 +858,12 @@ func httpStatus(url string) int {
 type getsSample struct {
 	cpuSample
 	reader time.Duration
+	// readerRun and readerWait are the reader's threads' time on a CPU
+	// and waiting runnable for one (schedstat): a wait that is a large
+	// share of the run on a machine with idle CPU time says the requests
+	// queue for the kernel's scheduler, not for the reader.
+	readerRun, readerWait time.Duration
+	readerSlices          int64
 }
 
 func (r *run) getsCPU(ctx context.Context, rr *readerRun) getsSample {
@@ -817,7 +872,34 @@ func (r *run) getsCPU(ctx context.Context, rr *readerRun) getsSample {
 	if s.reader, err = testenv.ProcessCPU(rr.cmd.Process.Pid); err != nil {
 		r.t.Fatalf("reader CPU: %v", err)
 	}
+	if s.readerRun, s.readerWait, s.readerSlices, err = threadsSchedstat(rr.cmd.Process.Pid); err != nil {
+		r.t.Fatalf("reader schedstat: %v", err)
+	}
 	return s
+}
+
+// threadsSchedstat sums the schedstat of pid's threads (a thread that
+// ended in between is not counted).
+func threadsSchedstat(pid int) (run, wait time.Duration, slices int64, err error) {
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(files) == 0 {
+		return 0, 0, 0, fmt.Errorf("no threads of process %d: %v", pid, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		r, w, n, err := parseSchedstat(string(b))
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		run, wait, slices = run+r, wait+w, slices+n
+	}
+	return run, wait, slices, nil
 }
 
 // cores is CPU time d spread over elapsed.

@@ -98,3 +98,21 @@ func worst(ws []latencyWindow) int {
 	}
 	return at
 }
+
+// parseSchedstat reads a /proc/<pid>/task/<tid>/schedstat line: the time
+// the thread has run on a CPU, the time it has waited runnable for one
+// (the run-queue delay), both in ns, and how many times it was put on a
+// CPU.
+func parseSchedstat(text string) (run, wait time.Duration, slices int64, err error) {
+	f := strings.Fields(text)
+	if len(f) != 3 {
+		return 0, 0, 0, fmt.Errorf("schedstat %q: want three fields", text)
+	}
+	var n [3]int64
+	for i := range n {
+		if n[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("schedstat %q: %w", text, err)
+		}
+	}
+	return time.Duration(n[0]), time.Duration(n[1]), n[2], nil
+}

@@ -48,12 +48,7 @@ func TestGets(t *testing.T) {
 			t.Fatalf("SCALE_GETS_ROUNDS=%q: want a positive count", v)
 		}
 	}
-	logs := os.Getenv("SCALE_GETS_LOGS")
-	if logs == "" {
-		logs = t.TempDir()
-	} else if err := os.MkdirAll(logs, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	logs := logsDir(t, "SCALE_GETS_LOGS")
 	r := &run{t: t, logs: logs, stored: stored}
 	r.set.gets, r.set.getRate = 10_000, 1000
 	if v := os.Getenv("SCALE_GETS"); v != "" {

@@ -51,3 +51,18 @@ func readerBinaries(t *testing.T, env string) []string {
 	}
 	return []string{buildBinaries(t, repoRoot(t))["reader"]}
 }
+
+// logsDir is the directory the environment variable env names, made if
+// need be, for logs that outlive the run; without it, the test's
+// temporary directory.
+func logsDir(t *testing.T, env string) string {
+	t.Helper()
+	logs := os.Getenv(env)
+	if logs == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return logs
+}

@@ -33,17 +33,18 @@ type storedOrder = ingest.StoredOrder
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// buildBinaries builds the three commands the run starts.
+// buildBinaries builds the commands the run starts: the three services
+// and the uncached GETs' reference server.
 func buildBinaries(t testing.TB, root string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./ingestor", "./reader", "./producer")
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./ingestor", "./reader", "./producer", "./deploy/benchscale/refreader")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	bins := map[string]string{}
-	for _, name := range []string{"ingestor", "reader", "producer"} {
+	for _, name := range []string{"ingestor", "reader", "producer", "refreader"} {
 		bins[name] = filepath.Join(dir, name)
 	}
 	return bins

@@ -78,6 +78,7 @@ func TestGets(t *testing.T) {
 		}
 	}
 	readers := readerBinaries(t, "SCALE_GETS_READERS")
+	ref := buildBinaries(t, repoRoot(t))["refreader"]
 	token, line := authtest.NewKey(t, "bench-gets", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
 	r.keys, r.token = authtest.NewKeys(t, line).File, token
 	ctx := context.Background()
@@ -87,11 +88,11 @@ func TestGets(t *testing.T) {
 	for round := range rounds {
 		for _, bin := range readers {
 			for _, env := range envs {
-				r.bins = map[string]string{"reader": bin}
+				r.bins = map[string]string{"reader": bin, "refreader": ref}
 				r.set.readerEnv = append(append([]string(nil), base...), env...)
 				g := r.uncachedGets(ctx)
-				t.Logf("round %d, %s %v: p50 %s, p99 %s; over 10 ms: %.2f%% at the client, %.2f%% in the handler, %.2f%% of the queries; %d failed; load average %s",
-					round+1, bin, env, g.p50, g.p99, g.over10Client, g.over10Handler, g.over10Query, g.errs, readLoad(t))
+				t.Logf("round %d, %s %v: p50 %s, p99 %s (the reference server's %s, %s); over 10 ms: %.2f%% at the client, %.2f%% in the handler, %.2f%% of the queries; %d failed; load average %s",
+					round+1, bin, env, g.p50, g.p99, g.refP50, g.refP99, g.over10Client, g.over10Handler, g.over10Query, g.errs, readLoad(t))
 			}
 		}
 	}

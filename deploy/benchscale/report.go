@@ -39,6 +39,11 @@ type row struct {
 	// GetErrors is how many of the Gets were not answered 200 (their
 	// latency is in the percentiles).
 	GetErrors int `json:"get_errors"`
+	// RefGetP50 and RefGetP99 are the reference server's (refreader: one
+	// query per GET, no cache), asked as many GETs at the same rate just
+	// before the reader: the tail this machine gives the simplest server.
+	RefGetP50 time.Duration `json:"ref_get_p50_ns"`
+	RefGetP99 time.Duration `json:"ref_get_p99_ns"`
 
 	Warm1k        time.Duration `json:"warm_1k_ns"`
 	Warm100k      time.Duration `json:"warm_100k_ns"`
@@ -68,9 +73,9 @@ func (r row) ratio() float64 {
 func markdown(rows []row) string {
 	var b strings.Builder
 	b.WriteString("| stored orders | ingest orders/s | bare COPY orders/s | ingest ÷ bare | ingest CPU-s / 1k orders " +
-		"| uncached GET p50 | p99 | warm-up 1,000 | warm-up 100,000 | reader RSS, 100,000 cached " +
+		"| uncached GET p50 | p99 | reference server p99 | warm-up 1,000 | warm-up 100,000 | reader RSS, 100,000 cached " +
 		"| bytes / order | bare bytes / order | load average |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		warm := seconds(r.Warm100k)
 		if r.Warmed100k != 100_000 {
@@ -80,9 +85,9 @@ func markdown(rows []row) string {
 		if r.GetErrors > 0 {
 			p99 += fmt.Sprintf(" (%s of %s failed)", thousands(r.GetErrors), thousands(r.Gets))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			thousands(r.Stored), thousands(int(r.IngestRate+0.5)), thousands(int(r.BareRate+0.5)), r.ratio(),
-			r.IngestCPU1k, millis(r.GetP50), p99, seconds(r.Warm1k), warm,
+			r.IngestCPU1k, millis(r.GetP50), p99, millis(r.RefGetP99), seconds(r.Warm1k), warm,
 			megabytes(r.ReaderRSS), thousands(int(r.BytesPerOrder+0.5)), thousands(int(r.BareBytesPerOrder+0.5)),
 			r.LoadAverage)
 	}
@@ -138,6 +143,7 @@ var figures = []figure{
 	{file: "get-latency.png", title: "Uncached GET /order/{uid}", unit: "ms", target: 10, lines: []series{
 		{"p50", func(r row) float64 { return float64(r.GetP50) / float64(time.Millisecond) }},
 		{"p99", func(r row) float64 { return float64(r.GetP99) / float64(time.Millisecond) }},
+		{"reference server p99", func(r row) float64 { return float64(r.RefGetP99) / float64(time.Millisecond) }},
 	}},
 	{file: "warm-up.png", title: "Reader warm-up", unit: "s", target: 3, lines: []series{
 		{"1,000 orders", func(r row) float64 { return r.Warm1k.Seconds() }},

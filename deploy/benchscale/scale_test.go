@@ -227,7 +227,9 @@ func (r *run) step(n int) row {
 		megabytes(w.mem.RSS), megabytes(w.mem.Peak))
 	g := r.uncachedGets(ctx)
 	out.GetP50, out.GetP99, out.GetRate, out.Gets, out.GetErrors = g.p50, g.p99, r.set.getRate, g.n, g.errs
-	t.Logf("step %d: uncached GET p50 %s p99 %s (%d at %.0f/s)", r.stored, g.p50, g.p99, g.n, r.set.getRate)
+	out.RefGetP50, out.RefGetP99 = g.refP50, g.refP99
+	t.Logf("step %d: uncached GET p50 %s p99 %s (%d at %.0f/s); the reference server's p50 %s p99 %s",
+		r.stored, g.p50, g.p99, g.n, r.set.getRate, g.refP50, g.refP99)
 	out.Anatomy = r.anatomy(ctx)
 	out.LoadAverage = readLoad(t)
 	return out
@@ -528,9 +530,98 @@ func (r *run) warmUp(n int) warmed {
 type gotten struct {
 	p50, p99 time.Duration
 	n, errs  int
+	// refP50 and refP99 are the reference server's (referenceGets).
+	refP50, refP99 time.Duration
 	// The percentage of GETs over 10 ms at the client, in the reader's
 	// handler, and of the reader's lookup queries.
 	over10Client, over10Handler, over10Query float64
+}
+
+// getPrimers is how many GETs open a server's pool connections and
+// prepare its statements before the measured ones, as a running server
+// has them.
+const getPrimers = 200
+
+// prime asks base for the first getPrimers of uids, unmeasured, and
+// returns the rest.
+func prime(t *testing.T, client *http.Client, base, token string, uids []string) []string {
+	t.Helper()
+	for _, uid := range uids[:getPrimers] {
+		if code := get(client, base+"/order/"+uid, token); code != http.StatusOK {
+			t.Fatalf("GET %s/order/%s: %d", base, uid, code)
+		}
+	}
+	return uids[getPrimers:]
+}
+
+// openLoop asks base for each of uids once, one every interval from a
+// moment just after the call (open loop: each request's latency counts
+// from when it was due), and returns each one's latency and status (0
+// when it failed), the first one's due time and the time they all took.
+func openLoop(client *http.Client, base, token string, uids []string, interval time.Duration) (lat []time.Duration, status []int, start time.Time, elapsed time.Duration) {
+	lat, status = make([]time.Duration, len(uids)), make([]int, len(uids))
+	start = time.Now().Add(10 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i, uid := range uids {
+		due := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(due))
+		wg.Go(func() {
+			status[i] = get(client, base+"/order/"+uid, token)
+			lat[i] = time.Since(due)
+		})
+	}
+	wg.Wait()
+	return lat, status, start, time.Since(start)
+}
+
+// referenceGets runs the uncached GETs against the reference server
+// (refreader: one query per request, no cache, no batching), uids as the
+// reader's, at the same rate: what this machine, at this moment, gives
+// the simplest server that answers from PostgreSQL.
+func (r *run) referenceGets(client *http.Client, uids []string) gotten {
+	t := r.t
+	listen := freeAddr(t)
+	cmd := exec.Command(r.bins["refreader"])
+	cmd.Env = []string{"REF_LISTEN_ADDR=" + listen, "REF_DATABASE_URL=" + r.pg.URLAs("order_reader")}
+	logf := r.logFile(fmt.Sprintf("step-%d-refreader.log", r.stored))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-done; err != nil {
+			t.Logf("refreader exit: %v (log %s)", err, logf.Name())
+		}
+	}()
+	base := "http://" + listen
+	for deadline := time.Now().Add(time.Minute); httpStatus(base+"/readyz") != http.StatusOK; {
+		if time.Now().After(deadline) {
+			t.Fatalf("refreader not ready after a minute (log %s)", logf.Name())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("refreader exited: %v (log %s)", err, logf.Name())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	uids = prime(t, client, base, r.token, uids)
+	lat, status, _, _ := openLoop(client, base, r.token, uids, time.Duration(float64(time.Second)/r.set.getRate))
+	errs := 0
+	for _, code := range status {
+		if code != http.StatusOK {
+			errs++
+		}
+	}
+	if errs*100 > len(uids) {
+		t.Fatalf("%d of %d GETs of the reference server failed (log %s)", errs, len(uids), logf.Name())
+	}
+	g := gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs}
+	t.Logf("step %d: the reference server's uncached GETs: p50 %s, p99 %s (%d at %.0f/s, %d failed)",
+		r.stored, g.p50, g.p99, g.n, r.set.getRate, errs)
+	return g
 }
 
 // uncachedGets asks a reader without warm-up for distinct stored orders
@@ -540,43 +631,27 @@ type gotten struct {
 // was answered by PostgreSQL.
 func (r *run) uncachedGets(ctx context.Context) gotten {
 	t := r.t
-	const primers = 200
-	uids := r.sampleUIDs(ctx, r.set.gets+primers)
+	// Two samples: one for the reference server, asked first, and one for
+	// the reader, so that neither finds the other's orders in PostgreSQL's
+	// buffers.
+	all := r.sampleUIDs(ctx, 2*(r.set.gets+getPrimers))
+	uids := all[:r.set.gets+getPrimers]
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second}
+	ref := r.referenceGets(client, all[len(uids):])
 	rr := r.startReader(0, "get")
 	defer rr.stop(r)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second}
-	// Open the reader's pool connections and prepare its statements
-	// first, as a running reader has.
-	for _, uid := range uids[:primers] {
-		if code := get(client, rr.base+"/order/"+uid, r.token); code != http.StatusOK {
-			t.Fatalf("GET %s: %d", uid, code)
-		}
-	}
-	uids = uids[primers:]
+	uids = prime(t, client, rr.base, r.token, uids)
 	opsAddr := strings.TrimPrefix(rr.ops, "http://")
 	before := scrapeMetrics(opsAddr)
 	hits0, _ := sample(before, `reader_cache_lookups_total{result="hit",tier="db"}`)
 
-	lat := make([]time.Duration, len(uids))
-	failed := make([]int, len(uids))
 	interval := time.Duration(float64(time.Second) / r.set.getRate)
 	waits := r.sampleWaits()
 	cpu0 := r.getsCPU(ctx, rr)
 	span := time.Duration(float64(len(uids)) / r.set.getRate * float64(time.Second))
 	traced := r.profileReader(opsAddr, "trace", r.set.trace, span)
 	profiled := r.profileReader(opsAddr, "profile", r.set.cpuProfile, span)
-	start := time.Now().Add(10 * time.Millisecond)
-	var wg sync.WaitGroup
-	for i, uid := range uids {
-		due := start.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(due))
-		wg.Go(func() {
-			failed[i] = get(client, rr.base+"/order/"+uid, r.token)
-			lat[i] = time.Since(due)
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	lat, failed, start, elapsed := openLoop(client, rr.base, r.token, uids, interval)
 	traced()
 	profiled()
 	r.reportStalls(lat, start, interval, waits.finish()) // before percentile sorts lat
@@ -615,7 +690,7 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	if int(hits-hits0) != len(uids)-errs {
 		t.Fatalf("%.0f of %d answered GETs were answered by PostgreSQL: not all uncached", hits-hits0, len(uids)-errs)
 	}
-	g := gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs}
+	g := gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs, refP50: ref.p50, refP99: ref.p99}
 	// Where the slow ones were slow: the share over 10 ms as the client
 	// saw it, as the reader's handler timed it, and of the reader's lookup
 	// queries as it timed them (PostgreSQL and the connection).

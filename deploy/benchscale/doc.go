@@ -29,7 +29,11 @@
 //     moment a request was due) from a reader with no warm-up and an empty
 //     Redis key space, so that every answer comes from PostgreSQL (an
 //     answer other than 200, a reader shedding load, is counted in the
-//     figures; more than 1% of them stops the run);
+//     figures; more than 1% of them stops the run); just before, as many
+//     other sampled orders are asked at the same rate of the reference
+//     server refreader (one PostgreSQL query per GET, no cache, no
+//     batching, no authentication), whose p99 is the tail this machine
+//     gives the simplest server in the same minute;
 //   - warm-up time of 1,000 and 100,000 orders (reader_warmup_duration_seconds)
 //     and the reader's resident set with the 100,000 cached (VmRSS);
 //   - PostgreSQL bytes per order: pg_total_relation_size of the four

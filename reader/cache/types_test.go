@@ -154,3 +154,35 @@ func FuzzNewOrder(f *testing.F) {
 		checkOrder(t, NewOrder(full, masked), full, masked)
 	})
 }
+
+// TestViewsETagsConcurrent: the views' ETags are made by the first
+// responses that ask for them, possibly at once; every caller gets the
+// same, right value (run with -race, as make test does).
+func TestViewsETagsConcurrent(t *testing.T) {
+	t.Parallel()
+	full := []byte(`{"order_uid":"a","delivery":{"name":"Test Testov","phone":"+9720000000"}}`)
+	masked := []byte(`{"order_uid":"a","delivery":{"name":"T***","phone":"+97*****000"}}`)
+	for round := range 20 {
+		o := NewOrder(full, masked)
+		const callers = 8
+		fulls, maskeds := make([]View, callers), make([]View, callers)
+		done := make(chan struct{})
+		for i := range callers {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				fulls[i] = o.Full()
+				maskeds[i], _ = o.Masked()
+			}()
+		}
+		for range callers {
+			<-done
+		}
+		for i := range callers {
+			if fulls[i].ETag != fulls[0].ETag || maskeds[i].ETag != maskeds[0].ETag {
+				t.Fatalf("round %d: caller %d got ETags %s, %s; caller 0 %s, %s",
+					round, i, fulls[i].ETag, maskeds[i].ETag, fulls[0].ETag, maskeds[0].ETag)
+			}
+		}
+		checkOrder(t, o, full, masked)
+	}
+}

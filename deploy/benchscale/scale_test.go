@@ -351,12 +351,7 @@ func (r *run) ingest(ctx context.Context, slice []storedOrder) ingested {
 	}
 	cmd.Env = append(cmd.Env, r.set.ingestorEnv...)
 	logf = r.logFile(fmt.Sprintf("step-%d-ingestor.log", r.stored))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := startLogged(t, cmd, logf)
 	defer func() {
 		select {
 		case err := <-done: // exited already (what it returned was handled)
@@ -466,17 +461,11 @@ func (r *run) startReader(warm int, name string) *readerRun {
 		t.Fatal(err)
 	}
 	go func() { rr.done <- rr.cmd.Wait() }()
-	deadline := time.Now().Add(6 * time.Minute)
-	for httpStatus(rr.base+"/readyz") != http.StatusOK {
-		if time.Now().After(deadline) {
+	if err := waitReady(rr.base+"/readyz", 6*time.Minute, rr.done); err != nil {
+		if !errors.Is(err, errExited) {
 			rr.stop(r)
-			t.Fatalf("reader not ready after 6 minutes (log %s)", logf.Name())
 		}
-		select {
-		case err := <-rr.done:
-			t.Fatalf("reader exited: %v (log %s)", err, logf.Name())
-		case <-time.After(20 * time.Millisecond):
-		}
+		t.Fatalf("reader: %v (log %s)", err, logf.Name())
 	}
 	return rr
 }
@@ -537,6 +526,38 @@ type gotten struct {
 	over10Client, over10Handler, over10Query float64
 }
 
+// startLogged starts cmd with its output to logf; the channel delivers
+// what its Wait returns (buffered, one value).
+func startLogged(t *testing.T, cmd *exec.Cmd, logf *os.File) chan error {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return done
+}
+
+// errExited is waitReady's error when the process exited first.
+var errExited = errors.New("exited")
+
+// waitReady polls url until it answers 200, for at most within, and fails
+// at once when the process whose Wait done delivers exits first.
+func waitReady(url string, within time.Duration, done <-chan error) error {
+	for deadline := time.Now().Add(within); httpStatus(url) != http.StatusOK; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s", within)
+		}
+		select {
+		case err := <-done:
+			return fmt.Errorf("%w: %v", errExited, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // getPrimers is how many GETs open a server's pool connections and
 // prepare its statements before the measured ones, as a running server
 // has them.
@@ -584,12 +605,7 @@ func (r *run) referenceGets(client *http.Client, uids []string) gotten {
 	cmd := exec.Command(r.bins["refreader"])
 	cmd.Env = []string{"REF_LISTEN_ADDR=" + listen, "REF_DATABASE_URL=" + r.pg.URLAs("order_reader")}
 	logf := r.logFile(fmt.Sprintf("step-%d-refreader.log", r.stored))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := startLogged(t, cmd, logf)
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-done; err != nil {
@@ -597,15 +613,8 @@ func (r *run) referenceGets(client *http.Client, uids []string) gotten {
 		}
 	}()
 	base := "http://" + listen
-	for deadline := time.Now().Add(time.Minute); httpStatus(base+"/readyz") != http.StatusOK; {
-		if time.Now().After(deadline) {
-			t.Fatalf("refreader not ready after a minute (log %s)", logf.Name())
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("refreader exited: %v (log %s)", err, logf.Name())
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := waitReady(base+"/readyz", time.Minute, done); err != nil {
+		t.Fatalf("refreader: %v (log %s)", err, logf.Name())
 	}
 	uids = prime(t, client, base, r.token, uids)
 	lat, status, _, _ := openLoop(client, base, r.token, uids, time.Duration(float64(time.Second)/r.set.getRate))

@@ -33,19 +33,33 @@ type storedOrder = ingest.StoredOrder
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// buildBinaries builds the commands the run starts: the three services
-// and the uncached GETs' reference server.
-func buildBinaries(t testing.TB, root string) map[string]string {
+// commands are the packages of the commands the benchmarks start, by
+// binary name: the three services and the uncached GETs' reference
+// server.
+var commands = map[string]string{
+	"ingestor": "./ingestor", "reader": "./reader", "producer": "./producer",
+	"refreader": "./deploy/benchscale/refreader",
+}
+
+// buildBinaries builds the named commands (of commands) in one go build
+// and returns their binaries by name.
+func buildBinaries(t testing.TB, root string, names ...string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./ingestor", "./reader", "./producer", "./deploy/benchscale/refreader")
+	args := []string{"build", "-o", dir + string(os.PathSeparator)}
+	bins := map[string]string{}
+	for _, name := range names {
+		pkg, ok := commands[name]
+		if !ok {
+			t.Fatalf("no command %q to build", name)
+		}
+		args = append(args, pkg)
+		bins[name] = filepath.Join(dir, name)
+	}
+	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	bins := map[string]string{}
-	for _, name := range []string{"ingestor", "reader", "producer", "refreader"} {
-		bins[name] = filepath.Join(dir, name)
 	}
 	return bins
 }

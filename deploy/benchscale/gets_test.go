@@ -48,8 +48,7 @@ func TestGets(t *testing.T) {
 			t.Fatalf("SCALE_GETS_ROUNDS=%q: want a positive count", v)
 		}
 	}
-	logs := logsDir(t, "SCALE_GETS_LOGS")
-	r := &run{t: t, logs: logs, stored: stored}
+	r := &run{t: t, logs: logsDir(t, "SCALE_GETS_LOGS"), stored: stored}
 	r.set.gets, r.set.getRate = 10_000, 1000
 	if v := os.Getenv("SCALE_GETS"); v != "" {
 		if r.set.gets, err = parseCount(v); err != nil || r.set.gets == 0 {
@@ -78,7 +77,7 @@ func TestGets(t *testing.T) {
 		}
 	}
 	readers := readerBinaries(t, "SCALE_GETS_READERS")
-	ref := buildBinaries(t, repoRoot(t))["refreader"]
+	ref := buildBinaries(t, repoRoot(t), "refreader")["refreader"]
 	token, line := authtest.NewKey(t, "bench-gets", "1000000/1000000", auth.ScopeRead, auth.ScopePII)
 	r.keys, r.token = authtest.NewKeys(t, line).File, token
 	ctx := context.Background()

@@ -78,7 +78,7 @@ func BenchmarkIngestors(b *testing.B) {
 		b.Fatal(err)
 	}
 	load0 := readLoad(b)
-	bins := buildBinaries(b, root)
+	bins := buildBinaries(b, root, "ingestor", "producer")
 	kafka, rds := testenv.Kafka(b), testenv.Redis(b)
 	redisPID := redisProcess(b, rds.Client)
 	topic := kafka.Topic(b, "orders", topicPartitions)

@@ -49,7 +49,7 @@ func readerBinaries(t *testing.T, env string) []string {
 	if v := os.Getenv(env); v != "" {
 		return strings.Split(v, ",")
 	}
-	return []string{buildBinaries(t, repoRoot(t))["reader"]}
+	return []string{buildBinaries(t, repoRoot(t), "reader")["reader"]}
 }
 
 // logsDir is the directory the environment variable env names, made if

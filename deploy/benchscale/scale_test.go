@@ -61,6 +61,11 @@ type settings struct {
 	trace, cpuProfile string
 }
 
+// getInterval is the time between two uncached GETs.
+func (s settings) getInterval() time.Duration {
+	return time.Duration(float64(time.Second) / s.getRate)
+}
+
 func loadSettings(t *testing.T, root string) settings {
 	t.Helper()
 	s := settings{slice: 100_000, leadIn: 100_000, gets: 10_000, getRate: 1000, warmBig: 100_000,
@@ -139,7 +144,7 @@ func TestScale(t *testing.T) {
 	if err := os.MkdirAll(r.logs, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r.bins = buildBinaries(t, root)
+	r.bins = buildBinaries(t, root, "ingestor", "reader", "producer", "refreader")
 	// The uncached GETs ask for whole orders (orders:pii: the stored bytes,
 	// no masking, an audit record each), as a service with full access
 	// does; the limit never refuses them.
@@ -438,7 +443,7 @@ type readerRun struct {
 // empty Redis key space of its own, and waits until it is ready.
 func (r *run) startReader(warm int, name string) *readerRun {
 	t := r.t
-	rr := &readerRun{done: make(chan error, 1), prefix: "scale" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
+	rr := &readerRun{prefix: "scale" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
 	listen, ops := freeAddr(t), freeAddr(t)
 	rr.base, rr.ops = "http://"+listen, "http://"+ops
 	rr.cmd = exec.Command(r.bins["reader"])
@@ -456,11 +461,7 @@ func (r *run) startReader(warm int, name string) *readerRun {
 	}
 	rr.cmd.Env = append(rr.cmd.Env, r.set.readerEnv...)
 	logf := r.logFile(fmt.Sprintf("step-%d-reader-%s.log", r.stored, name))
-	rr.cmd.Stdout, rr.cmd.Stderr = logf, logf
-	if err := rr.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { rr.done <- rr.cmd.Wait() }()
+	rr.done = startLogged(t, rr.cmd, logf)
 	if err := waitReady(rr.base+"/readyz", 6*time.Minute, rr.done); err != nil {
 		if !errors.Is(err, errExited) {
 			rr.stop(r)
@@ -595,6 +596,19 @@ func openLoop(client *http.Client, base, token string, uids []string, interval t
 	return lat, status, start, time.Since(start)
 }
 
+// failures counts the statuses other than 200 (0: the request failed),
+// and each one's count.
+func failures(status []int) (n int, codes map[int]int) {
+	codes = map[int]int{}
+	for _, code := range status {
+		if code != http.StatusOK {
+			codes[code]++
+			n++
+		}
+	}
+	return n, codes
+}
+
 // referenceGets runs the uncached GETs against the reference server
 // (refreader: one query per request, no cache, no batching), uids as the
 // reader's, at the same rate: what this machine, at this moment, gives
@@ -617,15 +631,10 @@ func (r *run) referenceGets(client *http.Client, uids []string) gotten {
 		t.Fatalf("refreader: %v (log %s)", err, logf.Name())
 	}
 	uids = prime(t, client, base, r.token, uids)
-	lat, status, _, _ := openLoop(client, base, r.token, uids, time.Duration(float64(time.Second)/r.set.getRate))
-	errs := 0
-	for _, code := range status {
-		if code != http.StatusOK {
-			errs++
-		}
-	}
+	lat, status, _, _ := openLoop(client, base, r.token, uids, r.set.getInterval())
+	errs, codes := failures(status)
 	if errs*100 > len(uids) {
-		t.Fatalf("%d of %d GETs of the reference server failed (log %s)", errs, len(uids), logf.Name())
+		t.Fatalf("%d of %d GETs of the reference server failed (status: count %v; log %s)", errs, len(uids), codes, logf.Name())
 	}
 	g := gotten{p50: percentile(lat, 50), p99: percentile(lat, 99), n: len(uids), errs: errs}
 	t.Logf("step %d: the reference server's uncached GETs: p50 %s, p99 %s (%d at %.0f/s, %d failed)",
@@ -654,10 +663,10 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	before := scrapeMetrics(opsAddr)
 	hits0, _ := sample(before, `reader_cache_lookups_total{result="hit",tier="db"}`)
 
-	interval := time.Duration(float64(time.Second) / r.set.getRate)
+	interval := r.set.getInterval()
 	waits := r.sampleWaits()
 	cpu0 := r.getsCPU(ctx, rr)
-	span := time.Duration(float64(len(uids)) / r.set.getRate * float64(time.Second))
+	span := time.Duration(len(uids)) * interval
 	traced := r.profileReader(opsAddr, "trace", r.set.trace, span)
 	profiled := r.profileReader(opsAddr, "profile", r.set.cpuProfile, span)
 	lat, failed, start, elapsed := openLoop(client, rr.base, r.token, uids, interval)
@@ -680,14 +689,7 @@ func (r *run) uncachedGets(ctx context.Context) gotten {
 	// an overloaded machine) is measured, not dropped: the failures are
 	// counted in the figures, and only a reader that fails more than 1%
 	// stops the run.
-	codes := map[int]int{}
-	errs := 0
-	for _, code := range failed {
-		if code != http.StatusOK {
-			codes[code]++
-			errs++
-		}
-	}
+	errs, codes := failures(failed)
 	if errs > 0 {
 		t.Logf("step %d: %d of %d uncached GETs failed (status: count %v)", r.stored, errs, len(uids), codes)
 	}

@@ -55,8 +55,7 @@ func TestWarm(t *testing.T) {
 		return n
 	}
 	rounds, warm := count("SCALE_WARM_ROUNDS", 5), count("SCALE_WARM_COUNT", 100_000)
-	logs := logsDir(t, "SCALE_WARM_LOGS")
-	r := &run{t: t, logs: logs, stored: stored}
+	r := &run{t: t, logs: logsDir(t, "SCALE_WARM_LOGS"), stored: stored}
 	if r.set.readerEnv, err = parseEnv(os.Getenv("SCALE_READER_ENV")); err != nil {
 		t.Fatalf("SCALE_READER_ENV: %v", err)
 	}

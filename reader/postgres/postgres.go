@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/orderservice/orders/reader/batch"
 	"github.com/orderservice/orders/reader/cache"
@@ -452,6 +453,17 @@ func (s *Store) query(ctx context.Context, pool *pgxpool.Pool, uids []string) (m
 		}
 	}
 	return found, nil
+}
+
+// columns returns the columns of rows' result, or the error rows hold:
+// a batch that failed before a statement's result (a cancelled context, a
+// broken connection) hands that statement's callback rows with the error
+// and no result, whose FieldDescriptions would dereference nil.
+func columns(rows pgx.Rows) ([]pgconn.FieldDescription, error) {
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return rows.FieldDescriptions(), nil
 }
 
 // eachCanonical scans every row of orderColumns and calls fn with the

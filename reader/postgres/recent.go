@@ -325,7 +325,11 @@ var (
 // released together (the cache keeps their encodings and a copy of each
 // uid, see encodeEntries).
 func (p *page) readOrders(rows pgx.Rows) error {
-	raw := decodable(rows.FieldDescriptions(), orderColumnTypes)
+	fields, err := columns(rows)
+	if err != nil {
+		return err
+	}
+	raw := decodable(fields, orderColumnTypes)
 	tx := newTexts(cap(p.orders)*textBytesPerOrder, cap(p.orders)*textsPerOrder)
 	for rows.Next() {
 		p.orders = append(p.orders, model.Order{})
@@ -371,7 +375,11 @@ func scanOrderRow(rows pgx.Rows, o *model.Order) error {
 // of an order the orders' statement did not return (one without a delivery
 // or a payment row) is left out.
 func (p *page) readItems(rows pgx.Rows) error {
-	raw := decodable(rows.FieldDescriptions(), itemColumnTypes)
+	fields, err := columns(rows)
+	if err != nil {
+		return err
+	}
+	raw := decodable(fields, itemColumnTypes)
 	type key struct {
 		order int32 // in p.orders
 		pos   int16

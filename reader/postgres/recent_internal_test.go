@@ -112,3 +112,36 @@ func TestRecentItemsInAnyOrder(t *testing.T) {
 type scanned struct{ pgx.Rows }
 
 func (scanned) FieldDescriptions() []pgconn.FieldDescription { return nil }
+
+// TestReadersOfAFailedBatch: the callbacks of batched statements (a
+// warm-up page's two, the searches') get the rows pgx hands a statement of
+// a batch that failed before its result (here the batch's context was
+// cancelled), which hold the error and no result: they return the error
+// rather than ask the missing result for its columns (which panicked a
+// warm-up whose context ended mid-page).
+func TestReadersOfAFailedBatch(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	conn, err := pg.Pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for name, read := range map[string]func(pgx.Rows) error{
+		"page orders": (&page{}).readOrders,
+		"page items":  (&page{}).readItems,
+		"searches":    func(rows pgx.Rows) error { return scanSearches(rows, nil) },
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var b pgx.Batch
+		b.Queue("SELECT 1")
+		br := conn.SendBatch(ctx, &b)
+		rows, _ := br.Query()
+		if err := read(rows); err == nil {
+			t.Errorf("%s: read a failed batch's rows without an error", name)
+		}
+		rows.Close()
+		_ = br.Close()
+	}
+}

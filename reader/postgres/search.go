@@ -197,7 +197,11 @@ func scanSearches(rows pgx.Rows, reqs []searchRequest) error {
 		arena   = make([]byte, 0, rowsWanted*textBytesPerRow)
 		last    = int32(-1)
 	)
-	decode := summaryDecoder(rows.FieldDescriptions())
+	fields, err := columns(rows)
+	if err != nil {
+		return err
+	}
+	decode := summaryDecoder(fields)
 	text := func(b []byte) [2]int {
 		arena = append(arena, b...)
 		return [2]int{len(arena) - len(b), len(arena)}

@@ -532,10 +532,14 @@ func TestLeaseFetchedAhead(t *testing.T) {
 		callsPerEvent float64
 		exactCalls    bool // one call per event, no lease fetched ahead
 	}{
-		// A lease runs out every 100 ms: without fetching ahead, each
-		// renewal waits 20 ms, at least 3 times after the settling.
-		{name: "busy key", every: time.Millisecond, events: 600, lease: 100 * time.Millisecond,
-			settle: 250, maxWaits: 1, callsPerEvent: 0.1},
+		// A lease runs out every 200 ms: without fetching ahead, each
+		// renewal waits 20 ms, at least 3 times after the settling. The
+		// lease fetched ahead is asked for 100 ms before it is needed
+		// (when half is spent), a margin that a loaded test machine's
+		// stalls of tens of milliseconds do not use up (with 100 ms
+		// leases, its 50 ms sometimes were).
+		{name: "busy key", every: time.Millisecond, events: 1200, lease: 200 * time.Millisecond,
+			settle: 450, maxWaits: 1, callsPerEvent: 0.1},
 		{name: "quiet key", every: 60 * time.Millisecond, events: 8, lease: 20 * time.Millisecond,
 			settle: 0, maxWaits: 8, exactCalls: true},
 	} {

@@ -287,3 +287,18 @@ func TestFreeAddrIsListenable(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestFreeAddrNeverRepeats: the kernel hands ports just closed to later
+// listeners on port 0, so without its record FreeAddr returned the same
+// address twice (a reader's listen and ops ports, in CI); 2,000 calls,
+// more than a run of the suite makes, must give 2,000 addresses.
+func TestFreeAddrNeverRepeats(t *testing.T) {
+	seen := map[string]int{}
+	for i := range 2000 {
+		addr := FreeAddr(t)
+		if j, ok := seen[addr]; ok {
+			t.Fatalf("call %d returned %s, which call %d returned", i, addr, j)
+		}
+		seen[addr] = i
+	}
+}

@@ -8,15 +8,19 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ory/dockertest/v3"
 )
 
-// FreeAddr returns "127.0.0.1:<port>" for a port that was free a moment ago.
-// Another process may take it before the caller listens on it: prefer
-// listening on port 0 where the code under test allows it.
+// FreeAddr returns "127.0.0.1:<port>" for a port that was free a moment ago,
+// and that no other FreeAddr of this process returned: the kernel may hand
+// a port just closed to the next listener on port 0, and two addresses
+// asked for one after the other (a reader's listen and ops ports) came out
+// the same. Another process may still take it before the caller listens
+// on it: prefer listening on port 0 where the code under test allows it.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	addr, err := freeAddr()
@@ -26,16 +30,32 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
+// handedOut are the addresses freeAddr has returned in this process.
+var handedOut struct {
+	sync.Mutex
+	addrs map[string]bool
+}
+
 func freeAddr() (string, error) {
-	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.addrs == nil {
+		handedOut.addrs = map[string]bool{}
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", err
+	for {
+		ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			return "", err
+		}
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr, nil
+		}
 	}
-	return addr, nil
 }
 
 // Await polls cond every few milliseconds until it holds, failing the test
